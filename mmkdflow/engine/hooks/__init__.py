@@ -1,0 +1,4 @@
+from .student_checkpoint_hook import StudentCheckpointHook
+from .teacher_reference_hook import TeacherReferenceHook
+
+__all__ = ['StudentCheckpointHook', 'TeacherReferenceHook']

@@ -1,0 +1,63 @@
+"""Simple connectors: identity and a learned 1x1 adapter."""
+from typing import List, Optional
+
+import torch.nn as nn
+from torch import Tensor
+
+from mmkdflow.registry import MODELS
+from ..utils.context import DistillContext
+from .base import BaseConnector, ConnectorOutput
+
+
+@MODELS.register_module()
+class IdentityConnector(BaseConnector):
+    """Passes the student tensors through unchanged."""
+
+    def forward(self, student: List[Tensor], teacher: Optional[List[Tensor]],
+                ctx: DistillContext) -> ConnectorOutput:
+        return ConnectorOutput(student=list(student))
+
+
+@MODELS.register_module()
+class ConvAdapter(BaseConnector):
+    """A 1x1 convolution (optionally + BatchNorm) mapping student channels to
+    teacher channels, shared by all selected entries (e.g. FPN levels).
+
+    ``y = BN(W x + b)`` applied per position; inputs of shape ``(B, C)`` are
+    treated as ``(B, C, 1, 1)`` and returned as ``(B, C_out)``.
+
+    Args:
+        in_channels: Student channels.
+        out_channels: Teacher channels.
+        with_bn: Append a BatchNorm2d.
+        init_cfg: MMEngine initialisation config.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int,
+                 with_bn: bool = False, init_cfg=None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if in_channels <= 0 or out_channels <= 0:
+            raise ValueError(
+                f'ConvAdapter needs positive channel counts, got '
+                f'in_channels={in_channels}, out_channels={out_channels}')
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        layers = [nn.Conv2d(in_channels, out_channels, 1, bias=not with_bn)]
+        if with_bn:
+            layers.append(nn.BatchNorm2d(out_channels))
+        self.adapter = nn.Sequential(*layers)
+
+    def _apply(self, x: Tensor) -> Tensor:
+        if x.dim() == 2:
+            return self.adapter(x[:, :, None, None]).flatten(1)
+        return self.adapter(x)
+
+    def forward(self, student: List[Tensor], teacher: Optional[List[Tensor]],
+                ctx: DistillContext) -> ConnectorOutput:
+        for x in student:
+            if x.shape[1] != self.in_channels:
+                raise ValueError(
+                    f'ConvAdapter expects {self.in_channels} student channels '
+                    f'but got a tensor of shape {tuple(x.shape)}; set '
+                    f'in_channels={x.shape[1]}')
+        return ConnectorOutput(student=[self._apply(x) for x in student])

@@ -1,0 +1,55 @@
+"""The connector protocol shared by every distillation method."""
+from abc import ABCMeta, abstractmethod
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from ..utils.context import DistillContext
+
+
+@dataclass
+class ConnectorOutput:
+    """What a connector hands back to the distiller.
+
+    Attributes:
+        student: The transformed student tensors, one per selected entry of
+            the recorded output (e.g. one per FPN level). When the
+            distillation point has ``replace=True`` these tensors take the
+            place of the student's recorded output, so they flow on into the
+            student's own head.
+        teacher: The loss targets, when the connector changes them (e.g. a
+            latent of the teacher feature); ``None`` keeps the recorded
+            teacher tensors.
+        losses: Losses the connector computes itself (already weighted),
+            logged as ``distill.<point>.<name>``.
+    """
+
+    student: List[Tensor]
+    teacher: Optional[List[Tensor]] = None
+    losses: Dict[str, Tensor] = field(default_factory=dict)
+
+
+class BaseConnector(BaseModule, metaclass=ABCMeta):
+    """Base class of connectors.
+
+    A connector receives the student tensors and, in training, the teacher
+    tensors of one distillation point as lists (one entry per selected
+    index, e.g. per FPN level), so a method can share or batch one module
+    across levels. At inference (validation, test, export) the teacher list
+    is ``None``; a connector used with ``replace=True`` must then still
+    return the student tensors.
+    """
+
+    @abstractmethod
+    def forward(self, student: List[Tensor], teacher: Optional[List[Tensor]],
+                ctx: DistillContext) -> ConnectorOutput:
+        """Transform one point's tensors and compute the connector's losses.
+
+        Args:
+            student: Student tensors, one per selected index.
+            teacher: Teacher tensors in the same order, or ``None`` at
+                inference.
+            ctx: The step's context (labels, epoch, iteration).
+        """

@@ -1,0 +1,136 @@
+"""The protocol shared by every distillation loss of mmkdflow."""
+import contextlib
+from typing import ContextManager, Optional, Tuple
+
+import torch
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from mmkdflow.models.utils.context import DistillContext
+
+
+def fp32_region(device: torch.device) -> ContextManager:
+    """A context in which autocast is off on ``device``.
+
+    Losses compute in float32: softmax, logarithms and variances of bf16 or
+    fp16 tensors lose too much precision, and fp16 overflows on exp.
+    """
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device_type=device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def logits_to_rows(logits: Tensor) -> Tensor:
+    """View class scores as rows of a matrix, one row per prediction.
+
+    ``(B, K)`` stays as is; dense logits ``(B, K, *spatial)`` become
+    ``(B * prod(spatial), K)``: one row per pixel.
+    """
+    if logits.dim() < 2:
+        raise ValueError(
+            f'expected logits of shape (B, K) or (B, K, H, W), got '
+            f'{tuple(logits.shape)}')
+    if logits.dim() == 2:
+        return logits
+    return logits.movedim(1, -1).reshape(-1, logits.shape[1])
+
+
+def reduce_loss(loss: Tensor, reduction: str) -> Tensor:
+    """Reduce an element-wise loss: ``'mean'``, ``'sum'`` or ``'none'``."""
+    if reduction == 'mean':
+        return loss.mean()
+    if reduction == 'sum':
+        return loss.sum()
+    return loss
+
+
+class BaseDistillLoss(BaseModule):
+    """Base class of the distillation losses.
+
+    A loss compares a student tensor with a teacher tensor of the same shape.
+    The teacher is always a target: it is detached, so no gradient ever
+    reaches it. Both tensors are cast to float32 and the loss is computed with
+    autocast turned off, so the result is a float32 tensor whatever the input
+    precision.
+
+    Subclasses implement :meth:`compute_loss` (the unweighted loss, already
+    reduced as ``self.reduction`` asks) and may narrow
+    ``allowed_reductions``.
+
+    Args:
+        loss_weight: Factor the loss is multiplied by.
+        reduction: How the loss is reduced; one of ``allowed_reductions``.
+        init_cfg: Initialisation config of :class:`BaseModule`.
+
+    Raises:
+        ValueError: If ``reduction`` is not one of ``allowed_reductions``.
+    """
+
+    #: Whether :meth:`forward` needs a context with ground-truth labels.
+    requires_labels: bool = False
+    #: The reductions the loss accepts.
+    allowed_reductions: Tuple[str, ...] = ('mean', 'sum', 'none')
+
+    def __init__(self,
+                 loss_weight: float = 1.0,
+                 reduction: str = 'mean',
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if reduction not in self.allowed_reductions:
+            raise ValueError(
+                f'{type(self).__name__}: reduction must be one of '
+                f'{self.allowed_reductions}, got {reduction!r}')
+        self.loss_weight = float(loss_weight)
+        self.reduction = reduction
+
+    def forward(self,
+                student: Tensor,
+                teacher: Tensor,
+                ctx: Optional[DistillContext] = None) -> Tensor:
+        """Compute ``loss_weight * loss(student, teacher)``.
+
+        Args:
+            student: Student tensor; gradients flow back into it.
+            teacher: Teacher tensor of the same shape; used as a target only
+                (detached here).
+            ctx: Step context; needed only when ``requires_labels`` is True.
+
+        Returns:
+            A scalar, or an unreduced tensor when ``reduction='none'``.
+
+        Raises:
+            ValueError: If the shapes do not match.
+        """
+        teacher = teacher.detach()
+        student, teacher = self.align(student, teacher)
+        self.check_shapes(student, teacher)
+        with fp32_region(student.device):
+            loss = self.compute_loss(student.float(), teacher.float(), ctx)
+        return self.loss_weight * loss
+
+    def align(self, student: Tensor,
+              teacher: Tensor) -> Tuple[Tensor, Tensor]:
+        """Hook to adapt the inputs before the shape check (default: none)."""
+        return student, teacher
+
+    def check_shapes(self, student: Tensor, teacher: Tensor) -> None:
+        """Raise a ValueError naming both shapes when they differ."""
+        if student.shape == teacher.shape:
+            return
+        s_shape, t_shape = tuple(student.shape), tuple(teacher.shape)
+        if len(s_shape) > 1 and len(t_shape) > 1 and s_shape[1] != t_shape[1]:
+            hint = ('add a connector (e.g. ConvAdapter) to map the student '
+                    "to the teacher's channels")
+        else:
+            hint = ('add a connector (e.g. ConvAdapter) or resize one side '
+                    "so that the student matches the teacher's shape")
+        raise ValueError(f'{type(self).__name__}: student {s_shape} vs '
+                         f'teacher {t_shape}: {hint}')
+
+    def compute_loss(self, student: Tensor, teacher: Tensor,
+                     ctx: Optional[DistillContext]) -> Tensor:
+        """The unweighted loss on float32 inputs of equal shapes."""
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f'loss_weight={self.loss_weight}, reduction={self.reduction!r}'

@@ -1,0 +1,69 @@
+"""DIST: distillation by inter- and intra-class Pearson correlation."""
+from typing import Optional
+
+from torch import Tensor
+
+from mmkdflow.models.utils.context import DistillContext
+from mmkdflow.registry import MODELS
+from .base import BaseDistillLoss, logits_to_rows
+
+
+def pearson_rows(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
+    """Pearson correlation of matching rows of two ``(N, D)`` matrices.
+
+    ``corr = <a - mean(a), b - mean(b)> / (|a - mean(a)| |b - mean(b)| + eps)``
+    with the means taken over each row; returns an ``(N,)`` tensor.
+    """
+    a = a - a.mean(dim=1, keepdim=True)
+    b = b - b.mean(dim=1, keepdim=True)
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + eps)
+
+
+@MODELS.register_module()
+class DISTLoss(BaseDistillLoss):
+    r"""DIST (Huang et al., NeurIPS 2022): relation matching of predictions.
+
+    With ``P_s = softmax(s / tau)`` and ``P_t = softmax(t / tau)`` as
+    ``(N, K)`` matrices (N samples, or B*H*W pixels for dense logits
+    ``(B, K, H, W)``, which are flattened first)::
+
+        inter = 1 - mean_n corr(P_s[n, :], P_t[n, :])   # per prediction
+        intra = 1 - mean_k corr(P_s[:, k], P_t[:, k])   # per class
+        loss  = tau^2 * (beta * inter + gamma * intra)
+
+    where ``corr`` is the Pearson correlation (:func:`pearson_rows`, with
+    ``eps = 1e-8`` in the denominator). The loss is a scalar by construction,
+    so the only reduction is ``'mean'``.
+
+    Args:
+        beta: Weight of the inter-class (per prediction) relation.
+        gamma: Weight of the intra-class (per class) relation.
+        tau: Softening temperature.
+        loss_weight: Factor the loss is multiplied by.
+        reduction: Only ``'mean'``.
+        init_cfg: Initialisation config.
+    """
+
+    allowed_reductions = ('mean', )
+
+    def __init__(self,
+                 beta: float = 1.0,
+                 gamma: float = 1.0,
+                 tau: float = 1.0,
+                 loss_weight: float = 1.0,
+                 reduction: str = 'mean',
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(loss_weight, reduction, init_cfg)
+        if tau <= 0:
+            raise ValueError(f'tau must be > 0, got {tau}')
+        self.beta = float(beta)
+        self.gamma = float(gamma)
+        self.tau = float(tau)
+
+    def compute_loss(self, student: Tensor, teacher: Tensor,
+                     ctx: Optional[DistillContext]) -> Tensor:
+        p_s = (logits_to_rows(student) / self.tau).softmax(dim=1)
+        p_t = (logits_to_rows(teacher) / self.tau).softmax(dim=1)
+        inter = 1 - pearson_rows(p_s, p_t).mean()
+        intra = 1 - pearson_rows(p_s.t(), p_t.t()).mean()
+        return self.tau**2 * (self.beta * inter + self.gamma * intra)

@@ -1,0 +1,80 @@
+"""PKD: feature imitation after per-channel normalisation."""
+from typing import Optional, Tuple
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmkdflow.models.utils.context import DistillContext
+from mmkdflow.registry import MODELS
+from .base import BaseDistillLoss, reduce_loss
+
+
+def normalize_channels(feat: Tensor, eps: float = 1e-6) -> Tensor:
+    """Zero mean, unit std per channel of an ``(N, C, H, W)`` tensor.
+
+    ``(x - mean_c) / (std_c + eps)`` with the statistics of channel ``c``
+    taken over ``(N, H, W)``. ``std`` is the population (biased) standard
+    deviation, so a single element per channel normalises to 0 instead of
+    NaN; MMRazor's and mmdet's PKD use the unbiased one, a relative
+    difference of ``1 / (N*H*W)`` in scale.
+    """
+    dims = (0, 2, 3)
+    mean = feat.mean(dim=dims, keepdim=True)
+    std = feat.std(dim=dims, keepdim=True, correction=0)
+    return (feat - mean) / (std + eps)
+
+
+@MODELS.register_module()
+class PKDLoss(BaseDistillLoss):
+    r"""PKD (Cao et al., NeurIPS 2022): Pearson-correlation feature imitation.
+
+    Both features are normalised per channel over ``(N, H, W)``
+    (:func:`normalize_channels`), then::
+
+        loss = MSE(norm(F_s), norm(F_t)) / 2
+
+    which equals ``1 - mean_c pearson(F_s[:, c], F_t[:, c])`` up to ``eps``:
+    it ignores the scale and offset of each channel. ``(B, K)`` inputs are
+    treated as ``(B, K, 1, 1)``.
+
+    Reductions: ``'mean'`` (default) averages the squared differences over
+    all elements, ``'sum'`` sums them, ``'none'`` returns them (halved) with
+    the input's shape.
+
+    Args:
+        resize_stu: When the spatial sizes differ, resize the student to the
+            teacher's size (bilinear) instead of raising.
+        loss_weight: Factor the loss is multiplied by.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'``.
+        init_cfg: Initialisation config.
+    """
+
+    def __init__(self,
+                 resize_stu: bool = False,
+                 loss_weight: float = 1.0,
+                 reduction: str = 'mean',
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(loss_weight, reduction, init_cfg)
+        self.resize_stu = resize_stu
+
+    def align(self, student: Tensor,
+              teacher: Tensor) -> Tuple[Tensor, Tensor]:
+        """Resize the student to the teacher's ``(H, W)`` if asked to."""
+        if (self.resize_stu and student.dim() == 4 and teacher.dim() == 4
+                and student.shape[2:] != teacher.shape[2:]):
+            student = F.interpolate(
+                student, size=teacher.shape[2:], mode='bilinear',
+                align_corners=False)
+        return student, teacher
+
+    def compute_loss(self, student: Tensor, teacher: Tensor,
+                     ctx: Optional[DistillContext]) -> Tensor:
+        shape = student.shape
+        if student.dim() == 2:
+            student, teacher = student[..., None, None], teacher[..., None, None]
+        if student.dim() != 4:
+            raise ValueError(
+                f'PKDLoss expects (N, C, H, W) or (N, C) tensors, got '
+                f'{tuple(shape)}')
+        diff = normalize_channels(student) - normalize_channels(teacher)
+        return reduce_loss(diff.pow(2).reshape(shape) / 2, self.reduction)

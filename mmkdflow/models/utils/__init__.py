@@ -1,0 +1,6 @@
+from .context import DistillContext
+from .model_builder import (build_mmkdflow_module, build_task_model,
+                            resolve_model_cfg)
+
+__all__ = ['DistillContext', 'build_mmkdflow_module', 'build_task_model',
+           'resolve_model_cfg']

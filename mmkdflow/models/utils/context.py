@@ -1,0 +1,72 @@
+"""What a connector or a loss may know about the current step."""
+from dataclasses import dataclass
+from typing import Any, List, Optional
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class DistillContext:
+    """Per-step information handed to connectors and losses.
+
+    Args:
+        data_samples: The batch's data samples (ground truth), or ``None``
+            at inference or when the caller has none.
+        epoch: Current (0-based) training epoch, from MMEngine's message hub.
+        iter: Current (0-based) training iteration.
+        max_epochs: Total epochs of the run, if known.
+        max_iters: Total iterations of the run, if known.
+        training: Whether the step computes losses.
+    """
+
+    data_samples: Optional[List[Any]] = None
+    epoch: int = 0
+    iter: int = 0
+    max_epochs: Optional[int] = None
+    max_iters: Optional[int] = None
+    training: bool = True
+
+    def gt_labels(self) -> Tensor:
+        """Classification labels of the batch as a ``(B,)`` long tensor.
+
+        Raises:
+            ValueError: If there are no data samples or they carry no
+                ``gt_label`` (a loss that needs labels was used on a task
+                without image-level labels).
+        """
+        if not self.data_samples:
+            raise ValueError(
+                'this loss needs ground-truth labels, but the step has no '
+                'data samples; use it only in training with labelled data')
+        labels = []
+        for sample in self.data_samples:
+            label = getattr(sample, 'gt_label', None)
+            if label is None:
+                raise ValueError(
+                    f'this loss needs image-level labels (data_sample.gt_label'
+                    f'), but got a {type(sample).__name__} without them; use '
+                    f'it with an mmpretrain classifier')
+            labels.append(torch.as_tensor(label).reshape(-1)[:1])
+        return torch.cat(labels).long()
+
+    def gt_sem_seg(self) -> Tensor:
+        """Per-pixel labels of the batch as a ``(B, H, W)`` long tensor.
+
+        Raises:
+            ValueError: If the data samples carry no ``gt_sem_seg``.
+        """
+        if not self.data_samples:
+            raise ValueError(
+                'this loss needs per-pixel labels, but the step has no data '
+                'samples; use it only in training with labelled data')
+        maps = []
+        for sample in self.data_samples:
+            seg = getattr(sample, 'gt_sem_seg', None)
+            if seg is None:
+                raise ValueError(
+                    f'this loss needs per-pixel labels (data_sample.gt_sem_seg'
+                    f'), but got a {type(sample).__name__} without them; use '
+                    f'it with an mmseg segmentor')
+            maps.append(seg.data.reshape(seg.data.shape[-2:]))
+        return torch.stack(maps).long()

@@ -1,0 +1,101 @@
+"""Build the student and teacher from a model dict or a package config."""
+import copy
+import difflib
+from typing import Optional, Tuple, Union
+
+import torch.nn as nn
+from mmengine.config import Config, ConfigDict
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import DefaultScope
+
+PACKAGE_SCOPES = {'mmdet': 'mmdet', 'mmseg': 'mmseg', 'mmpretrain': 'mmpretrain'}
+
+
+def resolve_model_cfg(cfg: Union[dict, ConfigDict],
+                      role: str) -> Tuple[ConfigDict, str]:
+    """Turn a student/teacher entry into a model config and its scope.
+
+    The entry is either a model dict (``type=...``; its scope is ``_scope_``
+    or the config's ``default_scope``) or ``dict(cfg_path=..., **overrides)``
+    where ``cfg_path`` is a package config (``'mmdet::retinanet/...py'``,
+    ``'mmseg::...'``, ``'mmpretrain::...'``) or a local config file, whose
+    ``model`` is taken and recursively updated with the other keys.
+
+    Returns:
+        The model config (with ``_scope_`` removed) and its registry scope.
+    """
+    if not isinstance(cfg, (dict, ConfigDict)):
+        raise TypeError(
+            f'{role} must be a model dict or dict(cfg_path=...), got '
+            f'{type(cfg).__name__}')
+    cfg = ConfigDict(copy.deepcopy(dict(cfg)))
+    scope = cfg.pop('_scope_', None)
+    if 'cfg_path' in cfg:
+        cfg_path = cfg.pop('cfg_path')
+        try:
+            file_cfg = Config.fromfile(cfg_path)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(
+                f'{role} cfg_path {cfg_path!r} not found ({err}); use a local '
+                f"config path or a package config such as 'mmdet::retinanet/"
+                f"retinanet_r50_fpn_1x_coco.py'") from None
+        if 'model' not in file_cfg:
+            raise ValueError(f'{role} cfg_path {cfg_path!r} has no `model`')
+        merged = Config(dict(model=file_cfg.model))
+        if cfg:
+            merged.merge_from_dict(dict(model=dict(cfg)))
+        model_cfg = ConfigDict(merged.model)
+        if scope is None:
+            scope = file_cfg.get('default_scope')
+        if scope is None and '::' in cfg_path:
+            scope = PACKAGE_SCOPES.get(cfg_path.split('::')[0])
+        model_cfg.pop('_scope_', None)
+    else:
+        if 'type' not in cfg:
+            raise ValueError(
+                f'{role} config needs `type` (a model dict) or `cfg_path` '
+                f"(e.g. cfg_path='mmdet::retinanet/retinanet_r50_fpn_1x_coco"
+                f".py'), got keys {sorted(cfg)}")
+        model_cfg = cfg
+    if scope is None:
+        current = DefaultScope.get_current_instance()
+        scope = current.scope_name if current is not None else None
+    if scope is None or scope == 'mmkdflow':
+        raise ValueError(
+            f'cannot tell which package builds the {role} '
+            f'({model_cfg.get("type")!r}); set `_scope_` in it (e.g. '
+            f"_scope_='mmdet') or set default_scope in the config")
+    return model_cfg, scope
+
+
+def build_task_model(cfg: Union[dict, ConfigDict], role: str) -> nn.Module:
+    """Build a student or teacher with its own package's registry."""
+    model_cfg, scope = resolve_model_cfg(cfg, role)
+    model_cfg['_scope_'] = scope
+    return MMENGINE_MODELS.build(model_cfg)
+
+
+def build_mmkdflow_module(cfg: Optional[Union[dict, ConfigDict, nn.Module]]
+                          ) -> Optional[nn.Module]:
+    """Build a connector or loss in the ``mmkdflow`` scope.
+
+    A name without a scope prefix resolves in mmkdflow first, whatever the
+    config's ``default_scope`` (mmdet has a ``MSELoss`` too); prefixed names
+    (``'mmdet.CrossEntropyLoss'``) reach other packages.
+    """
+    if cfg is None or isinstance(cfg, nn.Module):
+        return cfg
+    from mmkdflow.registry import MODELS
+    cfg = copy.deepcopy(dict(cfg))
+    cfg.setdefault('_scope_', 'mmkdflow')
+    name = cfg.get('type')
+    if isinstance(name, str) and '.' not in name:
+        MODELS.import_from_location()
+        if MODELS.get(name) is None:
+            known = list(MODELS.module_dict)
+            close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
+            raise KeyError(
+                f"'{name}' is not registered in mmkdflow. Close matches: "
+                f"{', '.join(close) or 'none'}. Registered: "
+                f"{', '.join(sorted(known))}")
+    return MODELS.build(cfg)
