@@ -23,4 +23,4 @@ LOOPS = Registry(
     locations=['mmkdflow.engine'])
 DATASETS = Registry(
     'dataset', parent=MMENGINE_DATASETS, scope='mmkdflow',
-    locations=['mmkdflow.datasets'])
+    locations=['mmkdflow.datasets.digits_datasets'])

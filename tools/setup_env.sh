@@ -67,7 +67,7 @@ import importlib.metadata as m
 want = {'mmengine': '0.10.7', 'mmdet': '3.3.0', 'mmsegmentation': '1.2.2', 'mmpretrain': '1.2.0'}
 for k, v in want.items():
     assert m.version(k) == v, k
-import mmdet, mmseg, mmpretrain, pycocotools, sklearn, matplotlib, pytest, mmkdflow
+import mmdet.models, mmseg.models, mmpretrain.models, pycocotools, sklearn, matplotlib, pytest, mmkdflow
 assert m.version('mmcv') == '2.1.0'
 import torch; assert torch.__version__.split('+')[0] == '2.13.0'"; then
   log "installing mmengine, mmdet, mmsegmentation, mmpretrain, test tools and mmkdflow"
@@ -77,5 +77,5 @@ import torch; assert torch.__version__.split('+')[0] == '2.13.0'"; then
   $PIP install -q --no-build-isolation --no-deps -e .
 fi
 
-check "import mmkdflow, mmcv.ops, mmdet, mmseg, mmpretrain" || { log "environment still broken"; exit 1; }
+check "import mmkdflow, mmcv.ops, mmdet.models, mmseg.models, mmpretrain.models" || { log "environment still broken"; exit 1; }
 log "environment ready: $VENV"

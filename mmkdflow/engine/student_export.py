@@ -42,7 +42,8 @@ def student_config(cfg: Config) -> Config:
     package, and mmkdflow's imports and hooks are dropped so the file
     loads without mmkdflow.
     """
-    model_cfg, scope = resolve_model_cfg(cfg.model.student, 'student')
+    model_cfg, scope = resolve_model_cfg(
+        cfg.model.student, 'student', cfg.get('data_preprocessor'))
     out = Config(copy.deepcopy(cfg.to_dict()))
     out.model = ConfigDict(model_cfg)
     out.default_scope = scope

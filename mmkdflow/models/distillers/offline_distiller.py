@@ -48,7 +48,10 @@ class OfflineDistiller(BaseModel):
         student_loss_weight: Factor on the student's own task losses.
         predict_with: ``'student'`` (default) or ``'teacher'``: which model
             answers ``val_step``/``test_step``.
-        data_preprocessor: Defaults to the student's data preprocessor.
+        data_preprocessor: The distiller always uses the student's data
+            preprocessor; a dict given here (MMEngine's ``Runner`` passes the
+            config's top-level ``data_preprocessor``) is used for the student
+            when its own config sets none.
         init_cfg: MMEngine initialisation config.
     """
 
@@ -70,15 +73,13 @@ class OfflineDistiller(BaseModel):
         if predict_with not in ('student', 'teacher'):
             raise ValueError(f"predict_with must be 'student' or 'teacher', "
                              f'got {predict_with!r}')
-        self.student = build_task_model(student, 'student')
-        if data_preprocessor is None:
-            self.data_preprocessor = self.student.data_preprocessor
-        else:
-            self.data_preprocessor = build_task_model(
-                data_preprocessor, 'data_preprocessor') if isinstance(
-                    data_preprocessor, dict) else data_preprocessor
+        default_dp = data_preprocessor if isinstance(
+            data_preprocessor, dict) else None
+        self.student = build_task_model(student, 'student', default_dp)
+        self.data_preprocessor = self.student.data_preprocessor
         self.student_loss_weight = float(student_loss_weight)
         self.teacher_ckpt = teacher_ckpt
+        self._teacher_tensors: Dict[str, List[Tensor]] = {}
 
         self.points = [
             DistillPoint.from_cfg(name, cfg)
@@ -92,7 +93,7 @@ class OfflineDistiller(BaseModel):
                     'model is configured')
             self.teacher = None
         else:
-            self.teacher = build_task_model(teacher, 'teacher')
+            self.teacher = build_task_model(teacher, 'teacher', default_dp)
             self._load_teacher(teacher_ckpt, allow_random_teacher)
             self.teacher.requires_grad_(False)
             self.teacher.eval()
@@ -184,10 +185,6 @@ class OfflineDistiller(BaseModel):
                     f"'{point.teacher}' gives {t_ch}; add a connector such as "
                     f"dict(type='ConvAdapter', in_channels={s_ch}, "
                     f'out_channels={t_ch}) or read matching modules')
-
-    def init_weights(self) -> None:
-        """Initialise the student and connectors; a loaded teacher is kept."""
-        super().init_weights()
 
     # ------------------------------------------------------------- helpers
     def _make_replacer(self, point: DistillPoint):

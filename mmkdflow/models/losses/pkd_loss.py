@@ -71,7 +71,8 @@ class PKDLoss(BaseDistillLoss):
                      ctx: Optional[DistillContext]) -> Tensor:
         shape = student.shape
         if student.dim() == 2:
-            student, teacher = student[..., None, None], teacher[..., None, None]
+            student = student[..., None, None]
+            teacher = teacher[..., None, None]
         if student.dim() != 4:
             raise ValueError(
                 f'PKDLoss expects (N, C, H, W) or (N, C) tensors, got '

@@ -1,6 +1,8 @@
 """Build the student and teacher from a model dict or a package config."""
 import copy
 import difflib
+import importlib.util
+import os.path as osp
 from typing import Optional, Tuple, Union
 
 import torch.nn as nn
@@ -11,8 +13,40 @@ from mmengine.registry import DefaultScope
 PACKAGE_SCOPES = {'mmdet': 'mmdet', 'mmseg': 'mmseg', 'mmpretrain': 'mmpretrain'}
 
 
+def locate_config(cfg_path: str, role: str = 'config') -> str:
+    """Return the file of a local config or of a package config
+    (``'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'``, found in the
+    installed package's ``.mim/configs``).
+
+    Raises:
+        FileNotFoundError: Naming the path and where it was looked for.
+    """
+    if '::' not in cfg_path:
+        if not osp.isfile(cfg_path):
+            raise FileNotFoundError(
+                f'{role} config {cfg_path!r} does not exist; give a local '
+                f"config path or a package config such as 'mmdet::retinanet/"
+                f"retinanet_r50_fpn_1x_coco.py'")
+        return cfg_path
+    package, relative = cfg_path.split('::', 1)
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f'{role} config {cfg_path!r}: package {package!r} is not '
+            f'installed (known: {", ".join(PACKAGE_SCOPES)})')
+    root = osp.join(spec.submodule_search_locations[0], '.mim', 'configs')
+    path = osp.join(root, relative)
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'{role} config {cfg_path!r} not found: no file {relative!r} in '
+            f'{root}')
+    return path
+
+
 def resolve_model_cfg(cfg: Union[dict, ConfigDict],
-                      role: str) -> Tuple[ConfigDict, str]:
+                      role: str,
+                      default_data_preprocessor: Optional[dict] = None
+                      ) -> Tuple[ConfigDict, str]:
     """Turn a student/teacher entry into a model config and its scope.
 
     The entry is either a model dict (``type=...``; its scope is ``_scope_``
@@ -20,6 +54,10 @@ def resolve_model_cfg(cfg: Union[dict, ConfigDict],
     where ``cfg_path`` is a package config (``'mmdet::retinanet/...py'``,
     ``'mmseg::...'``, ``'mmpretrain::...'``) or a local config file, whose
     ``model`` is taken and recursively updated with the other keys.
+
+    Like MMEngine's ``Runner``, a top-level ``data_preprocessor`` of the
+    config file (mmpretrain keeps it there), or else
+    ``default_data_preprocessor``, is used when the model sets none.
 
     Returns:
         The model config (with ``_scope_`` removed) and its registry scope.
@@ -32,16 +70,13 @@ def resolve_model_cfg(cfg: Union[dict, ConfigDict],
     scope = cfg.pop('_scope_', None)
     if 'cfg_path' in cfg:
         cfg_path = cfg.pop('cfg_path')
-        try:
-            file_cfg = Config.fromfile(cfg_path)
-        except FileNotFoundError as err:
-            raise FileNotFoundError(
-                f'{role} cfg_path {cfg_path!r} not found ({err}); use a local '
-                f"config path or a package config such as 'mmdet::retinanet/"
-                f"retinanet_r50_fpn_1x_coco.py'") from None
+        file_cfg = Config.fromfile(locate_config(cfg_path, role))
         if 'model' not in file_cfg:
             raise ValueError(f'{role} cfg_path {cfg_path!r} has no `model`')
         merged = Config(dict(model=file_cfg.model))
+        if file_cfg.get('data_preprocessor') is not None:
+            merged.model.setdefault('data_preprocessor',
+                                    file_cfg.data_preprocessor)
         if cfg:
             merged.merge_from_dict(dict(model=dict(cfg)))
         model_cfg = ConfigDict(merged.model)
@@ -57,6 +92,9 @@ def resolve_model_cfg(cfg: Union[dict, ConfigDict],
                 f"(e.g. cfg_path='mmdet::retinanet/retinanet_r50_fpn_1x_coco"
                 f".py'), got keys {sorted(cfg)}")
         model_cfg = cfg
+    if default_data_preprocessor is not None:
+        model_cfg.setdefault('data_preprocessor',
+                             copy.deepcopy(default_data_preprocessor))
     if scope is None:
         current = DefaultScope.get_current_instance()
         scope = current.scope_name if current is not None else None
@@ -68,9 +106,11 @@ def resolve_model_cfg(cfg: Union[dict, ConfigDict],
     return model_cfg, scope
 
 
-def build_task_model(cfg: Union[dict, ConfigDict], role: str) -> nn.Module:
+def build_task_model(cfg: Union[dict, ConfigDict], role: str,
+                     default_data_preprocessor: Optional[dict] = None
+                     ) -> nn.Module:
     """Build a student or teacher with its own package's registry."""
-    model_cfg, scope = resolve_model_cfg(cfg, role)
+    model_cfg, scope = resolve_model_cfg(cfg, role, default_data_preprocessor)
     model_cfg['_scope_'] = scope
     return MMENGINE_MODELS.build(model_cfg)
 

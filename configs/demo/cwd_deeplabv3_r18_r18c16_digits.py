@@ -1,0 +1,20 @@
+# Logit KD on DigitsSeg: channel-wise distillation (CWD, tau 1) on the
+# decode head's segmentation logits.
+_base_ = [
+    '../_base_/datasets/digits_seg.py',
+    '../_base_/schedules/digits_seg_schedule.py',
+]
+teacher_ckpt = 'work_dirs/demo_seg/teacher/iter_600.pth'
+model = dict(
+    _scope_='mmkdflow',
+    type='OfflineDistiller',
+    student=dict(cfg_path='{{fileDirname}}/deeplabv3_r18c16_digits_student.py'),
+    teacher=dict(cfg_path='{{fileDirname}}/deeplabv3_r18_digits_teacher.py'),
+    teacher_ckpt=teacher_ckpt,
+    distill_points=dict(
+        logits=dict(
+            student='decode_head.conv_seg',
+            teacher='decode_head.conv_seg',
+            loss=dict(type='ChannelWiseDivergence', tau=1.0,
+                      loss_weight=3.0))))
+custom_hooks = [dict(type='mmkdflow.StudentCheckpointHook')]

@@ -1,0 +1,18 @@
+# Hinton KD on DigitsCls: KL divergence of the logits with T = 4.
+_base_ = [
+    '../_base_/datasets/digits_cls.py',
+    '../_base_/schedules/digits_cls_schedule.py',
+]
+teacher_ckpt = 'work_dirs/demo_cls/teacher/epoch_10.pth'
+model = dict(
+    _scope_='mmkdflow',
+    type='OfflineDistiller',
+    student=dict(cfg_path='{{fileDirname}}/resnet18c8_cifar_digits_student.py'),
+    teacher=dict(cfg_path='{{fileDirname}}/resnet18_cifar_digits_teacher.py'),
+    teacher_ckpt=teacher_ckpt,
+    distill_points=dict(
+        logits=dict(
+            student='head.fc',
+            teacher='head.fc',
+            loss=dict(type='KDLoss', temperature=4.0, loss_weight=1.0))))
+custom_hooks = [dict(type='mmkdflow.StudentCheckpointHook')]

@@ -1,0 +1,22 @@
+# Feature KD on DigitsDet: PKD on the five FPN levels, student FPN (64 ch)
+# mapped to the teacher's 128 channels by a shared 1x1 adapter.
+_base_ = [
+    '../_base_/datasets/digits_det.py',
+    '../_base_/schedules/digits_det_schedule.py',
+]
+teacher_ckpt = 'work_dirs/demo/teacher/epoch_12.pth'
+model = dict(
+    _scope_='mmkdflow',
+    type='OfflineDistiller',
+    student=dict(cfg_path='{{fileDirname}}/retinanet_r18c16_digits_student.py'),
+    teacher=dict(cfg_path='{{fileDirname}}/retinanet_r18_digits_teacher.py'),
+    teacher_ckpt=teacher_ckpt,
+    distill_points=dict(
+        fpn=dict(
+            student='neck',
+            teacher='neck',
+            index=(0, 1, 2, 3, 4),
+            connector=dict(type='ConvAdapter', in_channels=64,
+                           out_channels=128),
+            loss=dict(type='PKDLoss', loss_weight=2.0))))
+custom_hooks = [dict(type='mmkdflow.StudentCheckpointHook')]

@@ -1,0 +1,90 @@
+"""Attention-weighted MSE (FGD-style), DiffKD's "dagger" detection loss."""
+from typing import Optional, Tuple
+
+from torch import Tensor
+
+from mmkdflow.models.utils.context import DistillContext
+from mmkdflow.registry import MODELS
+from .base import BaseDistillLoss, reduce_loss
+
+
+def feature_attention(feat: Tensor,
+                      temperature: float) -> Tuple[Tensor, Tensor]:
+    """Spatial and channel attention of an ``(N, C, H, W)`` feature.
+
+    ``A_s = H*W * softmax_{HW}(mean_C |F| / T)``, shape ``(N, H, W)``, and
+    ``A_c = C * softmax_C(mean_{HW} |F| / T)``, shape ``(N, C)``. Both average
+    to 1, so uniform attention leaves a loss weighted by them unchanged.
+    """
+    n, c, h, w = feat.shape
+    magnitude = feat.abs()
+    spatial = magnitude.mean(dim=1).reshape(n, h * w) / temperature
+    spatial = h * w * spatial.softmax(dim=1).reshape(n, h, w)
+    channel = magnitude.mean(dim=(2, 3)) / temperature
+    channel = c * channel.softmax(dim=1)
+    return spatial, channel
+
+
+@MODELS.register_module()
+class AttentionMSELoss(BaseDistillLoss):
+    r"""Squared error weighted by the teacher's spatial and channel attention.
+
+    The focal part of FGD (Yang et al., CVPR 2022), used by DiffKD's "dagger"
+    variant on FPN features. With ``A_s, A_c`` from the teacher feature
+    (:func:`feature_attention`, temperature ``T``)::
+
+        w[n, c, h, w] = A_s[n, h, w] * A_c[n, c]
+        L_feat = mean_{n,c,h,w} (F_s - F_t)^2 * w
+
+    Normalisation: the mean over all elements, so that with uniform attention
+    (``A_s = A_c = 1``) the loss equals :class:`MSELoss`. With
+    ``alpha_at > 0`` an attention-imitation term is added::
+
+        L_at = mean |A_s(F_s) - A_s(F_t)| + mean |A_c(F_s) - A_c(F_t)|
+        loss = L_feat + alpha_at * L_at
+
+    Reductions: ``'mean'`` (default) as above; ``'sum'`` replaces every mean
+    by a sum; ``'none'`` returns the weighted squared errors with the input's
+    shape and is not allowed together with ``alpha_at > 0``.
+
+    Args:
+        temperature: Temperature ``T`` of both attention softmaxes.
+        alpha_at: Weight of the attention-imitation term; 0 turns it off.
+        loss_weight: Factor the loss is multiplied by.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'``.
+        init_cfg: Initialisation config.
+    """
+
+    def __init__(self,
+                 temperature: float = 0.5,
+                 alpha_at: float = 0.0,
+                 loss_weight: float = 1.0,
+                 reduction: str = 'mean',
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(loss_weight, reduction, init_cfg)
+        if temperature <= 0:
+            raise ValueError(f'temperature must be > 0, got {temperature}')
+        if alpha_at and reduction == 'none':
+            raise ValueError(
+                "AttentionMSELoss: reduction='none' cannot carry the "
+                'attention-imitation term; use alpha_at=0 or reduce')
+        self.temperature = float(temperature)
+        self.alpha_at = float(alpha_at)
+
+    def compute_loss(self, student: Tensor, teacher: Tensor,
+                     ctx: Optional[DistillContext]) -> Tensor:
+        if student.dim() != 4:
+            raise ValueError(
+                f'AttentionMSELoss expects (N, C, H, W) features, got '
+                f'{tuple(student.shape)}')
+        att_s_t, att_c_t = feature_attention(teacher, self.temperature)
+        weight = att_s_t[:, None] * att_c_t[:, :, None, None]
+        loss = reduce_loss((student - teacher).pow(2) * weight,
+                           self.reduction)
+        if self.alpha_at:
+            att_s_s, att_c_s = feature_attention(student, self.temperature)
+            imitation = (
+                reduce_loss((att_s_s - att_s_t).abs(), self.reduction) +
+                reduce_loss((att_c_s - att_c_t).abs(), self.reduction))
+            loss = loss + self.alpha_at * imitation
+        return loss

@@ -1,0 +1,26 @@
+"""Plain mean squared error between student and teacher tensors."""
+from typing import Optional
+
+from torch import Tensor
+
+from mmkdflow.models.utils.context import DistillContext
+from mmkdflow.registry import MODELS
+from .base import BaseDistillLoss, reduce_loss
+
+
+@MODELS.register_module()
+class MSELoss(BaseDistillLoss):
+    r"""Mean squared error: ``loss = mean((s - t)^2)`` over all elements.
+
+    Reductions: ``'mean'`` (default), ``'sum'``, or ``'none'`` (the squared
+    differences, with the input's shape).
+
+    Args:
+        loss_weight: Factor the loss is multiplied by.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'``.
+        init_cfg: Initialisation config.
+    """
+
+    def compute_loss(self, student: Tensor, teacher: Tensor,
+                     ctx: Optional[DistillContext]) -> Tensor:
+        return reduce_loss((student - teacher).pow(2), self.reduction)

@@ -1,0 +1,129 @@
+"""Shared fixtures: tiny real models of mmdet, mmseg and mmpretrain."""
+import copy
+import os
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+
+import mmkdflow  # noqa: F401
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = osp.join(ROOT, 'configs')
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def config_path(*parts: str) -> str:
+    return osp.join(CONFIGS, *parts)
+
+
+def tiny_retinanet(base_channels: int = 8, fpn_channels: int = 16) -> dict:
+    """A real mmdet RetinaNet with a very small ResNet-18 and FPN."""
+    cfg = Config.fromfile(config_path('_base_', 'models',
+                                      'retinanet_r18_digits.py'))
+    model = copy.deepcopy(cfg.model.to_dict())
+    model['_scope_'] = 'mmdet'
+    model['backbone']['base_channels'] = base_channels
+    model['neck']['in_channels'] = [base_channels * 2, base_channels * 4,
+                                    base_channels * 8]
+    model['neck']['out_channels'] = fpn_channels
+    model['bbox_head'].update(in_channels=fpn_channels,
+                              feat_channels=fpn_channels, stacked_convs=1)
+    return model
+
+
+def tiny_deeplabv3(base_channels: int = 8) -> dict:
+    """A real mmseg DeepLabV3 (ResNetV1c-18) with few channels."""
+    cfg = Config.fromfile(config_path('_base_', 'models',
+                                      'deeplabv3_r18_digits.py'))
+    model = copy.deepcopy(cfg.model.to_dict())
+    model['_scope_'] = 'mmseg'
+    model['backbone'].update(stem_channels=base_channels,
+                             base_channels=base_channels)
+    model['decode_head'].update(in_channels=base_channels * 8,
+                                channels=base_channels * 2)
+    model['data_preprocessor']['size'] = (64, 64)
+    return model
+
+
+def tiny_resnet_cls(base_channels: int = 8) -> dict:
+    """A real mmpretrain ImageClassifier (CIFAR ResNet-18)."""
+    cfg = Config.fromfile(config_path('_base_', 'models',
+                                      'resnet18_cifar_digits.py'))
+    model = copy.deepcopy(cfg.model.to_dict())
+    model['_scope_'] = 'mmpretrain'
+    model['backbone'].update(stem_channels=base_channels,
+                             base_channels=base_channels)
+    model['head']['in_channels'] = base_channels * 8
+    model['data_preprocessor'] = dict(
+        type='ClsDataPreprocessor', num_classes=10, mean=[127.5] * 3,
+        std=[64.0] * 3, to_rgb=True)
+    return model
+
+
+def det_batch(batch_size: int = 2, size: int = 64, seed: int = 0):
+    """Preprocessed inputs and data samples with real-looking boxes."""
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    gen = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(batch_size, 3, size, size, generator=gen)
+    samples = []
+    for i in range(batch_size):
+        sample = DetDataSample(metainfo=dict(
+            img_shape=(size, size), ori_shape=(size, size),
+            pad_shape=(size, size), scale_factor=(1.0, 1.0),
+            batch_input_shape=(size, size)))
+        inst = InstanceData()
+        inst.bboxes = torch.tensor([[4.0, 6.0, 30.0, 34.0],
+                                    [20.0, 18.0, 52.0, 60.0]])
+        inst.labels = torch.tensor([i % 10, 3])
+        sample.gt_instances = inst
+        samples.append(sample)
+    return inputs, samples
+
+
+def seg_batch(batch_size: int = 2, size: int = 64, seed: int = 0):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    gen = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(batch_size, 3, size, size, generator=gen)
+    samples = []
+    for _ in range(batch_size):
+        sample = SegDataSample(metainfo=dict(
+            img_shape=(size, size), ori_shape=(size, size),
+            pad_shape=(size, size)))
+        sample.gt_sem_seg = PixelData(data=torch.randint(
+            0, 11, (1, size, size), generator=gen))
+        samples.append(sample)
+    return inputs, samples
+
+
+def cls_batch(batch_size: int = 4, size: int = 32, seed: int = 0):
+    from mmpretrain.structures import DataSample
+    gen = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(batch_size, 3, size, size, generator=gen)
+    samples = [DataSample().set_gt_label(i % 10) for i in range(batch_size)]
+    return inputs, samples
+
+
+@pytest.fixture
+def det_models():
+    return tiny_retinanet(8, 16), tiny_retinanet(16, 32)
+
+
+@pytest.fixture
+def saved_teacher(tmp_path):
+    """Build a model from a dict, save its weights as a real checkpoint and
+    return (path, state_dict)."""
+    from mmengine.registry import MODELS
+
+    def save(model_cfg: dict, name: str = 'teacher.pth', seed: int = 1):
+        torch.manual_seed(seed)
+        model = MODELS.build(copy.deepcopy(model_cfg))
+        path = str(tmp_path / name)
+        torch.save({'meta': {}, 'state_dict': model.state_dict()}, path)
+        return path, {k: v.clone() for k, v in model.state_dict().items()}
+
+    return save
