@@ -30,11 +30,38 @@ def _numpy_globals() -> List[Any]:
     return [_reconstruct, scalar, np.ndarray, np.dtype, *dtype_classes]
 
 
+def history_buffer_getattr(obj: Any, name: str) -> Any:
+    """Stand-in for ``getattr`` inside safe loading, restricted to what
+    MMEngine pickles: ``HistoryBuffer.__getstate__`` stores its statistics
+    methods (``HistoryBuffer.min`` ...), which pickle writes as
+    ``getattr(HistoryBuffer, 'min')``. Any other use is refused, so the
+    allow-list cannot be turned into arbitrary attribute access.
+
+    Raises:
+        pickle.UnpicklingError: For anything but a registered statistics
+            method of ``HistoryBuffer``.
+    """
+    from mmengine.logging import HistoryBuffer
+    if obj is HistoryBuffer and isinstance(name, str) and \
+            name in HistoryBuffer._statistics_methods:
+        return HistoryBuffer._statistics_methods[name]
+    raise pickle.UnpicklingError(
+        f'safe loading refuses getattr({getattr(obj, "__name__", obj)!r}, '
+        f'{name!r}); mmkdflow allows getattr only for the statistics '
+        f'methods of mmengine HistoryBuffer')
+
+
 def allow_mmengine_types() -> None:
     """Allow-list the types that MMEngine writes into its checkpoints for
-    ``torch.load(weights_only=True)`` (idempotent)."""
+    ``torch.load(weights_only=True)`` (idempotent): ``HistoryBuffer``, its
+    statistics methods (through :func:`history_buffer_getattr`) and numpy
+    arrays, scalars and dtypes."""
     from mmengine.logging import HistoryBuffer
-    torch.serialization.add_safe_globals([HistoryBuffer, *_numpy_globals()])
+    HistoryBuffer()  # registers the default statistics methods
+    torch.serialization.add_safe_globals([
+        HistoryBuffer, (history_buffer_getattr, 'builtins.getattr'),
+        *_numpy_globals()
+    ])
 
 
 class CheckpointError(RuntimeError):
