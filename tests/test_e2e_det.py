@@ -33,11 +33,13 @@ def test_retinanet_distill_resume_export(tmp_path):
 
     # 2. distillation for two epochs, checkpoint after each
     distill_cfg_path = config_path('demo', 'pkd_retinanet_r18_r18c16_digits.py')
+    student = tiny_retinanet(8, 16)
+    student['test_cfg']['score_thr'] = 0.0  # keep boxes to compare
 
     def distill_cfg(max_epochs):
         cfg = shrink(Config.fromfile(distill_cfg_path), 'det', data_root,
                      str(tmp_path / 'distill'))
-        cfg.model.student = tiny_retinanet(8, 16)
+        cfg.model.student = student
         cfg.model.teacher = tiny_retinanet(16, 32)
         cfg.model.teacher_ckpt = teacher_ckpt
         cfg.model.distill_points.fpn.connector.update(
@@ -57,8 +59,7 @@ def test_retinanet_distill_resume_export(tmp_path):
     scalars = runner.message_hub.log_scalars
     assert 'train/distill.fpn.loss' in scalars
     assert 'train/student.loss_cls' in scalars
-    assert 'coco/bbox_mAP' in runner.message_hub.log_scalars or \
-        'val/coco/bbox_mAP' in scalars
+    assert 'val/time' in scalars  # the student was validated
     for key, value in model.teacher.state_dict().items():
         torch.testing.assert_close(value, teacher_state[key])
     for epoch in (1, 2):
@@ -82,7 +83,7 @@ def test_retinanet_distill_resume_export(tmp_path):
     assert student_cfg.model.type == 'RetinaNet'
     # the export tool keeps the config's student (the demo size); write the
     # tiny student of this test for the vanilla load
-    student_cfg.model = Config(dict(m=tiny_retinanet(8, 16))).m
+    student_cfg.model = Config(dict(m=student)).m
     student_cfg.model.pop('_scope_')
     student_cfg.dump(osp.splitext(out)[0] + '.py')
     image = osp.join(data_root, 'val', sorted(
@@ -112,4 +113,4 @@ def test_retinanet_distill_resume_export(tmp_path):
                                        expected['scores'])
             print('OK', len(result.pred_instances.scores))
             ''')
-        assert printed.startswith('OK')
+        assert int(printed.split('OK')[1]) == 100

@@ -71,6 +71,7 @@ class DigitsSegDataset(BaseSegDataset):
     """
 
     METAINFO = DIGITS_SEG_METAINFO
+    _export_defaults = dict(img_suffix='.png', seg_map_suffix='.png')
 
     def __init__(self, *args, digits_options: Optional[dict] = None,
                  img_suffix: str = '.png', seg_map_suffix: str = '.png',

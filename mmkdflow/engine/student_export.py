@@ -48,10 +48,34 @@ def student_config(cfg: Config) -> Config:
     out.model = ConfigDict(model_cfg)
     out.default_scope = scope
     out.pop('custom_imports', None)
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = out.get(name)
+        if loader is not None and 'dataset' in loader:
+            loader.dataset = _vanilla_dataset(loader.dataset)
     hooks = out.get('custom_hooks') or []
     out.custom_hooks = [h for h in hooks if not _is_mmkdflow(h.get('type'))]
     if not out.custom_hooks:
         out.pop('custom_hooks')
+    return out
+
+
+def _vanilla_dataset(dataset_cfg: ConfigDict) -> ConfigDict:
+    """Replace an mmkdflow dataset class (which only adds the data builder)
+    by its downstream base class with the same metainfo."""
+    if not _is_mmkdflow(dataset_cfg.get('type')):
+        return dataset_cfg
+    from mmkdflow.registry import DATASETS
+    name = dataset_cfg.type
+    cls = DATASETS.get(name.split('.', 1)[1]) if isinstance(name, str) \
+        else name
+    out = ConfigDict(copy.deepcopy(dataset_cfg.to_dict()))
+    out.type = cls.__mro__[1].__name__
+    out.pop('digits_options', None)
+    out.metainfo = ConfigDict(copy.deepcopy(dict(cls.METAINFO)))
+    for key in ('img_suffix', 'seg_map_suffix'):
+        default = getattr(cls, '_export_defaults', {}).get(key)
+        if default is not None:
+            out.setdefault(key, default)
     return out
 
 

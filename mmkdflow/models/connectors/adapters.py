@@ -47,7 +47,7 @@ class ConvAdapter(BaseConnector):
             layers.append(nn.BatchNorm2d(out_channels))
         self.adapter = nn.Sequential(*layers)
 
-    def _apply(self, x: Tensor) -> Tensor:
+    def _project(self, x: Tensor) -> Tensor:
         if x.dim() == 2:
             return self.adapter(x[:, :, None, None]).flatten(1)
         return self.adapter(x)
@@ -60,4 +60,4 @@ class ConvAdapter(BaseConnector):
                     f'ConvAdapter expects {self.in_channels} student channels '
                     f'but got a tensor of shape {tuple(x.shape)}; set '
                     f'in_channels={x.shape[1]}')
-        return ConnectorOutput(student=[self._apply(x) for x in student])
+        return ConnectorOutput(student=[self._project(x) for x in student])
