@@ -12,14 +12,34 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SMALL_DATA = dict(
     det=dict(seed=0, num_train=24, num_val=8, image_size=64),
     seg=dict(seed=0, num_train=16, num_val=8, image_size=64),
+    # the cls builder always writes every source digit (1,437 train and 360
+    # val crops); num_train/num_val pick evenly spread subsets of them through
+    # the dataset's ``indices`` (every class stays present)
     cls=dict(seed=0, num_train=64, num_val=32),
 )
+
+
+def _spread_indices(total: int, num: int) -> list:
+    return sorted({i * total // num for i in range(num)})
+
+
+def _cls_subsets(options: dict) -> dict:
+    from mmkdflow.datasets import split_source_indices
+    digits_options = {k: v for k, v in options.items()
+                      if k not in ('num_train', 'num_val')}
+    train, val = split_source_indices(
+        digits_options.get('seed', 0), digits_options.get('val_fraction', 0.2))
+    return dict(
+        digits_options=digits_options,
+        train=_spread_indices(len(train), options['num_train']),
+        val=_spread_indices(len(val), options['num_val']))
 
 
 def shrink(cfg: Config, task: str, data_root: str, work_dir: str,
            batch_size: int = 4) -> Config:
     """Point a demo config at small data and a short single-process run."""
     options = SMALL_DATA[task]
+    subsets = _cls_subsets(options) if task == 'cls' else None
     cfg.work_dir = work_dir
     for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg[name]
@@ -28,6 +48,10 @@ def shrink(cfg: Config, task: str, data_root: str, work_dir: str,
         loader.batch_size = batch_size
         loader.dataset.data_root = data_root
         loader.dataset.digits_options = options
+        if subsets is not None:
+            loader.dataset.digits_options = subsets['digits_options']
+            loader.dataset.indices = subsets[
+                'train' if name == 'train_dataloader' else 'val']
         if task == 'det':
             for t in loader.dataset.pipeline:
                 if t.type == 'Resize':

@@ -9,6 +9,7 @@ allow-lists exactly those types; safe loading itself stays on.
 import os
 import os.path as osp
 import pickle
+import re
 import tempfile
 from collections import OrderedDict
 from typing import Any, Dict, List
@@ -98,15 +99,27 @@ def load_checkpoint_file(path: str, role: str = 'checkpoint') -> Dict:
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
+        found = re.findall(r'GLOBAL (\S+)', str(err))
+        if not found:
+            raise CheckpointError(
+                f'{role} {path!r} is unreadable (truncated or not a torch '
+                f'checkpoint): {_last_line(err)}') from None
+        what = ', '.join(dict.fromkeys(found))
         raise CheckpointError(
             f'{role} {path!r} was refused by safe loading (weights_only=True) '
             f'because it contains objects that are not tensors or plain '
-            f'containers: {str(err).splitlines()[0]}. Re-save only the '
-            f'state_dict from a trusted environment') from None
+            f'containers ({what}). mmkdflow never unpickles arbitrary '
+            f'objects; re-save only the state_dict from a trusted '
+            f'environment') from None
     except (EOFError, RuntimeError, OSError, ValueError) as err:
         raise CheckpointError(
             f'{role} {path!r} is unreadable (truncated or not a torch '
-            f'checkpoint): {type(err).__name__}: {err}') from None
+            f'checkpoint): {type(err).__name__}: {_last_line(err)}') from None
+
+
+def _last_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__
 
 
 def extract_state_dict(checkpoint: Any, role: str = 'checkpoint') -> Dict:

@@ -1,0 +1,82 @@
+"""Registries: scope, locations, and configs that reach mmkdflow."""
+import subprocess
+import sys
+import textwrap
+
+from conftest import ROOT
+from mmengine.registry import HOOKS as ROOT_HOOKS
+from mmengine.registry import MODELS as ROOT_MODELS
+
+from mmkdflow.registry import DATASETS, HOOKS, MODELS
+
+
+def test_child_registries_with_locations():
+    for registry, parent in ((MODELS, ROOT_MODELS), (HOOKS, ROOT_HOOKS)):
+        assert registry.scope == 'mmkdflow'
+        assert registry.parent is parent
+        assert registry._locations
+    assert ROOT_MODELS._children['mmkdflow'] is MODELS
+    assert DATASETS.get('DigitsDetDataset').__name__ == 'DigitsDetDataset'
+
+
+def _run_fresh(code: str) -> str:
+    proc = subprocess.run([sys.executable, '-c', textwrap.dedent(code)],
+                          capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.strip().splitlines()[-1]
+
+
+MODEL = '''
+student = dict(
+    type='RetinaNet', _scope_='mmdet',
+    data_preprocessor=dict(type='DetDataPreprocessor'),
+    backbone=dict(type='ResNet', depth=18, base_channels=8,
+                  out_indices=(1, 2, 3), norm_eval=False, init_cfg=None),
+    neck=dict(type='FPN', in_channels=[16, 32, 64], out_channels=16,
+              num_outs=5, add_extra_convs='on_input'),
+    bbox_head=dict(
+        type='RetinaHead', num_classes=10, in_channels=16, stacked_convs=1,
+        feat_channels=16,
+        anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4,
+                              scales_per_octave=3, ratios=[0.5, 1.0, 2.0],
+                              strides=[8, 16, 32, 64, 128]),
+        bbox_coder=dict(type='DeltaXYWHBBoxCoder'),
+        loss_cls=dict(type='FocalLoss', use_sigmoid=True),
+        loss_bbox=dict(type='L1Loss')))
+'''
+
+
+def test_custom_imports_config_in_fresh_process(tmp_path):
+    cfg = tmp_path / 'distill.py'
+    cfg.write_text(MODEL + textwrap.dedent('''
+        custom_imports = dict(imports=['mmkdflow'], allow_failed_imports=False)
+        default_scope = 'mmdet'
+        model = dict(type='mmkdflow.OfflineDistiller', student=student,
+                     teacher=student, allow_random_teacher=True,
+                     distill_points=dict(fpn=dict(
+                         student='neck', teacher='neck', index=0,
+                         loss=dict(type='PKDLoss'))))
+        '''))
+    out = _run_fresh(f'''
+        import sys
+        assert 'mmkdflow' not in sys.modules
+        from mmengine.config import Config
+        from mmengine.registry import MODELS, DefaultScope
+        cfg = Config.fromfile({str(cfg)!r})
+        DefaultScope.get_instance('t', scope_name=cfg.default_scope)
+        model = MODELS.build(cfg.model)
+        print(type(model).__name__, type(model.distill_losses['fpn']).__module__)
+        ''')
+    assert out.split() == ['OfflineDistiller', 'mmkdflow.models.losses.pkd_loss']
+
+
+def test_scope_key_alone_reaches_mmkdflow_in_fresh_process():
+    out = _run_fresh(MODEL + '''
+import sys
+from mmengine.registry import MODELS
+model = MODELS.build(dict(_scope_='mmkdflow', type='OfflineDistiller',
+                          student=student))
+print(type(model).__name__, 'mmkdflow' in sys.modules)
+''')
+    assert out.split() == ['OfflineDistiller', 'True']
