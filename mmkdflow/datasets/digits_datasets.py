@@ -17,8 +17,9 @@ from mmpretrain.datasets import CustomDataset
 from mmseg.datasets import BaseSegDataset
 
 from mmkdflow.registry import DATASETS
-from .digits import (DIGITS_CLASSES, DIGITS_SEG_METAINFO, build_digits_cls,
-                     build_digits_det, build_digits_seg)
+from .digits import (DIGITS_CLS_METAINFO, DIGITS_METAINFO,
+                     DIGITS_SEG_METAINFO, build_digits_cls, build_digits_det,
+                     build_digits_seg)
 
 
 @contextmanager
@@ -48,11 +49,7 @@ class DigitsDetDataset(CocoDataset):
         **kwargs: Arguments of mmdet's ``CocoDataset``.
     """
 
-    METAINFO = dict(
-        classes=DIGITS_CLASSES,
-        palette=[(220, 20, 60), (119, 11, 32), (0, 0, 142), (0, 0, 230),
-                 (106, 0, 228), (0, 60, 100), (0, 80, 100), (0, 0, 70),
-                 (0, 0, 192), (250, 170, 30)])
+    METAINFO = DIGITS_METAINFO
 
     def __init__(self, *args, digits_options: Optional[dict] = None,
                  **kwargs) -> None:
@@ -92,7 +89,7 @@ class DigitsClsDataset(CustomDataset):
         **kwargs: Arguments of mmpretrain's ``CustomDataset``.
     """
 
-    METAINFO = dict(classes=DIGITS_CLASSES)
+    METAINFO = DIGITS_CLS_METAINFO
 
     def __init__(self, *args, digits_options: Optional[dict] = None,
                  **kwargs) -> None:
