@@ -294,3 +294,45 @@ def test_student_from_package_config_path():
     assert type(model.student).__name__ == 'RetinaNet'
     assert model.student.bbox_head.num_classes == 10
     assert model.student.backbone.depth == 18
+
+
+@MODELS.register_module(force=True)
+class PoolLinearConnector(BaseConnector):
+    """Test connector: pooled linear classifier on a backbone feature."""
+
+    def __init__(self, channels: int, num_classes: int, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.fc = torch.nn.Linear(channels, num_classes)
+
+    def forward(self, student, teacher, ctx):
+        return ConnectorOutput(
+            student=[self.fc(s.mean(dim=(2, 3))) for s in student])
+
+
+def test_connector_can_replace_a_later_module_output():
+    student = tiny_resnet_cls(8)
+    model = OfflineDistiller(
+        student=student, distill_points=dict(flow=dict(
+            student='backbone', index=-1, replace='head.fc',
+            connector=dict(type='PoolLinearConnector', channels=64,
+                           num_classes=10))))
+    model.eval()
+    inputs, samples = cls_batch()
+    with torch.no_grad():
+        logits = model(inputs, mode='tensor')
+        feat = model.student.backbone(inputs)[-1]
+        expected = model.connectors['flow'].fc(feat.mean(dim=(2, 3)))
+    torch.testing.assert_close(logits, expected)
+    model.train()
+    losses = model(inputs, samples, mode='loss')
+    losses['student.loss'].backward()
+    # the student's CE now trains the connector's classifier, not head.fc
+    assert model.connectors['flow'].fc.weight.grad.abs().sum() > 0
+    assert model.student.head.fc.weight.grad is None
+
+
+def test_bad_replace_value_is_an_error():
+    with pytest.raises(ValueError, match='replace must be True/False'):
+        OfflineDistiller(student=tiny_resnet_cls(8), distill_points=dict(
+            flow=dict(student='backbone', replace=3,
+                      connector=dict(type='IdentityConnector'))))

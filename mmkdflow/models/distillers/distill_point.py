@@ -37,8 +37,11 @@ class DistillPoint:
         connector: Optional connector config (``BaseConnector``).
         loss: Optional loss config, applied to each (student, teacher) pair
             after the connector.
-        replace: If true, the connector's student tensors replace the
-            student module's output in training and inference.
+        replace: ``True``: the connector's student tensors replace the
+            output of the module read (at the selected indices) in training
+            and inference. A module path (e.g. ``'head.fc'`` while reading
+            ``'backbone'``): the connector's single output replaces that
+            later module's output instead.
     """
 
     name: str
@@ -46,7 +49,7 @@ class DistillPoint:
     teacher: Optional[str]
     student_index: Optional[Tuple[int, ...]]
     teacher_index: Optional[Tuple[int, ...]]
-    replace: bool
+    replace_path: Optional[str]
     connector_cfg: Any
     loss_cfg: Any
 
@@ -78,8 +81,15 @@ class DistillPoint:
                 f'distill point {name!r}: student_index {s_index} and '
                 f'teacher_index {t_index} select different numbers of '
                 f'tensors')
-        replace = bool(cfg.get('replace', False))
-        if replace and cfg.get('connector') is None:
+        replace = cfg.get('replace', False)
+        if not isinstance(replace, (bool, str)) or replace == '':
+            raise ValueError(
+                f'distill point {name!r}: replace must be True/False or the '
+                f"path of a later student module (e.g. 'head.fc'), got "
+                f'{replace!r}')
+        replace_path = cfg['student'] if replace is True else (
+            replace or None)
+        if replace_path is not None and cfg.get('connector') is None:
             raise ValueError(
                 f'distill point {name!r} has replace=True but no connector; '
                 f'replace feeds the connector output into the student')
@@ -89,9 +99,20 @@ class DistillPoint:
                 f'set `teacher` or let the connector compute its own loss')
         return cls(name=name, student=cfg['student'],
                    teacher=cfg.get('teacher'), student_index=s_index,
-                   teacher_index=t_index, replace=replace,
+                   teacher_index=t_index, replace_path=replace_path,
                    connector_cfg=cfg.get('connector'),
                    loss_cfg=cfg.get('loss'))
+
+
+    @property
+    def replace(self) -> bool:
+        """Whether the connector output replaces a student module output."""
+        return self.replace_path is not None
+
+    @property
+    def replaces_other_module(self) -> bool:
+        """Whether the replaced module differs from the module read."""
+        return self.replace_path not in (None, self.student)
 
 
 def select(output: Any, index: Optional[Tuple[int, ...]], where: str

@@ -117,7 +117,9 @@ class OfflineDistiller(BaseModel):
                     point.loss_cfg)
 
         self.student_recorder = ModuleOutputRecorder(
-            self.student, [p.student for p in self.points], 'student')
+            self.student,
+            [p.student for p in self.points] +
+            [p.replace_path for p in self.points if p.replace], 'student')
         self.teacher_recorder = None
         if self.teacher is not None:
             self.teacher_recorder = ModuleOutputRecorder(
@@ -131,7 +133,7 @@ class OfflineDistiller(BaseModel):
         for point in self.points:
             if point.replace:
                 self.student_recorder.set_transform(
-                    point.student, self._make_replacer(point))
+                    point.replace_path, self._make_replacer(point))
 
     # ------------------------------------------------------------ building
     def _load_teacher(self, teacher_ckpt: Optional[str],
@@ -188,14 +190,21 @@ class OfflineDistiller(BaseModel):
 
     # ------------------------------------------------------------- helpers
     def _make_replacer(self, point: DistillPoint):
+        where = f"student '{point.student}'"
+
         def replace(output):
-            where = f"student '{point.student}'"
-            student = select(output, point.student_index, where)
+            if point.replaces_other_module:
+                student = select(self.student_recorder.get(point.student),
+                                 point.student_index, where)
+                index = None
+            else:
+                student = select(output, point.student_index, where)
+                index = point.student_index
             teacher = self._teacher_tensors.get(point.name) \
                 if self._context.training else None
             result = self._run_connector(point, student, teacher)
             self._replaced[point.name] = result
-            return put_back(output, point.student_index, result.student)
+            return put_back(output, index, result.student)
 
         return replace
 
