@@ -133,7 +133,7 @@ def test_resnet_kd_distill_resume_export(tmp_path):
             from mmpretrain.apis import ImageClassificationInferencer
             model = get_model({student_cfg_path!r}, pretrained={ckpt!r},
                               device='cpu')
-            assert model.dataset_meta['classes'][3] == '3'
+            assert model._dataset_meta['classes'][3] == '3'
             result = ImageClassificationInferencer(model)({image!r})[0]
             expected = torch.load({str(tmp_path / 'expected.pth')!r})
             torch.testing.assert_close(

@@ -43,6 +43,7 @@ def main():
                                 osp.splitext(osp.basename(args.config))[0])
     if args.teacher:
         cfg.model.predict_with = 'teacher'
+        print('evaluating the teacher of the distiller (predict_with=teacher)')
     cfg.load_from = args.checkpoint
     runner = Runner.from_cfg(cfg)
     runner.test()

@@ -3,6 +3,7 @@ import argparse
 import os
 import os.path as osp
 
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
@@ -15,7 +16,8 @@ def parse_args():
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
         '--amp', action='store_true',
-        help='automatic mixed precision (fp16 AmpOptimWrapper on CUDA)')
+        help='mixed precision: fp16 AmpOptimWrapper on CUDA, bf16 autocast '
+        '(mmkdflow.AutocastOptimWrapper) on CPU')
     parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
         help='resume from the given checkpoint, or from the latest one in '
@@ -50,8 +52,13 @@ def main():
             raise ValueError(
                 f'--amp works with OptimWrapper, but the config uses '
                 f'{optim_type}')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        if torch.cuda.is_available():
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        else:
+            cfg.optim_wrapper.type = 'mmkdflow.AutocastOptimWrapper'
+            cfg.optim_wrapper.device_type = 'cpu'
+            cfg.optim_wrapper.dtype = 'bfloat16'
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None

@@ -1,0 +1,76 @@
+"""The command-line tools on the demo configs (tiny runs)."""
+import os.path as osp
+
+import pytest
+import torch
+from conftest import config_path, tiny_retinanet
+from e2e_utils import run_tool
+
+from mmkdflow.engine import AutocastOptimWrapper
+from mmkdflow.registry import OPTIM_WRAPPERS
+
+
+def test_autocast_optim_wrapper_runs_forward_in_bf16():
+    layer = torch.nn.Linear(4, 3)
+    wrapper = OPTIM_WRAPPERS.build(dict(
+        _scope_='mmkdflow', type='AutocastOptimWrapper',
+        optimizer=torch.optim.SGD(layer.parameters(), lr=0.1)))
+    assert isinstance(wrapper, AutocastOptimWrapper)
+    with wrapper.optim_context(layer):
+        out = layer(torch.randn(2, 4))
+    assert out.dtype == torch.bfloat16
+    wrapper.update_params(out.float().sum())
+    assert layer.weight.dtype == torch.float32
+    with pytest.raises(ValueError, match="dtype must be 'bfloat16'"):
+        AutocastOptimWrapper(torch.optim.SGD(layer.parameters(), lr=0.1),
+                             dtype='int8')
+
+
+@pytest.mark.slow
+def test_train_and_test_tools_with_amp_and_teacher_flag(tmp_path):
+    data_root = str(tmp_path / 'digits_det')
+    options = [
+        f'train_dataloader.dataset.data_root={data_root}',
+        f'val_dataloader.dataset.data_root={data_root}',
+        f'test_dataloader.dataset.data_root={data_root}',
+        f'val_evaluator.ann_file={data_root}/annotations/val.json',
+        f'test_evaluator.ann_file={data_root}/annotations/val.json',
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        'val_dataloader.num_workers=0',
+        'val_dataloader.persistent_workers=False',
+        'test_dataloader.num_workers=0',
+        'test_dataloader.persistent_workers=False',
+        'train_dataloader.batch_size=4', 'train_cfg.max_epochs=1',
+        'default_hooks.checkpoint.interval=1', 'param_scheduler=[]',
+    ]
+    for split in ('train', 'val', 'test'):
+        options += [
+            f'{split}_dataloader.dataset.digits_options.num_train=8',
+            f'{split}_dataloader.dataset.digits_options.num_val=4',
+            f'{split}_dataloader.dataset.digits_options.image_size=64']
+    work_dir = str(tmp_path / 'work')
+    model = tiny_retinanet(8, 16)
+    model['test_cfg']['score_thr'] = 0.0  # random weights: keep boxes
+    cfg = str(tmp_path / 'tiny_pkd.py')
+    with open(cfg, 'w') as f:
+        f.write(
+            f"_base_ = [{config_path('demo', 'pkd_retinanet_r18_r18c16_digits.py')!r}]\n"
+            f'model = dict(\n'
+            f'    student=dict(_delete_=True, **{model!r}),\n'
+            f'    teacher=dict(_delete_=True, **{model!r}),\n'
+            f'    teacher_ckpt=None, allow_random_teacher=True,\n'
+            f'    distill_points=dict(fpn=dict(connector=dict(\n'
+            f'        in_channels=16, out_channels=16))))\n')
+    run_tool('tools/train.py', cfg, '--work-dir', work_dir, '--amp',
+             '--cfg-options', *options)
+    ckpt = osp.join(work_dir, 'epoch_1.pth')
+    state = torch.load(ckpt)
+    assert state['meta']['epoch'] == 1
+    assert 'optimizer' in state
+    dumped = open(osp.join(work_dir, osp.basename(cfg))).read()
+    assert 'AutocastOptimWrapper' in dumped
+    out = run_tool('tools/test.py', cfg, ckpt, '--work-dir', work_dir,
+                   '--teacher', '--cfg-options', *options)
+    assert 'evaluating the teacher' in out
+    assert 'coco/bbox_mAP:' in out
