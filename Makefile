@@ -3,6 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 SEEDS ?= 1
+TASKS ?= det
 
 .PHONY: env test test-fast demo clean-env
 
@@ -17,9 +18,10 @@ test: env
 test-fast: env
 	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
-## teacher -> student distillation on the embedded DigitsDet data
+## teacher -> student distillation on the embedded digits data
+## (TASKS="det cls seg" for all three tasks, SEEDS=3 for mean and spread)
 demo: env
-	$(PY) tools/demo.py --seeds $(SEEDS)
+	$(PY) tools/demo.py --seeds $(SEEDS) --task $(TASKS)
 
 clean-env:
 	rm -rf $(VENV)

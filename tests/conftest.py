@@ -15,6 +15,18 @@ CONFIGS = osp.join(ROOT, 'configs')
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
+@pytest.fixture(autouse=True)
+def isolate_default_scope():
+    """Runners create ``DefaultScope`` instances (mmdet, mmseg, ...) that
+    outlive their test and would change how later tests resolve registry
+    names; restore the set of instances after every test."""
+    from mmengine.registry import DefaultScope
+    before = dict(DefaultScope._instance_dict)
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(before)
+
+
 def config_path(*parts: str) -> str:
     return osp.join(CONFIGS, *parts)
 

@@ -18,7 +18,7 @@ class DiffusionBottleneck(BaseModule):
                 ReLU(BN(conv1x1_{C->m}(x))))))))
 
     Every convolution has a bias (as ``nn.Conv2d`` by default), so at
-    ``C = 256, reduction = 4`` the block has 70,400 parameters:
+    ``C = 256, reduction = 4`` the block has 70,784 parameters:
     ``(256*64 + 64) + (64*64*9 + 64) + (64*256 + 256)`` in the convolutions and
     ``2*64 + 2*64 + 2*256`` in the BatchNorms. The output is not passed
     through a ReLU, so the block can produce negative values (noise).

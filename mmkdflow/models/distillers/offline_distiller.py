@@ -1,19 +1,21 @@
 """Offline teacher -> student distillation as one MMEngine ``BaseModel``."""
+import logging
 from typing import Dict, List, Optional, Union
 
 import torch
 import torch.nn as nn
 from mmengine.logging import MessageHub, print_log
-from mmengine.model import BaseModel, BaseModule
+from mmengine.model import BaseModel
 from torch import Tensor
 
 from mmkdflow.registry import MODELS
-from mmkdflow.utils import (extract_state_dict, load_checkpoint_file,
-                            load_weights_strictly)
 from ..connectors.base import BaseConnector, ConnectorOutput
 from ..recorders import ModuleOutputRecorder
 from ..utils import DistillContext, build_mmkdflow_module, build_task_model
 from .distill_point import DistillPoint, put_back, select
+from .teacher import load_teacher
+from .nonfinite import (NONFINITE_POLICIES, NonFiniteLossError,
+                        describe_nonfinite, nonfinite_losses)
 
 _TEACHER_FORWARDS = ('auto', 'extract_feat', 'tensor')
 
@@ -48,6 +50,13 @@ class OfflineDistiller(BaseModel):
         student_loss_weight: Factor on the student's own task losses.
         predict_with: ``'student'`` (default) or ``'teacher'``: which model
             answers ``val_step``/``test_step``.
+        nonfinite: What a NaN/Inf loss does. ``'raise'`` (default): stop
+            the run with :class:`NonFiniteLossError` naming the loss, its
+            distillation point and the step, before any weight or
+            checkpoint is touched. ``'skip'``: log a warning and skip that
+            step's update (single-process training only; under DDP every
+            rank would have to agree, so it raises instead). ``'off'``: no
+            check (saves one host synchronisation per step).
         data_preprocessor: The distiller always uses the student's data
             preprocessor; a dict given here (MMEngine's ``Runner`` passes the
             config's top-level ``data_preprocessor``) is used for the student
@@ -64,6 +73,7 @@ class OfflineDistiller(BaseModel):
                  teacher_forward: str = 'auto',
                  student_loss_weight: float = 1.0,
                  predict_with: str = 'student',
+                 nonfinite: str = 'raise',
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -73,6 +83,12 @@ class OfflineDistiller(BaseModel):
         if predict_with not in ('student', 'teacher'):
             raise ValueError(f"predict_with must be 'student' or 'teacher', "
                              f'got {predict_with!r}')
+        if nonfinite not in NONFINITE_POLICIES:
+            raise ValueError(f'nonfinite must be one of {NONFINITE_POLICIES}'
+                             f', got {nonfinite!r}')
+        self.nonfinite = nonfinite
+        self._skip_update = False
+        self.skipped_steps = 0
         default_dp = data_preprocessor if isinstance(
             data_preprocessor, dict) else None
         self.student = build_task_model(student, 'student', default_dp)
@@ -94,9 +110,7 @@ class OfflineDistiller(BaseModel):
             self.teacher = None
         else:
             self.teacher = build_task_model(teacher, 'teacher', default_dp)
-            self._load_teacher(teacher_ckpt, allow_random_teacher)
-            self.teacher.requires_grad_(False)
-            self.teacher.eval()
+            load_teacher(self.teacher, teacher_ckpt, allow_random_teacher)
         self.predict_with = predict_with
         if predict_with == 'teacher' and self.teacher is None:
             raise ValueError("predict_with='teacher' needs a teacher")
@@ -136,29 +150,6 @@ class OfflineDistiller(BaseModel):
                     point.replace_path, self._make_replacer(point))
 
     # ------------------------------------------------------------ building
-    def _load_teacher(self, teacher_ckpt: Optional[str],
-                      allow_random_teacher: bool) -> None:
-        if teacher_ckpt is None:
-            if not allow_random_teacher:
-                raise ValueError(
-                    'no teacher_ckpt given: distilling from a randomly '
-                    'initialised teacher teaches nothing. Set teacher_ckpt to '
-                    'the trained teacher weights (path or URL), or set '
-                    'allow_random_teacher=True if that is really intended')
-            print_log('the teacher is randomly initialised '
-                      '(allow_random_teacher=True)', 'current')
-            return
-        checkpoint = load_checkpoint_file(teacher_ckpt, 'teacher_ckpt')
-        state = extract_state_dict(checkpoint, 'teacher_ckpt')
-        load_weights_strictly(self.teacher, state, 'teacher_ckpt',
-                              teacher_ckpt)
-        # init_weights must never overwrite the loaded teacher (nor fetch
-        # the backbone's ImageNet init_cfg).
-        for module in self.teacher.modules():
-            if isinstance(module, BaseModule):
-                module._is_init = True
-        print_log(f'loaded teacher weights from {teacher_ckpt}', 'current')
-
     def _resolve_teacher_forward(self, mode: str) -> str:
         if mode != 'auto' or self.teacher is None:
             return mode
@@ -202,7 +193,12 @@ class OfflineDistiller(BaseModel):
                 index = point.student_index
             teacher = self._teacher_tensors.get(point.name) \
                 if self._context.training else None
-            result = self._run_connector(point, student, teacher)
+            if point.replaces_other_module:
+                self._context.replaced_output = output
+            try:
+                result = self._run_connector(point, student, teacher)
+            finally:
+                self._context.replaced_output = None
             self._replaced[point.name] = result
             return put_back(output, index, result.student)
 
@@ -280,6 +276,8 @@ class OfflineDistiller(BaseModel):
             }
             for point in self.points:
                 losses.update(self._point_losses(point))
+            if self.nonfinite != 'off':
+                self._guard(losses)
             return losses
         finally:
             self._release()
@@ -316,6 +314,43 @@ class OfflineDistiller(BaseModel):
                 total = total + loss_fn(s, t, self._context)
             losses[prefix + 'loss'] = total
         return losses
+
+    def _guard(self, losses: Dict[str, Tensor]) -> None:
+        bad = nonfinite_losses(losses)
+        if not bad:
+            return
+        report = describe_nonfinite(bad, losses, self._context.epoch,
+                                    self._context.iter)
+        distributed = torch.distributed.is_available() and \
+            torch.distributed.is_initialized() and \
+            torch.distributed.get_world_size() > 1
+        if self.nonfinite == 'raise' or distributed:
+            why = ("; nonfinite='skip' works only in single-process "
+                   'training') if self.nonfinite == 'skip' else ''
+            raise NonFiniteLossError(
+                f'{report}. The run stops before updating any weight, so no '
+                f'checkpoint holds NaN weights{why}. Lower the learning rate '
+                f"or that loss's weight, or set nonfinite='skip' on the "
+                f'distiller to skip such steps')
+        self._skip_update = True
+        self.skipped_steps += 1
+        print_log(f'{report}; skipping this update ({self.skipped_steps} '
+                  f'skipped so far)', 'current', level=logging.WARNING)
+
+    def train_step(self, data, optim_wrapper) -> Dict[str, Tensor]:
+        """MMEngine's training step, minus the update when ``nonfinite=
+        'skip'`` flagged this step's losses."""
+        self._skip_update = False
+        with optim_wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+            losses = self._run_forward(data, mode='loss')
+        parsed_losses, log_vars = self.parse_losses(losses)
+        if self._skip_update:
+            optim_wrapper.zero_grad()
+            self._skip_update = False
+        else:
+            optim_wrapper.update_params(parsed_losses)
+        return log_vars
 
     def _release(self) -> None:
         """Drop every reference to this step's tensors."""

@@ -18,6 +18,10 @@ class DistillContext:
         max_epochs: Total epochs of the run, if known.
         max_iters: Total iterations of the run, if known.
         training: Whether the step computes losses.
+        replaced_output: While a connector that replaces a *later* student
+            module runs (``replace='head.fc'``), that module's own output
+            (e.g. the student's own classifier logits fc0(Z), which
+            FM-KT-Theta distils into); ``None`` otherwise.
     """
 
     data_samples: Optional[List[Any]] = None
@@ -26,6 +30,7 @@ class DistillContext:
     max_epochs: Optional[int] = None
     max_iters: Optional[int] = None
     training: bool = True
+    replaced_output: Any = None
 
     def gt_labels(self) -> Tensor:
         """Classification labels of the batch as a ``(B,)`` long tensor.

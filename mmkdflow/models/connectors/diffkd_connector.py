@@ -1,0 +1,277 @@
+"""DiffKD: the student feature as a noisy teacher feature, denoised."""
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmkdflow.registry import MODELS
+from ..diffusion import (DDIMSchedule, FeatureNoiseAdapter,
+                         FeatureNoisePredictor, LinearAutoencoder,
+                         VectorNoiseAdapter, VectorNoisePredictor, from_map,
+                         to_map)
+from ..utils.context import DistillContext
+from ..utils.model_builder import build_mmkdflow_module
+from .base import BaseConnector, ConnectorOutput
+
+_FORMS = {
+    'feature': (FeatureNoisePredictor, FeatureNoiseAdapter),
+    'vector': (VectorNoisePredictor, VectorNoiseAdapter),
+}
+
+
+def _mse(a: Tensor, b: Tensor) -> Tensor:
+    return F.mse_loss(a.float(), b.float())
+
+
+@MODELS.register_module()
+class DiffKDConnector(BaseConnector):
+    r"""Knowledge diffusion for distillation (DiffKD, Huang et al. 2023).
+
+    For each level (selected tensor) in training, with ``d`` the configured
+    distance (``kd_loss``) and the DDIM schedule of :class:`DDIMSchedule`:
+
+    1. ``s = proj(F_s)`` (1x1 conv with bias, ``C_s -> C``); the target is
+       ``z_t = enc(F_t).detach()`` with the autoencoder (``C = C_ae``),
+       else ``z_t = F_t`` (``C = C_t``).
+    2. ANM start (Eq. (8)): ``x = gamma * s + (1 - gamma) * eps`` with
+       ``eps ~ N(0, I)`` and ``gamma = ANM(s)`` in (0, 1) per sample. With
+       ``use_anm=False`` (the paper's "w/o ANM" ablation) ``x = s``: the
+       projected student itself is taken as the noisy sample at
+       ``start_timestep``.
+    3. Deterministic DDIM (eta = 0) at :meth:`DDIMSchedule.inference_timesteps`
+       (``[400, 300, 200, 100, 0]`` by default), the last step giving the
+       predicted ``x_0``; ``z_s = BN(conv1x1(x_0))``.
+    4. Losses, each summed over levels (Eq. (9)):
+       ``loss_diff = diff_loss_weight * MSE(Phi(x_t, t), eps)`` with
+       ``x_t = sqrt(ab_t) z_t + sqrt(1 - ab_t) eps`` and
+       ``t ~ U{0..T-1}`` per sample (Eq. (3), (4));
+       ``loss_ae = ae_loss_weight * MSE(dec(enc(F_t)), F_t)`` (Eq. (6));
+       ``loss_kd = d(z_s, z_t)`` (Eq. (7); its weight is the loss's own
+       ``loss_weight``).
+
+    Nothing on the student path is detached: ``loss_kd`` trains the student,
+    the projections, the ANM and the denoiser; the denoiser also learns from
+    ``loss_diff``; the encoder only from ``loss_ae``. The teacher input is
+    detached. At inference (``teacher is None``) the student tensors are
+    returned unchanged: DiffKD does not change the student (use it with
+    ``replace=False``), so the exported model is the plain student.
+
+    Shapes: feature maps ``(B, C, H, W)``, logits ``(B, K)`` (viewed as
+    ``(B, K, 1, 1)``) and spatial logits ``(B, K, H, W)``; the student and
+    teacher of a level must share ``B`` and ``H, W``.
+
+    Args:
+        student_channels: Student channels ``C_s``.
+        teacher_channels: Teacher channels ``C_t``.
+        latent_channels: Diffusion channels ``C``; ``None`` means
+            ``ae_channels`` with the autoencoder, else ``C_t`` (any other
+            value must agree with these).
+        use_ae: Compress the teacher with a :class:`LinearAutoencoder`.
+        ae_channels: Its latent channels ``C_ae`` (needed when ``use_ae``).
+        form: ``'feature'`` (bottleneck denoiser, kernel 3) or ``'vector'``
+            (1x1 MLP denoiser, for logits).
+        num_inference_steps: Denoising network evaluations (5).
+        start_timestep: Timestep of the initial noisy sample (400; the
+            paper's appendix says 500).
+        share_across_levels: One set of modules (projection, ANM, denoiser,
+            output projection, AE) for all levels; ``False`` builds one set
+            per level and needs ``num_levels``.
+        num_levels: Number of levels when not shared.
+        use_anm: Use adaptive noise matching (see step 2).
+        kd_loss: Config of the distance ``d`` (a mmkdflow loss), e.g.
+            ``MSELoss``, ``KDLoss`` (T=1, logits), ``DISTLoss`` (segmentation
+            logits), ``AttentionMSELoss`` (the detection "dagger" variant).
+        diff_loss_weight: ``lambda_1``.
+        ae_loss_weight: ``lambda_2``.
+        num_train_timesteps: Diffusion steps ``T`` of the schedule.
+        init_cfg: MMEngine initialisation config.
+    """
+
+    def __init__(self,
+                 student_channels: int,
+                 teacher_channels: int,
+                 latent_channels: Optional[int] = None,
+                 use_ae: bool = False,
+                 ae_channels: Optional[int] = None,
+                 form: str = 'feature',
+                 num_inference_steps: int = 5,
+                 start_timestep: int = 400,
+                 share_across_levels: bool = True,
+                 num_levels: Optional[int] = None,
+                 use_anm: bool = True,
+                 kd_loss: dict = dict(type='MSELoss', loss_weight=1.0),
+                 diff_loss_weight: float = 1.0,
+                 ae_loss_weight: float = 1.0,
+                 num_train_timesteps: int = 1000,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if form not in _FORMS:
+            raise ValueError(f"form must be 'feature' or 'vector', got "
+                             f'{form!r}')
+        if use_ae and ae_channels is None:
+            raise ValueError('use_ae=True needs ae_channels (e.g. 1024)')
+        expected = ae_channels if use_ae else teacher_channels
+        if latent_channels is not None and latent_channels != expected:
+            raise ValueError(
+                f'latent_channels={latent_channels} must equal '
+                f"{'ae_channels' if use_ae else 'teacher_channels'}="
+                f'{expected}: the diffusion model runs on the teacher '
+                f"{'latent' if use_ae else 'feature'}")
+        if not share_across_levels and (num_levels is None or
+                                        num_levels < 1):
+            raise ValueError('share_across_levels=False needs num_levels '
+                             '(e.g. 5 for FPN levels 0..4)')
+        self.student_channels = int(student_channels)
+        self.teacher_channels = int(teacher_channels)
+        self.latent_channels = int(expected)
+        self.use_ae, self.use_anm = bool(use_ae), bool(use_anm)
+        self.form = form
+        self.share_across_levels = bool(share_across_levels)
+        self.diff_loss_weight = float(diff_loss_weight)
+        self.ae_loss_weight = float(ae_loss_weight)
+
+        self.schedule = DDIMSchedule(num_train_timesteps)
+        self.timesteps = self.schedule.inference_timesteps(
+            num_inference_steps, start_timestep)
+        n_sets = 1 if self.share_across_levels else int(num_levels)
+        self.branches = nn.ModuleList(self._branch() for _ in range(n_sets))
+        self.kd_loss = build_mmkdflow_module(kd_loss)
+
+    def _branch(self) -> nn.ModuleDict:
+        """The learned modules for one level (or all levels when shared)."""
+        c = self.latent_channels
+        predictor_cls, adapter_cls = _FORMS[self.form]
+        parts = OrderedDict(
+            proj=nn.Conv2d(self.student_channels, c, 1),
+            predictor=predictor_cls(c),
+            out_proj=nn.Sequential(nn.Conv2d(c, c, 1), nn.BatchNorm2d(c)))
+        if self.use_anm:
+            parts['anm'] = adapter_cls(c)
+        if self.use_ae:
+            parts['ae'] = LinearAutoencoder(self.teacher_channels, c)
+        return nn.ModuleDict(parts)
+
+    def branch_of(self, level: int) -> nn.ModuleDict:
+        """The module set that serves ``level``."""
+        return self.branches[0 if self.share_across_levels else level]
+
+    # ----------------------------------------------------------- pieces
+    def denoise(self, branch: nn.ModuleDict, s: Tensor) -> Tensor:
+        """ANM start (Eq. (8)) and the DDIM reverse process; returns the
+        predicted clean sample ``x_0`` in ``s``'s dtype. The chain state is
+        kept in float32."""
+        x = s.float()
+        if self.use_anm:
+            gamma = branch['anm'](s).float().reshape(-1, 1, 1, 1)
+            x = gamma * x + (1 - gamma) * torch.randn_like(x)
+        net_dtype = branch['predictor'].time_embedding.weight.dtype
+        for i, t in enumerate(self.timesteps):
+            t_prev = self.timesteps[i + 1] if i + 1 < len(self.timesteps) \
+                else -1
+            eps_pred = branch['predictor'](x.to(net_dtype), t)
+            x = self.schedule.step(eps_pred, t, t_prev, x)
+        return x.to(s.dtype)
+
+    def diffusion_loss(self,
+                       latents: Sequence[Tensor],
+                       noises: Optional[Sequence[Tensor]] = None,
+                       timesteps: Optional[Sequence[Tensor]] = None
+                       ) -> Tensor:
+        """``sum_levels MSE(Phi(x_t, t), eps)`` (Eq. (4)), unweighted.
+
+        Levels served by the same module set and of equal shape are batched
+        into one network call (the per-level means are kept). ``noises`` and
+        ``timesteps`` (one per level) replace the random draws, for tests.
+
+        Args:
+            latents: Detached teacher targets ``z_t`` as ``(B, C, H, W)``.
+            noises: Optional ``eps`` per level.
+            timesteps: Optional ``(B,)`` long timesteps per level.
+        """
+        groups: Dict[Tuple, List[int]] = {}
+        for level, z in enumerate(latents):
+            key = (id(self.branch_of(level)), tuple(z.shape))
+            groups.setdefault(key, []).append(level)
+        total = latents[0].new_zeros((), dtype=torch.float32)
+        for levels in groups.values():
+            predictor = self.branch_of(levels[0])['predictor']
+            z = torch.cat([latents[i] for i in levels]).float()
+            eps = torch.cat([noises[i] for i in levels]).float() \
+                if noises is not None else torch.randn_like(z)
+            t = torch.cat([timesteps[i] for i in levels]).to(z.device) \
+                if timesteps is not None else torch.randint(
+                    0, self.schedule.num_train_timesteps, (z.shape[0], ),
+                    device=z.device)
+            x_t = self.schedule.add_noise(z, eps, t)
+            net_dtype = predictor.time_embedding.weight.dtype
+            err = (predictor(x_t.to(net_dtype), t).float() - eps).pow(2)
+            total = total + err.mean(dim=(1, 2, 3)).reshape(
+                len(levels), -1).mean(dim=1).sum()
+        return total
+
+    # ---------------------------------------------------------- forward
+    def forward(self, student: List[Tensor], teacher: Optional[List[Tensor]],
+                ctx: DistillContext) -> ConnectorOutput:
+        """Denoise each student tensor and compute the DiffKD losses.
+
+        Returns:
+            ``ConnectorOutput(student=[z_s], teacher=[z_t], losses=dict(
+            loss_diff, loss_kd[, loss_ae]))`` in training (shapes as the
+            inputs, with ``C`` channels); the student list unchanged when
+            ``teacher`` is None.
+        """
+        if teacher is None:
+            return ConnectorOutput(student=list(student))
+        if len(student) != len(teacher):
+            raise ValueError(f'DiffKDConnector got {len(student)} student '
+                             f'but {len(teacher)} teacher tensors')
+        if not self.share_across_levels and \
+                len(student) != len(self.branches):
+            raise ValueError(
+                f'DiffKDConnector was built with num_levels='
+                f'{len(self.branches)} but got {len(student)} levels')
+        z_s_out, z_t_out, latents = [], [], []
+        loss_kd, loss_ae = 0., 0.
+        for level, (f_s, f_t) in enumerate(zip(student, teacher)):
+            branch = self.branch_of(level)
+            f_s, was_vector = to_map(f_s)
+            f_t, _ = to_map(f_t.detach())
+            self._check(level, f_s, f_t)
+            if self.use_ae:
+                latent, recon = branch['ae'](f_t)
+                loss_ae = loss_ae + _mse(recon, f_t)
+                z_t = latent.detach()
+            else:
+                z_t = f_t
+            s = branch['proj'](f_s)
+            z_s = branch['out_proj'](self.denoise(branch, s))
+            z_s, z_t_flat = from_map(z_s, was_vector), from_map(
+                z_t, was_vector)
+            loss_kd = loss_kd + self.kd_loss(z_s, z_t_flat, ctx)
+            z_s_out.append(z_s)
+            z_t_out.append(z_t_flat)
+            latents.append(z_t)
+        losses = dict(
+            loss_diff=self.diff_loss_weight * self.diffusion_loss(latents),
+            loss_kd=loss_kd)
+        if self.use_ae:
+            losses['loss_ae'] = self.ae_loss_weight * loss_ae
+        return ConnectorOutput(student=z_s_out, teacher=z_t_out,
+                               losses=losses)
+
+    def _check(self, level: int, f_s: Tensor, f_t: Tensor) -> None:
+        if f_s.shape[1] != self.student_channels or \
+                f_t.shape[1] != self.teacher_channels:
+            raise ValueError(
+                f'DiffKDConnector (level {level}) expects student_channels='
+                f'{self.student_channels}, teacher_channels='
+                f'{self.teacher_channels}; got student {tuple(f_s.shape)}, '
+                f'teacher {tuple(f_t.shape)}')
+        if f_s.shape[0] != f_t.shape[0] or f_s.shape[2:] != f_t.shape[2:]:
+            raise ValueError(
+                f'DiffKDConnector (level {level}): student '
+                f'{tuple(f_s.shape)} and teacher {tuple(f_t.shape)} differ '
+                f'in batch or spatial size')

@@ -1,0 +1,24 @@
+"""View vectors ``(B, K)`` as maps ``(B, K, 1, 1)`` and back."""
+from typing import Tuple
+
+from torch import Tensor
+
+
+def to_map(x: Tensor) -> Tuple[Tensor, bool]:
+    """Return ``x`` as ``(B, C, H, W)`` and whether it was a ``(B, C)``
+    vector (viewed as ``(B, C, 1, 1)``).
+
+    Raises:
+        ValueError: For any other number of dimensions.
+    """
+    if x.dim() == 2:
+        return x[:, :, None, None], True
+    if x.dim() == 4:
+        return x, False
+    raise ValueError(f'expected a (B, C) vector or a (B, C, H, W) map, got '
+                     f'shape {tuple(x.shape)}')
+
+
+def from_map(x: Tensor, was_vector: bool) -> Tensor:
+    """Undo :func:`to_map`: ``(B, C, 1, 1)`` back to ``(B, C)``."""
+    return x.flatten(1) if was_vector else x

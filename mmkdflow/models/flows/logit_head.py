@@ -1,0 +1,126 @@
+r"""The classifier of FM-KT's logit flows and its label loss.
+
+In a logit flow the meta-encoder refines the student's feature map
+:math:`Z` (e.g. ResNet-18's last ``512 x 7 x 7`` map) and every step's
+teacher prediction :math:`\hat X_i` goes through one shared classifier:
+
+* image classification: :math:`o_i = W\,\mathrm{GAP}(\hat X_i) + b` (global
+  average pooling, then ``Linear(C, K)``);
+* segmentation, per pixel (**[ext]**, our extension; the authors released
+  no segmentation code): :math:`o_i[:, :, h, w] = W \hat X_i[:, :, h, w] + b`,
+  the same ``Linear(C, K)`` applied at every position (a 1x1 convolution,
+  like the decode head's own ``conv_seg``).
+
+The label loss of one step is the cross-entropy of :math:`o_i` with the
+ground truth: image labels for classification; for segmentation the
+per-pixel labels, with :math:`o_i` bilinearly resized to the label map and
+pixels labelled ``ignore_index`` (255, as in mmseg) left out, as mmseg's
+decode heads compute their own loss.
+"""
+from typing import Optional
+
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..utils.context import DistillContext
+
+
+class FlowLogitHead(nn.Module):
+    r"""``Linear(C, K)`` on the pooled (``pool=True``) or per-pixel
+    (``pool=False``) flow prediction, see the module docstring.
+
+    Args:
+        channels: ``C``, channels of the flow state.
+        num_classes: ``K``.
+        pool: Global average pooling first (image classification);
+            ``False`` keeps one prediction per pixel (segmentation).
+        ignore_index: Label value left out of the per-pixel cross-entropy.
+    """
+
+    def __init__(self, channels: int, num_classes: int, pool: bool = True,
+                 ignore_index: int = 255) -> None:
+        super().__init__()
+        if channels <= 0 or num_classes <= 0:
+            raise ValueError(
+                f'FlowLogitHead needs positive sizes, got channels='
+                f'{channels}, num_classes={num_classes}')
+        self.pool = bool(pool)
+        self.ignore_index = int(ignore_index)
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits ``(B, K)`` (pooled or 2-D input) or ``(B, K, H, W)``."""
+        if x.dim() == 2:
+            return self.fc(x)
+        if x.dim() != 4:
+            raise ValueError(f'FlowLogitHead expects (B, C) or (B, C, H, W) '
+                             f'inputs, got {tuple(x.shape)}')
+        if self.pool:
+            return self.fc(x.mean((2, 3)))
+        return self.fc(x.movedim(1, -1)).movedim(-1, 1)
+
+    def label_loss(self, logits: Tensor, ctx: DistillContext,
+                   label_smoothing: float = 0.) -> Tensor:
+        r"""Cross-entropy of one step's logits with the ground truth.
+
+        ``(B, K)`` logits: :math:`\mathrm{CE}(o, y)` with the image labels
+        (``ctx.gt_labels()``). ``(B, K, h, w)`` logits:
+        :math:`\frac{1}{|P|}\sum_{p \in P} \mathrm{CE}(\mathrm{up}(o)_p,
+        y_p)` over the labelled pixels :math:`P` (``ctx.gt_sem_seg()``),
+        :math:`\mathrm{up}` the bilinear resize to the label map. Computed
+        in float32.
+
+        Args:
+            logits: One step's logits.
+            ctx: The step's context, holding the labels.
+            label_smoothing: Of the cross-entropy (0.1 in OFM-KT).
+        """
+        logits = logits.float()
+        if logits.dim() == 2:
+            labels = ctx.gt_labels().to(logits.device)
+            return F.cross_entropy(logits, labels,
+                                   label_smoothing=label_smoothing)
+        labels = ctx.gt_sem_seg().to(logits.device)
+        if logits.shape[-2:] != labels.shape[-2:]:
+            logits = F.interpolate(logits, size=labels.shape[-2:],
+                                   mode='bilinear', align_corners=False)
+        return F.cross_entropy(logits, labels, ignore_index=self.ignore_index,
+                               label_smoothing=label_smoothing)
+
+
+def own_logits(ctx: DistillContext, expected: Optional[Tensor] = None
+               ) -> Tensor:
+    """The student's own classifier output :math:`fc_0(Z)`, which the
+    distiller hands to a connector that replaces a later module
+    (``replace='head.fc'``) as ``ctx.replaced_output``.
+
+    Args:
+        ctx: The step's context.
+        expected: A tensor of the shape the logits must have (the flow's
+            mean logits), checked when given.
+
+    Raises:
+        ValueError: If the context holds no replaced output (the point was
+            not configured with ``replace='head.fc'`` or the like) or its
+            shape differs from ``expected``.
+    """
+    own = ctx.replaced_output
+    if own is None:
+        raise ValueError(
+            "FM-KT-Theta on a logit flow distils into the student's own "
+            "classifier fc0(Z), but the distiller handed no replaced output; "
+            "configure the point with replace='<the classifier module>' "
+            "(e.g. student='backbone', replace='head.fc' for mmpretrain, "
+            "student='decode_head.bottleneck', replace='decode_head.conv_seg'"
+            ' for mmseg)')
+    if not isinstance(own, Tensor):
+        raise ValueError(
+            f'FM-KT-Theta needs the replaced module to output one logits '
+            f'tensor, got a {type(own).__name__}')
+    if expected is not None and own.shape != expected.shape:
+        raise ValueError(
+            f"FM-KT-Theta: the student's own logits have shape "
+            f'{tuple(own.shape)} but the flow gives {tuple(expected.shape)}; '
+            f'set num_classes to the classifier output size')
+    return own

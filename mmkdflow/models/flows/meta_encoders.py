@@ -1,0 +1,249 @@
+"""Meta-encoders of FM-KT: shape-preserving ``(B, C, H, W)`` networks.
+
+Each is registered in ``mmkdflow.registry.MODELS`` under a ``MetaEncoder*``
+class name. The spec's short names (``conv``, ``resconv``, ``mlp``,
+``transformer``, ``convnext``, ``conv_det``) are *not* registered as such:
+bare names like ``conv`` or ``mlp`` would sit in the shared ``mmkdflow``
+scope next to every connector and loss (and shadow lookups falling back to
+parent registries). They are mapped by :data:`META_ENCODERS` and
+:func:`build_meta_encoder` instead, which accepts either spelling.
+
+Parameter counts (``C`` channels, biases included):
+
+* ``conv``: ``18 C^2 + 2 C``; ``resconv``: ``18 C^2 + 4 C``;
+* ``mlp`` (k blocks, hidden ``rC``): ``k (2 r C^2 + r C + 3 C)``;
+* ``convnext``: ``2 (8 C^2 + 60 C)``; ``conv_det``: ``21 C^2 + 9 C``;
+* ``transformer``: see :class:`MetaEncoderTransformer`.
+"""
+from typing import Dict, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmkdflow.registry import MODELS
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of a ``(B, C, H, W)`` tensor, per
+    position (the "channels-first" LayerNorm of ConvNeXt)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias,
+                         self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+def conv3x3(channels: int, bias: bool = False) -> nn.Conv2d:
+    return nn.Conv2d(channels, channels, 3, padding=1, bias=bias)
+
+
+@MODELS.register_module()
+class MetaEncoderConv(nn.Sequential):
+    """``conv``: SiLU, 3x3 conv, GroupNorm(1), SiLU, 3x3 conv.
+
+    No bias in the convolutions and no residual connection.
+    ``18 C^2 + 2 C`` parameters.
+
+    Args:
+        channels: ``C``.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(
+            nn.SiLU(), conv3x3(channels), nn.GroupNorm(1, channels),
+            nn.SiLU(), conv3x3(channels))
+
+
+class _Residual(nn.Module):
+    """``x + body(x)``."""
+
+    def __init__(self, *body: nn.Module) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*body)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+@MODELS.register_module()
+class MetaEncoderResConv(nn.Sequential):
+    """``resconv``: 2 x residual ``x + GN(conv3x3(SiLU(x)))``.
+
+    GroupNorm(1) follows each convolution, so the convolutions have no
+    bias (it would be cancelled by the norm). ``18 C^2 + 4 C`` parameters.
+
+    Args:
+        channels: ``C``.
+        num_blocks: Residual blocks (2 in the spec).
+    """
+
+    def __init__(self, channels: int, num_blocks: int = 2) -> None:
+        super().__init__(*[
+            _Residual(nn.SiLU(), conv3x3(channels),
+                      nn.GroupNorm(1, channels)) for _ in range(num_blocks)
+        ])
+
+
+class _MLPBlock(nn.Module):
+    """``LN_C(x + conv1x1(ReLU(conv1x1(x))))``."""
+
+    def __init__(self, channels: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, hidden, 1)
+        self.fc2 = nn.Conv2d(hidden, channels, 1)
+        self.norm = LayerNorm2d(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(x + self.fc2(F.relu(self.fc1(x))))
+
+
+@MODELS.register_module()
+class MetaEncoderMLP(nn.Sequential):
+    """``mlp``: k x [1x1 conv, ReLU, 1x1 conv, + residual, LayerNorm over C].
+
+    k = 1 for CIFAR, 2 for DeiT in the released recipes. The hidden width
+    (not given by the spec) is ``hidden_ratio * C``.
+    ``k (2 r C^2 + r C + 3 C)`` parameters (``r = hidden_ratio``).
+
+    Args:
+        channels: ``C``.
+        num_blocks: k.
+        hidden_ratio: Hidden width over ``C``.
+    """
+
+    def __init__(self, channels: int, num_blocks: int = 1,
+                 hidden_ratio: int = 1) -> None:
+        super().__init__(*[
+            _MLPBlock(channels, int(hidden_ratio * channels))
+            for _ in range(num_blocks)
+        ])
+
+
+class ConvNeXtBlock(nn.Module):
+    r"""ConvNeXt block with a post-residual LayerNorm:
+
+    .. math::
+
+        y = \gamma \odot W_2\,\mathrm{GELU}(W_1\,\mathrm{LN}(\mathrm{DW}_{7
+            \times 7}(x))), \qquad x' = \mathrm{LN}(x + y)
+
+    with :math:`W_1: C \to 4C`, :math:`W_2: 4C \to C` (with biases) and the
+    layer scale :math:`\gamma \in \mathbb{R}^C` initialised to
+    ``layer_scale_init`` (1e-6). ``8 C^2 + 60 C`` parameters.
+
+    Deliberate difference from the released code: there the layer scale
+    multiplies through a detached view, so it never trains and stays at
+    1e-6 and the block collapses to about a LayerNorm of its input. Here
+    :math:`\gamma` is an ordinary trainable parameter; nothing reproduces the
+    freeze.
+
+    Args:
+        channels: ``C``.
+        layer_scale_init: Initial value of :math:`\gamma`.
+    """
+
+    def __init__(self, channels: int, layer_scale_init: float = 1e-6) -> None:
+        super().__init__()
+        self.dwconv = nn.Conv2d(channels, channels, 7, padding=3,
+                                groups=channels)
+        self.norm = nn.LayerNorm(channels)
+        self.fc1 = nn.Linear(channels, 4 * channels)
+        self.fc2 = nn.Linear(4 * channels, channels)
+        self.gamma = nn.Parameter(
+            layer_scale_init * torch.ones(channels))
+        self.post_norm = LayerNorm2d(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.dwconv(x).permute(0, 2, 3, 1)
+        y = self.fc2(F.gelu(self.fc1(self.norm(y))))
+        y = (self.gamma * y).permute(0, 3, 1, 2)
+        return self.post_norm(x + y)
+
+
+@MODELS.register_module()
+class MetaEncoderConvNeXt(nn.Sequential):
+    """``convnext`` (detection): ``num_blocks`` (2) :class:`ConvNeXtBlock`.
+
+    ``2 (8 C^2 + 60 C)`` parameters.
+
+    Args:
+        channels: ``C``.
+        num_blocks: Blocks (2 in the spec).
+        layer_scale_init: Initial layer scale (trainable).
+    """
+
+    def __init__(self, channels: int, num_blocks: int = 2,
+                 layer_scale_init: float = 1e-6) -> None:
+        super().__init__(*[
+            ConvNeXtBlock(channels, layer_scale_init)
+            for _ in range(num_blocks)
+        ])
+
+
+@MODELS.register_module()
+class MetaEncoderConvDet(nn.Sequential):
+    """``conv_det`` (detection): 2 x residual [1x1 conv, LN, ReLU, 3x3 conv,
+    LN] followed by a 1x1 conv.
+
+    LN is the channels-first :class:`LayerNorm2d`. The convolutions followed
+    by a LayerNorm have no bias; the final 1x1 conv has one.
+    ``21 C^2 + 9 C`` parameters.
+
+    Args:
+        channels: ``C``.
+        num_blocks: Residual blocks (2 in the spec).
+    """
+
+    def __init__(self, channels: int, num_blocks: int = 2) -> None:
+        blocks = [
+            _Residual(
+                nn.Conv2d(channels, channels, 1, bias=False),
+                LayerNorm2d(channels), nn.ReLU(inplace=True),
+                conv3x3(channels), LayerNorm2d(channels))
+            for _ in range(num_blocks)
+        ]
+        super().__init__(*blocks, nn.Conv2d(channels, channels, 1))
+
+
+#: The spec's short names -> registered class names.
+META_ENCODERS: Dict[str, str] = {
+    'conv': 'MetaEncoderConv',
+    'resconv': 'MetaEncoderResConv',
+    'mlp': 'MetaEncoderMLP',
+    'transformer': 'MetaEncoderTransformer',
+    'convnext': 'MetaEncoderConvNeXt',
+    'conv_det': 'MetaEncoderConvDet',
+}
+
+
+def build_meta_encoder(meta_encoder: Union[str, dict, nn.Module],
+                       channels: int, **kwargs) -> nn.Module:
+    """Build a meta-encoder for ``channels`` channels.
+
+    Args:
+        meta_encoder: A short name (``'convnext'``), a registered name
+            (``'MetaEncoderConvNeXt'``), a ``dict(type=<either>, **kwargs)``
+            or a module (returned unchanged).
+        channels: ``C``, passed as ``channels=`` unless the dict sets it.
+        **kwargs: Extra constructor arguments.
+
+    Raises:
+        KeyError: For an unknown name, listing the short names.
+    """
+    if isinstance(meta_encoder, nn.Module):
+        return meta_encoder
+    from ..utils.model_builder import build_mmkdflow_module
+    cfg = dict(meta_encoder) if isinstance(meta_encoder, dict) else dict(
+        type=meta_encoder)
+    cfg.update(kwargs)
+    name = cfg.get('type')
+    cfg['type'] = META_ENCODERS.get(name, name)
+    if cfg['type'] not in META_ENCODERS.values():
+        raise KeyError(f'unknown meta-encoder {name!r}; known: '
+                       f'{", ".join(META_ENCODERS)} (or their registered '
+                       f'names {", ".join(META_ENCODERS.values())})')
+    cfg.setdefault('channels', channels)
+    return build_mmkdflow_module(cfg)

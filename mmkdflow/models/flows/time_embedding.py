@@ -1,0 +1,90 @@
+r"""Time embedding of FM-KT: sinusoidal features of the fractional time."""
+import math
+from typing import Union
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+
+def sinusoidal_embedding(t: Tensor, dim: int,
+                         max_period: float = 1e4) -> Tensor:
+    r"""Sinusoidal features of a (fractional) time, as in transformers and
+    diffusion models.
+
+    With :math:`h = \lfloor dim / 2 \rfloor` and frequencies
+    :math:`\omega_k = \text{max\_period}^{-k/h}` (:math:`k = 0 .. h-1`):
+
+    .. math::
+
+        \text{emb}(t) = [\cos(\omega_0 t), .., \cos(\omega_{h-1} t),
+                         \sin(\omega_0 t), .., \sin(\omega_{h-1} t)]
+
+    padded with one zero when ``dim`` is odd. FM-KT feeds the fractional
+    :math:`t_i = i / N \in (0, 1]` itself (not an integer step index).
+
+    Args:
+        t: Times of shape ``(B,)``.
+        dim: Embedding size.
+        max_period: Longest period.
+
+    Returns:
+        ``(B, dim)`` float32 features.
+    """
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(
+        half, dtype=torch.float32, device=t.device) / max(half, 1))
+    args = t.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+    if dim % 2:
+        emb = torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=1)
+    return emb
+
+
+class TimeEmbedding(nn.Module):
+    r"""Sinusoidal embedding of t followed by a small MLP.
+
+    ``mode='linear'`` (feature flows): :math:`W\,\text{emb}(t) + b` with
+    ``Linear(C, C)``. ``mode='mlp'`` (logit flows): ``Linear(C, C)``, ReLU,
+    ``Linear(C, C)``. The result is added to the Euler state before the
+    meta-encoder, so it is shaped to broadcast over it: ``(B, C, 1, 1)`` for a
+    4-D state, ``(B, C)`` for a 2-D one.
+
+    Args:
+        channels: ``C``, the state's channels (also the sinusoid size).
+        mode: ``'linear'`` or ``'mlp'``.
+        max_period: Longest sinusoid period.
+    """
+
+    def __init__(self, channels: int, mode: str = 'linear',
+                 max_period: float = 1e4) -> None:
+        super().__init__()
+        if mode not in ('linear', 'mlp'):
+            raise ValueError(f"mode must be 'linear' or 'mlp', got {mode!r}")
+        self.channels, self.mode, self.max_period = channels, mode, max_period
+        if mode == 'linear':
+            self.proj = nn.Linear(channels, channels)
+        else:
+            self.proj = nn.Sequential(
+                nn.Linear(channels, channels), nn.ReLU(inplace=True),
+                nn.Linear(channels, channels))
+
+    def forward(self, t: Union[float, Tensor], batch_size: int = 1,
+                ndim: int = 4) -> Tensor:
+        """Embed ``t`` (a float, a 0-d tensor or a ``(B,)`` tensor).
+
+        Args:
+            t: The time(s).
+            batch_size: Rows to produce when ``t`` is a scalar.
+            ndim: Dimensions of the state the result is added to.
+
+        Returns:
+            ``(B, C)`` followed by ``ndim - 2`` singleton dimensions.
+        """
+        param = next(self.parameters())
+        t = torch.as_tensor(t, dtype=torch.float32, device=param.device)
+        if t.dim() == 0:
+            t = t.expand(batch_size)
+        emb = sinusoidal_embedding(t, self.channels, self.max_period)
+        emb = self.proj(emb.to(param.dtype))
+        return emb.reshape(emb.shape + (1, ) * (ndim - 2))

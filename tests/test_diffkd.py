@@ -1,0 +1,356 @@
+"""DiffKD: schedule, denoiser, connector and real distillation steps."""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+from conftest import (cls_batch, det_batch, seg_batch, tiny_deeplabv3,
+                      tiny_resnet_cls, tiny_retinanet)
+
+from mmkdflow.models import OfflineDistiller
+from mmkdflow.models.connectors import DiffKDConnector
+from mmkdflow.models.diffusion import (DDIMSchedule, DiffusionBottleneck,
+                                       FeatureNoiseAdapter,
+                                       FeatureNoisePredictor,
+                                       LinearAutoencoder, VectorNoiseAdapter,
+                                       VectorNoisePredictor)
+from mmkdflow.models.utils import DistillContext
+
+CTX = DistillContext()
+
+
+def ab_ref(t: int) -> float:
+    """alpha_bar_t = prod_{i<=t} (1 - beta_i), betas linear 1e-4..0.02."""
+    return math.prod(1 - (1e-4 + i * (0.02 - 1e-4) / 999)
+                     for i in range(t + 1))
+
+
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def connector(**kwargs) -> DiffKDConnector:
+    cfg = dict(student_channels=8, teacher_channels=16)
+    cfg.update(kwargs)
+    return DiffKDConnector(**cfg)
+
+
+class Oracle(nn.Module):
+    """A perfect denoiser: always returns the true noise."""
+
+    def __init__(self, eps):
+        super().__init__()
+        self.eps = eps
+        self.time_embedding = nn.Embedding(1, 1)  # gives the net's dtype
+
+    def forward(self, x, t):
+        return self.eps
+
+
+# ----------------------------------------------------------- schedule
+def test_alpha_bar_closed_form_and_fp32_buffer():
+    sched = DDIMSchedule()
+    assert sched.alpha_bar.dtype == torch.float32
+    assert sched.alpha_bar.shape == (1000, )
+    assert 'alpha_bar' in sched.state_dict()
+    for t in (0, 1, 399, 400, 999):
+        assert sched.alpha_bar[t].item() == pytest.approx(ab_ref(t),
+                                                          rel=1e-6)
+
+
+def test_forward_noising_and_ddim_step_closed_form():
+    sched = DDIMSchedule()
+    torch.manual_seed(0)
+    x0, eps, eps_pred = torch.randn(3, 3, 3, 4, 4).unbind(0)
+    t = torch.tensor([0, 400, 999])
+    noisy = sched.add_noise(x0, eps, t)
+    for b, tb in enumerate(t.tolist()):
+        a = ab_ref(tb)
+        ref = math.sqrt(a) * x0[b] + math.sqrt(1 - a) * eps[b]
+        torch.testing.assert_close(noisy[b], ref)
+    for t_cur, t_prev in ((400, 300), (100, 0), (0, -1)):
+        out = sched.step(eps_pred, t_cur, t_prev, noisy)
+        a, a_prev = ab_ref(t_cur), ab_ref(t_prev) if t_prev >= 0 else 1.0
+        x0_pred = (noisy - math.sqrt(1 - a) * eps_pred) / math.sqrt(a)
+        ref = math.sqrt(a_prev) * x0_pred + math.sqrt(1 - a_prev) * eps_pred
+        torch.testing.assert_close(out, ref)
+    # the last step returns x0_pred itself
+    torch.testing.assert_close(sched.step(eps_pred, 0, -1, noisy),
+                               sched.predict_x0(eps_pred, 0, noisy))
+
+
+def test_inference_timesteps_rule():
+    sched = DDIMSchedule()
+    assert sched.inference_timesteps() == [400, 300, 200, 100, 0]
+    assert sched.inference_timesteps(5, 500) == [500, 375, 250, 125, 0]
+    assert sched.inference_timesteps(1, 400) == [400]
+    assert sched.inference_timesteps(10, 900) == list(range(900, -1, -100))
+    for bad in ((0, 400), (5, 1000), (5, 3)):
+        with pytest.raises(ValueError):
+            sched.inference_timesteps(*bad)
+
+
+def test_matches_diffusers_ddim_scheduler():
+    """diffusers' DDIM with 10 steps over 1000 ("leading" spacing, offset 0)
+    visits 900, 800, ..., 0 and steps from t to t - 100: our default chain
+    400 -> 300 -> ... -> 0 is its second half. ``set_alpha_to_one=True``
+    makes its last step (t = 0, prev = -100) use alpha_bar_prev = 1, i.e.
+    return x0_pred, as ours does; eta = 0 and no clipping make both
+    deterministic. Our alpha_bar is a float64 cumprod rounded once to fp32,
+    diffusers accumulates in fp32 (<= 3e-7 apart); with diffusers' table
+    loaded into our buffer the step math is bit-identical."""
+    from diffusers import DDIMScheduler
+    ref = DDIMScheduler(
+        num_train_timesteps=1000, beta_schedule='linear', beta_start=1e-4,
+        beta_end=0.02, clip_sample=False, set_alpha_to_one=True,
+        prediction_type='epsilon', timestep_spacing='leading', steps_offset=0)
+    ref.set_timesteps(10)
+    sched = DDIMSchedule()
+    assert ref.timesteps[5:].tolist() == sched.inference_timesteps(5, 400)
+    torch.testing.assert_close(sched.alpha_bar, ref.alphas_cumprod,
+                               rtol=0, atol=1e-6)
+    same_table = DDIMSchedule()
+    same_table.load_state_dict({'alpha_bar': ref.alphas_cumprod.clone()})
+    torch.manual_seed(0)
+    x = ours = exact = torch.randn(2, 4, 5, 5)
+    steps = sched.inference_timesteps()
+    for i, t in enumerate(steps):
+        t_prev = steps[i + 1] if i + 1 < len(steps) else -1
+        eps_pred = torch.randn_like(x)
+        x = ref.step(eps_pred, t, x, eta=0.0).prev_sample
+        exact = same_table.step(eps_pred, t, t_prev, exact)
+        ours = sched.step(eps_pred, t, t_prev, ours)
+        assert torch.equal(exact, x)  # bit-identical
+        torch.testing.assert_close(ours, x, rtol=1e-5, atol=1e-5)
+
+
+def test_fp32_buffer_survives_casts_and_state_dict():
+    conn = connector()
+    original = conn.schedule.alpha_bar.clone()
+    conn.half()
+    assert conn.branches[0]['proj'].weight.dtype == torch.float16
+    assert conn.schedule.alpha_bar.dtype == torch.float32
+    assert torch.equal(conn.schedule.alpha_bar, original)
+    conn.to(torch.bfloat16)
+    assert torch.equal(conn.schedule.alpha_bar, original)
+    state = conn.state_dict()
+    assert state['schedule.alpha_bar'].dtype == torch.float32
+    fresh = DDIMSchedule()
+    fresh.alpha_bar.zero_()
+    fresh.load_state_dict({'alpha_bar': state['schedule.alpha_bar']})
+    assert torch.equal(fresh.alpha_bar, original)
+    assert fresh.alpha_bar[0].item() < 1.0  # fp16 would round it to 1
+
+
+# ---------------------------------------------------------- networks
+def test_parameter_counts():
+    pred = FeatureNoisePredictor(256)
+    emb = pred.time_embedding.weight.numel()
+    assert emb == 1280 * 256 == 327_680
+    assert n_params(pred) - emb == 207_872
+    assert n_params(DiffusionBottleneck(256, 4)) == 70_784
+    shared = DiffKDConnector(256, 256, share_across_levels=True)
+    per_level = DiffKDConnector(256, 256, share_across_levels=False,
+                                num_levels=5)
+    one = n_params(shared.branches[0]['predictor'])
+    assert one == 207_872 + 327_680
+    assert sum(n_params(b['predictor']) for b in shared.branches) == one
+    assert sum(n_params(b['predictor']) for b in per_level.branches) == \
+        5 * one
+    assert n_params(per_level) == 5 * n_params(shared)
+
+
+def test_networks_accept_vectors_and_maps():
+    for pred, adapter in ((VectorNoisePredictor(11), VectorNoiseAdapter(11)),
+                          (FeatureNoisePredictor(11),
+                           FeatureNoiseAdapter(11))):
+        for shape in ((4, 11), (2, 11, 6, 6)):
+            x = torch.randn(shape)
+            assert pred(x, torch.tensor([3] * shape[0])).shape == shape
+            gamma = adapter(x)
+            assert gamma.shape == (shape[0], )
+            assert ((gamma > 0) & (gamma < 1)).all()
+    latent, recon = LinearAutoencoder(16, 4)(torch.randn(2, 16, 3, 3))
+    assert latent.shape == (2, 4, 3, 3) and recon.shape == (2, 16, 3, 3)
+
+
+def test_perfect_denoiser_recovers_the_clean_latent():
+    """From z_400 = add_noise(z, eps, 400), five DDIM steps with a denoiser
+    that returns eps exactly stay on the trajectory and end at z."""
+    torch.manual_seed(0)
+    z, eps = torch.randn(2, 16, 4, 4), torch.randn(2, 16, 4, 4)
+    for use_anm in (False, True):
+        conn = connector(use_anm=use_anm)
+        branch = conn.branches[0]
+        branch['predictor'] = Oracle(eps)
+        if use_anm:  # gamma = 1: the ANM start is the student itself
+            branch['anm'].forward = lambda s: torch.ones(s.shape[0])
+        start = conn.schedule.add_noise(z, eps, 400)
+        torch.testing.assert_close(conn.denoise(branch, start), z,
+                                   rtol=1e-4, atol=1e-4)
+    x, steps = start, conn.timesteps
+    for t, t_prev in zip(steps, steps[1:]):
+        x = conn.schedule.step(eps, t, t_prev, x)
+        torch.testing.assert_close(x, conn.schedule.add_noise(z, eps, t_prev))
+
+
+# ---------------------------------------------------------- connector
+def test_gradient_routing():
+    conn = connector(use_ae=True, ae_channels=4)
+    f_s = torch.randn(2, 8, 5, 5, requires_grad=True)
+    f_t = torch.randn(2, 16, 5, 5, requires_grad=True)
+    out = conn([f_s], [f_t], CTX)
+    assert set(out.losses) == {'loss_diff', 'loss_kd', 'loss_ae'}
+    branch = conn.branches[0]
+    enc = list(branch['ae'].encoder.parameters())
+    denoiser = list(branch['predictor'].parameters())
+
+    def grads(loss, params):
+        return torch.autograd.grad(loss, params, retain_graph=True,
+                                   allow_unused=True)
+
+    # loss_kd reaches the student input and every student-path module (conv
+    # biases right before a training-mode BN get ~0 gradient, hence weights)
+    for part in ([f_s], branch['proj'], branch['anm'], branch['predictor'],
+                 branch['out_proj']):
+        params = list(part.parameters()) if isinstance(part, nn.Module) \
+            else part
+        got = grads(out.losses['loss_kd'], params)
+        assert all(g is not None for g in got)
+        assert sum(g.abs().sum() for g in got) > 0
+    emb = branch['predictor'].time_embedding.weight
+    assert grads(out.losses['loss_kd'], [emb])[0] is not None
+    assert grads(out.losses['loss_diff'], denoiser)[0].abs().sum() > 0
+    for name in ('loss_kd', 'loss_diff'):
+        assert all(g is None for g in grads(out.losses[name], enc))
+    got = grads(out.losses['loss_ae'], enc)
+    assert all(g is not None for g in got) and got[0].abs().sum() > 0
+    sum(out.losses.values()).backward()
+    assert f_t.grad is None
+    assert not out.teacher[0].requires_grad
+
+
+def test_inference_returns_student_unchanged():
+    conn = connector()
+    feats = [torch.randn(2, 8, 4, 4), torch.randn(2, 8, 2, 2)]
+    out = conn(feats, None, CTX)
+    assert all(a is b for a, b in zip(out.student, feats))
+    assert out.losses == {}
+
+
+def test_diffusion_loss_batches_equal_shapes_like_per_level():
+    conn = connector().eval()  # BN with running stats: batch-independent
+    torch.manual_seed(0)
+    z = [torch.randn(2, 16, 4, 4) for _ in range(3)]
+    eps = [torch.randn_like(x) for x in z]
+    ts = [torch.randint(0, 1000, (2, )) for _ in z]
+    batched = conn.diffusion_loss(z, eps, ts)
+    separate = sum(conn.diffusion_loss([a], [b], [c])
+                   for a, b, c in zip(z, eps, ts))
+    torch.testing.assert_close(batched, separate)
+
+
+@pytest.mark.parametrize('form, shape, loss', [
+    ('vector', (4, 10), dict(type='KDLoss', temperature=1.0)),
+    ('vector', (2, 11, 6, 6), dict(type='DISTLoss')),
+    ('feature', (2, 11, 6, 6), dict(type='DISTLoss')),
+    ('feature', (2, 16, 6, 6), dict(type='AttentionMSELoss')),
+])
+def test_logits_and_kd_distances(form, shape, loss):
+    c = shape[1]
+    conn = DiffKDConnector(c, c, form=form, kd_loss=loss)
+    out = conn([torch.randn(shape)], [torch.randn(shape)], CTX)
+    assert out.student[0].shape == shape == out.teacher[0].shape
+    assert all(torch.isfinite(v) for v in out.losses.values())
+
+
+def test_bf16_autocast_gives_finite_float32_losses():
+    conn = connector(share_across_levels=False, num_levels=2)
+    feats = [torch.randn(2, 8, 6, 6), torch.randn(2, 8, 3, 3)]
+    targets = [torch.randn(2, 16, 6, 6), torch.randn(2, 16, 3, 3)]
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = conn(feats, [t.bfloat16() for t in targets], CTX)
+    assert conn.schedule.alpha_bar.dtype == torch.float32
+    for value in out.losses.values():
+        assert value.dtype == torch.float32 and torch.isfinite(value)
+    sum(out.losses.values()).backward()
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match='ae_channels'):
+        connector(use_ae=True)
+    with pytest.raises(ValueError, match='form'):
+        connector(form='unet')
+    with pytest.raises(ValueError, match='num_levels'):
+        connector(share_across_levels=False)
+    with pytest.raises(ValueError, match='latent_channels'):
+        connector(latent_channels=4)
+    with pytest.raises(ValueError, match='student_channels'):
+        connector()([torch.randn(2, 3, 4, 4)], [torch.randn(2, 16, 4, 4)],
+                    CTX)
+    with pytest.raises(ValueError, match='num_levels=2'):
+        connector(share_across_levels=False, num_levels=2)(
+            [torch.randn(2, 8, 4, 4)], [torch.randn(2, 16, 4, 4)], CTX)
+
+
+# ------------------------------------------------ real distillation steps
+def train_step(model, batch, keys):
+    model.train()
+    losses = model(*batch, mode='loss')
+    assert set(keys) <= set(losses)
+    total, log_vars = model.parse_losses(losses)
+    assert set(keys) <= set(log_vars) and torch.isfinite(total)
+    total.backward()
+    conn = model.connectors['p']
+    for part in ('proj', 'predictor'):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0
+                   for p in conn.branches[0][part].parameters())
+    assert all(p.grad is None for p in model.teacher.parameters())
+    torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
+                    lr=0.01).step()
+    return losses
+
+
+def test_retinanet_fpn_step_and_plain_student_export():
+    from mmengine.registry import MODELS
+    student, teacher = tiny_retinanet(8, 16), tiny_retinanet(16, 32)
+    model = OfflineDistiller(
+        student=student, teacher=teacher, allow_random_teacher=True,
+        distill_points=dict(p=dict(
+            student='neck', teacher='neck', index=(0, 1, 2, 3, 4),
+            connector=dict(type='DiffKDConnector', student_channels=16,
+                           teacher_channels=32,
+                           kd_loss=dict(type='MSELoss', loss_weight=5.0)))))
+    train_step(model, det_batch(), ['distill.p.loss_diff', 'distill.p.loss_kd',
+                                    'student.loss_cls'])
+    alone = MODELS.build(tiny_retinanet(8, 16))
+    assert n_params(model.student) == n_params(alone)
+    assert set(model.student.state_dict()) == set(alone.state_dict())
+    model.eval()
+    with torch.no_grad():
+        preds = model(*det_batch(), mode='predict')
+    assert len(preds) == 2
+
+
+def test_classifier_logits_step_vector_form():
+    model = OfflineDistiller(
+        student=tiny_resnet_cls(8), teacher=tiny_resnet_cls(16),
+        allow_random_teacher=True, distill_points=dict(p=dict(
+            student='head.fc', teacher='head.fc', connector=dict(
+                type='DiffKDConnector', student_channels=10,
+                teacher_channels=10, form='vector',
+                kd_loss=dict(type='KDLoss', temperature=1.0)))))
+    train_step(model, cls_batch(), ['distill.p.loss_diff', 'distill.p.loss_kd',
+                                    'student.loss'])
+
+
+def test_segmentation_logits_step_dist():
+    model = OfflineDistiller(
+        student=tiny_deeplabv3(8), teacher=tiny_deeplabv3(16),
+        allow_random_teacher=True, distill_points=dict(p=dict(
+            student='decode_head.conv_seg', teacher='decode_head.conv_seg',
+            connector=dict(type='DiffKDConnector', student_channels=11,
+                           teacher_channels=11, form='vector',
+                           kd_loss=dict(type='DISTLoss')))))
+    train_step(model, seg_batch(), ['distill.p.loss_diff',
+                                    'distill.p.loss_kd'])

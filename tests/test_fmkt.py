@@ -1,0 +1,511 @@
+"""FM-KT: flows, meta-encoders, the connector and a real distillation step."""
+import pytest
+import torch
+import torch.nn as nn
+from conftest import det_batch, tiny_retinanet
+
+from mmkdflow.models import OfflineDistiller
+from mmkdflow.models.connectors import FMKTConnector
+from mmkdflow.models.flows import (META_ENCODERS, TimeEmbedding,
+                                   build_meta_encoder, build_schedule,
+                                   decoupling_permutation, euler_sample)
+from mmkdflow.models.losses import BaseDistillLoss, KDLoss
+from mmkdflow.models.utils import DistillContext, build_mmkdflow_module
+
+F64 = dict(dtype=torch.float64)
+
+
+class ExactVelocity(nn.Module):
+    """A meta-encoder stub returning a fixed velocity whatever its input."""
+
+    def __init__(self, v=None):
+        super().__init__()
+        self.v = v
+
+    def forward(self, x):
+        return self.v
+
+
+def pair(shape=(2, 4, 3, 3), seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=gen, **F64), \
+        torch.randn(*shape, generator=gen, **F64)
+
+
+def interpolant_velocity(schedule, teacher, z):
+    """The exact velocity of the path x_t = a_t X_T + s_t eps through the
+    start x_1 = Z, as a field that ignores x."""
+    one = torch.tensor(1., **F64)
+    eps = (z - schedule.alpha(one) * teacher) / schedule.sigma(one)
+
+    def velocity(x, t):
+        t = torch.tensor(t, **F64)
+        return schedule.d_alpha(t) * teacher + schedule.d_sigma(t) * eps
+    return velocity
+
+
+@pytest.mark.parametrize('num_steps', [1, 4, 7])
+def test_rectified_exact_velocity_hits_teacher(num_steps):
+    teacher, z = pair()
+    conn = FMKTConnector(4, meta_encoder=ExactVelocity(z - teacher),
+                         num_steps=num_steps).double()
+    traj = conn.flow(z, num_steps=num_steps)
+    assert len(traj.predictions) == num_steps
+    assert traj.times == [i / num_steps for i in range(num_steps, 0, -1)]
+    for pred in traj.predictions:
+        torch.testing.assert_close(pred, teacher, rtol=0, atol=1e-12)
+    torch.testing.assert_close(traj.end, teacher, rtol=0, atol=1e-12)
+    out = conn([z], None, DistillContext(training=False))
+    torch.testing.assert_close(out.student[0], teacher, rtol=0, atol=1e-12)
+
+
+def test_teacher_prediction_formulas():
+    rect = build_schedule('rectified')
+    x, v = pair()
+    # start-anchored rectified flow is exactly the released Z - v
+    assert torch.equal(rect.teacher_prediction(x, v, 0.75, s=1.0), x - v)
+    torch.testing.assert_close(rect.teacher_prediction(x, v, 0.75),
+                               x - 0.75 * v)
+    # the state-anchored formula inverts the conditional field exactly
+    teacher, z = pair(seed=1)
+    for name in ('rectified', 'vp', 've'):
+        s = build_schedule(name)
+
+        def field(xt, t):
+            t = torch.tensor(t, **F64)
+            eps = (xt - s.alpha(t) * teacher) / s.sigma(t)
+            return s.d_alpha(t) * teacher + s.d_sigma(t) * eps
+        traj = euler_sample(field, z, 5, s, anchor='state')
+        for pred in traj.predictions:
+            torch.testing.assert_close(pred, teacher)
+
+
+@pytest.mark.parametrize('name', ['vp', 've'])
+def test_vp_ve_euler_end_point_converges(name):
+    schedule = build_schedule(name)
+    teacher, z = pair()
+    velocity = interpolant_velocity(schedule, teacher, z)
+    errors = []
+    for n in (1, 4, 16, 64):
+        traj = euler_sample(velocity, z, n, schedule)
+        for pred in traj.predictions:  # exact velocity: exact predictions
+            torch.testing.assert_close(pred, teacher)
+        errors.append((traj.end - teacher).abs().max().item())
+    assert all(a > b for a, b in zip(errors, errors[1:])), errors
+    assert errors[-1] < 0.05 * errors[0]
+
+
+def test_schedule_derivatives_and_ends():
+    t = torch.linspace(0.05, 0.95, 7, **F64)
+    for name in ('rectified', 'vp', 've'):
+        s, h = build_schedule(name), 1e-6
+        torch.testing.assert_close(
+            s.d_alpha(t), (s.alpha(t + h) - s.alpha(t - h)) / (2 * h))
+        torch.testing.assert_close(
+            s.d_sigma(t), (s.sigma(t + h) - s.sigma(t - h)) / (2 * h))
+    zero, one = torch.tensor(0., **F64), torch.tensor(1., **F64)
+    assert build_schedule('vp').alpha(zero) == 1
+    ve = build_schedule('ve', sigma_min=0.02, sigma_max=3.)
+    torch.testing.assert_close(ve.sigma(one), torch.tensor(3., **F64))
+    with pytest.raises(KeyError, match='rectified'):
+        build_schedule('cosine')
+
+
+def test_mean_prediction_is_euler_end_point():
+    torch.manual_seed(0)
+    conn = FMKTConnector(8, meta_encoder='conv', num_steps=6)
+    z = torch.randn(2, 8, 5, 5)
+    traj = conn.flow(z, num_steps=6)
+    torch.testing.assert_close(traj.mean, traj.end, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(traj.predictions[0], traj.predictions[-1])
+    out = conn([z], None, DistillContext(training=False)).student[0]
+    torch.testing.assert_close(out, traj.mean)
+
+
+def test_teacher_never_reaches_meta_encoder_input():
+    torch.manual_seed(0)
+    conn = FMKTConnector(8, meta_encoder='convnext', num_steps=3,
+                         dirac_ratio=0.5)
+    seen = []
+    conn.fields[0].meta_encoder.register_forward_pre_hook(
+        lambda mod, args: seen.append(args[0]))
+    z = torch.randn(4, 8, 6, 6)
+    teacher = torch.randn(4, 8, 6, 6, requires_grad=True)
+    ctx = DistillContext()
+    loss_a = conn([z], [teacher], ctx).losses['loss_flow']
+    inputs_a, seen[:] = list(seen), []
+    loss_b = conn([z], [torch.randn(4, 8, 6, 6) * 5], ctx).losses['loss_flow']
+    assert len(inputs_a) == len(seen) == 3
+    for a, b in zip(inputs_a, seen):
+        assert torch.equal(a, b)
+    assert not torch.isclose(loss_a, loss_b)
+    grads = torch.autograd.grad(sum(i.sum() for i in inputs_a), teacher,
+                                allow_unused=True)
+    assert grads[0] is None or not grads[0].any()
+
+
+@pytest.mark.parametrize('ratio,batch', [(1.0, 8), (0.5, 8), (0.25, 8),
+                                         (0.0, 8), (0.7, 10), (0.9, 8)])
+def test_decoupling_permutation_moves_exactly_m(ratio, batch):
+    perm = decoupling_permutation(batch, ratio)
+    m = round((1 - ratio) * batch)
+    assert sorted(perm.tolist()) == list(range(batch))
+    assert int((perm != torch.arange(batch)).sum()) == (m if m >= 2 else 0)
+
+
+def test_pair_decoupling_never_touches_teacher():
+    class Recorder(BaseDistillLoss):
+        def compute_loss(self, student, teacher, ctx):
+            self.targets.append(teacher)
+            return (student - teacher).pow(2).mean()
+
+    torch.manual_seed(0)
+    conn = FMKTConnector(4, meta_encoder='conv', num_steps=2,
+                         dirac_ratio=0.5)
+    conn.distance = Recorder()
+    conn.distance.targets = []
+    teacher = [torch.randn(8, 4, 3, 3), torch.randn(8, 4, 2, 2)]
+    clones, ptrs = [t.clone() for t in teacher], [
+        t.data_ptr() for t in teacher]
+    conn([torch.randn(8, 4, 3, 3), torch.randn(8, 4, 2, 2)], teacher,
+         DistillContext())
+    for t, c, p in zip(teacher, clones, ptrs):
+        assert torch.equal(t, c) and t.data_ptr() == p
+    moved = []
+    for level, target in zip([0, 0, 1, 1], conn.distance.targets):
+        rows = [int(torch.nonzero((teacher[level] == r).flatten(1).all(1))[0])
+                for r in target]
+        assert sorted(rows) == list(range(8))
+        moved.append(rows)
+    assert moved[0] == moved[1] == moved[2] == moved[3]  # one permutation
+    assert sum(r != i for i, r in enumerate(moved[0])) == 4
+
+
+def test_meta_encoder_parameter_counts():
+    c = 256
+    hand = dict(
+        conv=2 * 9 * c * c + 2 * c,  # two bias-free 3x3 convs, GN(1)
+        resconv=2 * (9 * c * c + 2 * c),
+        mlp=2 * (c * c + c) + 2 * c,
+        convnext=2 * (49 * c + c + 2 * c + 4 * c * c + 4 * c + 4 * c * c + c
+                      + c + 2 * c),
+        conv_det=2 * (c * c + 2 * c + 9 * c * c + 2 * c) + c * c + c,
+        transformer=2 * c + (3 * 256 * c + 3 * 256) + (256 * c + c)
+        + 4 * (13 * 13 + 3 * 3) + 2 * c + (1024 * c + 1024) + (1024 * c + c))
+    assert set(hand) == set(META_ENCODERS)
+    for name, count in hand.items():
+        enc = build_meta_encoder(name, c)
+        assert sum(p.numel() for p in enc.parameters()) == count, name
+        assert type(enc) is type(build_meta_encoder(
+            dict(type=META_ENCODERS[name]), c))
+    assert hand['conv'] == 1180160 and hand['convnext'] == 1079296
+    x = torch.randn(1, 16, 13, 9)
+    for name in META_ENCODERS:
+        assert build_meta_encoder(name, 16)(x).shape == x.shape
+    with pytest.raises(KeyError, match='convnext'):
+        build_meta_encoder('unet', 16)
+
+
+def test_window_attention_masks_padding():
+    torch.manual_seed(0)
+    enc = build_meta_encoder('transformer', 8)
+    assert enc.window_for(14) == 7 and enc.window_for(13) == 2
+    x = torch.randn(2, 8, 1, 1)  # padded to one 2x2 window with 1 real key
+    v = enc.qkv(enc.norm1(x).flatten(2).transpose(1, 2)).chunk(3, -1)[2]
+    torch.testing.assert_close(enc.attention(enc.norm1(x)),
+                               enc.proj(v).transpose(1, 2)[..., None])
+
+
+def test_convnext_layer_scale_trains():
+    torch.manual_seed(0)
+    conn = FMKTConnector(8, meta_encoder='convnext', num_steps=2)
+    gammas = [b.gamma for b in conn.fields[0].meta_encoder]
+    assert all(torch.equal(g, torch.full((8, ), 1e-6)) for g in gammas)
+    out = conn([torch.randn(2, 8, 4, 4)], [torch.randn(2, 8, 4, 4)],
+               DistillContext())
+    out.losses['loss_flow'].backward()
+    assert all(g.grad is not None and g.grad.abs().sum() > 0 for g in gammas)
+
+
+def test_time_embedding_shapes():
+    emb = TimeEmbedding(6)
+    assert emb(0.5, 3).shape == (3, 6, 1, 1)
+    assert TimeEmbedding(6, 'mlp')(torch.rand(3), ndim=2).shape == (3, 6)
+
+
+def test_logit_flow_math_and_online():
+    from mmpretrain.structures import DataSample
+    torch.manual_seed(0)
+    conn = build_mmkdflow_module(dict(
+        type='FMKTConnector', channels=8, meta_encoder='mlp', num_steps=3,
+        head_mode=True, num_classes=5, level_weights=[2.],
+        distance=dict(type='KDLoss', temperature=4.)))
+    z, y_t = torch.randn(4, 8, 3, 3), torch.randn(4, 5)
+    ctx = DistillContext([DataSample().set_gt_label(i) for i in range(4)])
+    out = conn([z], [y_t], ctx)
+    logits = [conn.classify(p) for p in conn.flow(z, num_steps=3).predictions]
+    torch.testing.assert_close(out.student[0], sum(logits) / 3)
+    kd, labels = KDLoss(temperature=4.), torch.arange(4)
+    torch.testing.assert_close(out.losses['loss_flow'],
+                               2 / 3 * sum(kd(o, y_t) for o in logits))
+    torch.testing.assert_close(out.losses['loss_ce'], 2 / 3 * sum(
+        nn.functional.cross_entropy(o, labels) for o in logits))
+    online = FMKTConnector(8, 'mlp', num_steps=2, head_mode=True,
+                           num_classes=5, online=True,
+                           distance=dict(type='KDLoss'))
+    assert set(online([z], None, ctx).losses) == {'loss_flow', 'loss_ce'}
+    assert not online([z], None, DistillContext(training=False)).losses
+
+
+def test_random_steps_in_training_fixed_at_test():
+    torch.manual_seed(0)
+    conn = FMKTConnector(4, 'conv', num_steps=4, num_steps_test=3,
+                         num_steps_choices=(1, 2, 8))
+    calls = []
+    conn.fields[0].meta_encoder.register_forward_hook(
+        lambda *a: calls.append(1))
+    counts = set()
+    for _ in range(12):
+        calls.clear()
+        conn([torch.randn(2, 4, 2, 2)], [torch.randn(2, 4, 2, 2)],
+             DistillContext())
+        counts.add(len(calls))
+    assert counts <= {1, 2, 8} and len(counts) > 1
+    calls.clear()
+    conn([torch.randn(2, 4, 2, 2)], None, DistillContext(training=False))
+    assert len(calls) == 3
+
+
+def test_one_flow_per_level_when_not_shared():
+    conn = FMKTConnector(4, 'resconv', share_across_levels=False,
+                         level_weights=[1., 0.5], anchor='state')
+    assert len(conn.fields) == 2 and conn.fields[0] is not conn.fields[1]
+    z = torch.randn(2, 4, 3, 3)
+    out = conn([z, z], [z, z], DistillContext())
+    assert not torch.equal(out.student[0], out.student[1])
+    assert set(out.losses) == {'loss_flow_l0', 'loss_flow_l1'}
+    with pytest.raises(ValueError, match='level_weights'):
+        conn([z], None, DistillContext(training=False))
+
+
+def fmkt_distiller(saved_teacher, teacher_channels, **connector):
+    student, teacher = tiny_retinanet(8, 16), tiny_retinanet(
+        8, teacher_channels)
+    ckpt, _ = saved_teacher(teacher)
+    connector = dict(type='FMKTConnector', channels=16, num_steps=2,
+                     level_weights=[10, 10, 10, 10, 0], **connector)
+    point = dict(student='neck', teacher='neck', index=(0, 1, 2, 3, 4),
+                 replace=True, connector=connector)
+    torch.manual_seed(0)
+    return OfflineDistiller(student=student, teacher=teacher,
+                            teacher_ckpt=ckpt, distill_points=dict(fpn=point))
+
+
+def head_inputs(model, inputs):
+    """Per-level inputs of the student's RetinaHead (its first conv)."""
+    seen = []
+    handle = model.student.bbox_head.cls_convs[0].register_forward_pre_hook(
+        lambda mod, args: seen.append(args[0]))
+    with torch.no_grad():
+        outputs = model(inputs, mode='tensor')
+    handle.remove()
+    assert len(seen) == 5
+    return seen, outputs
+
+
+def test_retinanet_training_step_and_eval(saved_teacher):
+    model = fmkt_distiller(saved_teacher, 32, teacher_proj=32,
+                           num_steps_test=3)
+    model.train()
+    inputs, samples = det_batch()
+    losses = model(inputs, samples, mode='loss')
+    flow_keys = {f'distill.fpn.loss_flow_l{k}' for k in range(4)}
+    assert flow_keys <= set(losses)
+    assert 'distill.fpn.loss_flow_l4' not in losses  # weight 0
+    total, log_vars = model.parse_losses(losses)
+    assert flow_keys <= set(log_vars)
+    total.backward()
+    conn = model.connectors['fpn']
+    assert all(p.grad is not None for p in conn.fields.parameters())
+    assert conn.projs[0].weight.grad.abs().sum() > 0
+    assert model.student.backbone.conv1.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.teacher.parameters())
+
+    model.eval()
+    seen, _ = head_inputs(model, inputs)
+    with torch.no_grad():
+        raw = model.student.neck(model.student.backbone(inputs))
+        expected = conn(list(raw), None, DistillContext(training=False))
+    for got, want, plain in zip(seen, expected.student, raw):
+        torch.testing.assert_close(got, want)
+        assert not torch.allclose(got, plain)
+
+
+def test_theta_variant_keeps_vanilla_student_at_eval(saved_teacher):
+    model = fmkt_distiller(saved_teacher, 16, theta=True,
+                           meta_encoder='conv_det')
+    model.train()
+    inputs, samples = det_batch()
+    losses = model(inputs, samples, mode='loss')
+    assert {f'distill.fpn.loss_{n}_l{k}' for n in ('flow', 'theta')
+            for k in range(4)} <= set(losses)
+    model.parse_losses(losses)[0].backward()
+    assert model.connectors['fpn'].fields[0].time_embed.proj.weight.grad \
+        .abs().sum() > 0
+    model.eval()
+    seen, outputs = head_inputs(model, inputs)
+    with torch.no_grad():
+        raw = model.student.neck(model.student.backbone(inputs))
+        plain = model.student(inputs, mode='tensor')
+    for got, want in zip(seen, raw):
+        assert torch.equal(got, want)
+    for got, want in zip(outputs, plain):
+        for g, w in zip(got, want):
+            assert torch.equal(g, w)
+
+
+# ------------------------------------------------ logit flows on real models
+def cls_flow_distiller(saved_teacher, **connector):
+    from conftest import tiny_resnet_cls
+    student, teacher = tiny_resnet_cls(8), tiny_resnet_cls(16)
+    ckpt, _ = saved_teacher(teacher)
+    connector = dict(type='FMKTConnector', channels=64, meta_encoder='mlp',
+                     num_steps=3, head_mode=True, num_classes=10,
+                     distance=dict(type='KDLoss', temperature=4.),
+                     **connector)
+    point = dict(student='backbone', student_index=-1, teacher='head.fc',
+                 replace='head.fc', connector=connector)
+    torch.manual_seed(0)
+    return OfflineDistiller(student=student, teacher=teacher,
+                            teacher_ckpt=ckpt, distill_points=dict(flow=point))
+
+
+def test_theta_logit_flow_trains_own_head_and_deploys_vanilla(saved_teacher):
+    from conftest import cls_batch, tiny_resnet_cls
+    from mmengine.registry import MODELS
+    model = cls_flow_distiller(saved_teacher, theta=True, theta_weight=0.5)
+    conn, fc0 = model.connectors['flow'], model.student.head.fc
+    assert conn.identity_at_inference
+    model.train()
+    inputs, samples = cls_batch(4, 32)
+    losses = model(inputs, samples, mode='loss')
+    assert {'distill.flow.loss_flow', 'distill.flow.loss_ce',
+            'distill.flow.loss_theta', 'student.loss'} <= set(losses)
+    # loss_theta = w * theta_weight * D(fc0(Z), stopgrad(mean_i fc(Xhat_i)))
+    with torch.no_grad():
+        feat = model.student.backbone(inputs)[-1]
+        own = fc0(feat.mean((2, 3)))
+        mean = sum(conn.classify(p) for p in conn.flow(
+            feat, num_steps=3).predictions) / 3
+    torch.testing.assert_close(losses['distill.flow.loss_theta'],
+                               0.5 * KDLoss(temperature=4.)(own, mean))
+    flow_params = list(conn.parameters())
+    grads = torch.autograd.grad(
+        losses['distill.flow.loss_theta'],
+        [fc0.weight, model.student.backbone.conv1.weight] + flow_params,
+        retain_graph=True, allow_unused=True)
+    assert grads[0].abs().sum() > 0 and grads[1].abs().sum() > 0
+    assert all(g is None or not g.any() for g in grads[2:])
+    # the flow itself learns from its own losses
+    flow_grads = torch.autograd.grad(losses['distill.flow.loss_flow'],
+                                     flow_params, allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for g in flow_grads)
+
+    # inference: fc0(Z) alone, the flow never runs
+    model.eval()
+    calls = []
+    conn.fields[0].meta_encoder.register_forward_hook(
+        lambda *a: calls.append(1))
+    vanilla_cfg = dict(tiny_resnet_cls(8))
+    vanilla = MODELS.build(vanilla_cfg)
+    vanilla.load_state_dict(model.student.state_dict())
+    vanilla.eval()
+    with torch.no_grad():
+        got = model(inputs, samples, mode='tensor')
+        want = vanilla(inputs, mode='tensor')
+        preds = model(inputs, samples, mode='predict')
+        vanilla_preds = vanilla(inputs, cls_batch(4, 32)[1], mode='predict')
+    assert not calls
+    assert torch.equal(got, want)
+    for a, b in zip(preds, vanilla_preds):
+        assert torch.equal(a.pred_score, b.pred_score)
+
+
+def test_plain_logit_flow_replaces_head_output(saved_teacher):
+    from conftest import cls_batch
+    model = cls_flow_distiller(saved_teacher)
+    assert not model.connectors['flow'].identity_at_inference
+    model.eval()
+    inputs, _ = cls_batch(4, 32)
+    with torch.no_grad():
+        got = model(inputs, mode='tensor')
+        feat = model.student.backbone(inputs)[-1]
+        conn = model.connectors['flow']
+        want = sum(conn.classify(p) for p in conn.flow(
+            feat, num_steps=3).predictions) / 3
+    torch.testing.assert_close(got, want)
+
+
+def test_theta_logit_flow_needs_the_replaced_output():
+    conn = FMKTConnector(8, 'mlp', num_steps=2, head_mode=True,
+                         num_classes=5, theta=True)
+    z = torch.randn(2, 8, 3, 3)
+    with pytest.raises(ValueError, match="replace='head.fc'"):
+        conn([z], [torch.randn(2, 5)], DistillContext())
+    with pytest.raises(ValueError, match="replace='head.fc'"):
+        conn([z], None, DistillContext(training=False))
+    bad = DistillContext(training=False, replaced_output=torch.randn(2, 5))
+    assert conn([z], None, bad).student[0] is bad.replaced_output
+    wrong = DistillContext(replaced_output=torch.randn(2, 7))
+    with pytest.raises(ValueError, match='num_classes'):
+        conn([z], [torch.randn(2, 5)], wrong)
+
+
+def test_per_pixel_logit_flow_on_deeplabv3(saved_teacher):
+    """Segmentation logit flow [ext]: per-pixel head, per-pixel CE with
+    ignored pixels, mean logits replace decode_head.conv_seg."""
+    from conftest import seg_batch, tiny_deeplabv3
+    student, teacher = tiny_deeplabv3(8), tiny_deeplabv3(16)
+    ckpt, _ = saved_teacher(teacher)
+    connector = dict(type='FMKTConnector', channels=16, meta_encoder='conv',
+                     num_steps=2, head_mode=True, head_pool=False,
+                     num_classes=11, distance=dict(type='DISTLoss'))
+    point = dict(student='decode_head.bottleneck',
+                 teacher='decode_head.conv_seg',
+                 replace='decode_head.conv_seg', connector=connector)
+    torch.manual_seed(0)
+    model = OfflineDistiller(student=student, teacher=teacher,
+                             teacher_ckpt=ckpt,
+                             distill_points=dict(flow=point))
+    model.train()
+    inputs, samples = seg_batch(2, 64)
+    for sample in samples:
+        sample.gt_sem_seg.data[:, :8] = 255
+    losses = model(inputs, samples, mode='loss')
+    conn = model.connectors['flow']
+    assert torch.isfinite(losses['distill.flow.loss_ce'])
+    model.parse_losses(losses)[0].backward()
+    assert conn.logit_head.fc.weight.grad.abs().sum() > 0
+    assert model.student.backbone.stem[0].weight.grad.abs().sum() > 0
+
+    # the per-pixel CE leaves out label 255 and resizes to the label map
+    logits = torch.randn(2, 11, 8, 8)
+    ctx = DistillContext(samples)
+    labels = ctx.gt_sem_seg()
+    up = nn.functional.interpolate(logits, size=(64, 64), mode='bilinear',
+                                   align_corners=False)
+    torch.testing.assert_close(
+        conn.logit_head.label_loss(logits, ctx),
+        nn.functional.cross_entropy(up, labels, ignore_index=255))
+
+    model.eval()
+    seen = []
+    model.student.decode_head.register_forward_hook(
+        lambda mod, args, out: seen.append(out))
+    with torch.no_grad():
+        model(inputs, mode='tensor')
+        feat = model.student.decode_head._forward_feature(
+            model.student.extract_feat(inputs))
+        want = conn([feat], None, DistillContext(training=False)).student[0]
+    assert seen[0].shape == (2, 11, 8, 8)
+    torch.testing.assert_close(seen[0], want)
