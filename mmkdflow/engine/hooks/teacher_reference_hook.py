@@ -12,7 +12,8 @@ from mmkdflow.registry import HOOKS
 class TeacherReferenceHook(Hook):
     """Before training, run the validation loop's dataloader and evaluator
     with the distiller's teacher and log the metrics as ``teacher/<name>``,
-    so the student's numbers can be read against the teacher's.
+    so the student's numbers can be read against the teacher's (message
+    hub scalars and the visualizer's backends, e.g. ``scalars.json``).
 
     The result is also kept in the message hub under the info key
     ``teacher_metrics``.
@@ -31,9 +32,11 @@ class TeacherReferenceHook(Hook):
                              'val_evaluator and val_cfg in the config')
         metrics = self.evaluate_teacher(runner, model)
         runner.message_hub.update_info('teacher_metrics', metrics)
-        runner.visualizer.add_scalars(
-            {f'teacher/{k}': v for k, v in metrics.items()
-             if isinstance(v, (int, float))})
+        scalars = {f'teacher/{k}': v for k, v in metrics.items()
+                   if isinstance(v, (int, float))}
+        for name, value in scalars.items():
+            runner.message_hub.update_scalar(name, value)
+        runner.visualizer.add_scalars(scalars)
         text = '  '.join(f'{k}: {v:.4f}' if isinstance(v, float) else
                          f'{k}: {v}' for k, v in metrics.items())
         runner.logger.info(f'teacher reference: {text}')
