@@ -12,7 +12,8 @@ import mmkdflow  # noqa: F401
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(ROOT, 'configs')
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS') or
+                          max(1, min(2, os.cpu_count() or 1))))
 
 
 @pytest.fixture(autouse=True)
