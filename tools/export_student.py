@@ -1,11 +1,23 @@
-"""Write the student of a distiller checkpoint as a plain downstream model.
+"""Write the deployable model of a distiller checkpoint.
 
     python tools/export_student.py CONFIG CKPT OUT
 
-writes ``OUT`` (weights + dataset meta, loadable with safe loading by
-``mmdet.apis.init_detector``, ``mmseg.apis.init_model`` or mmpretrain's
-``get_model``) and, beside it, ``OUT`` with the suffix ``.py``: the
-student's own config, which needs no mmkdflow.
+writes ``OUT`` (weights + dataset meta) and, beside it, ``OUT`` with the
+suffix ``.py``: its config.
+
+* Feature KD, DiffKD, FM-KT-Theta: the student's own model and config,
+  loadable with safe loading by ``mmdet.apis.init_detector``,
+  ``mmseg.apis.init_model`` or mmpretrain's ``get_model``, without mmkdflow.
+* Plain FM-KT / OFM-KT, where the flow is part of the student's inference:
+  an ``mmkdflow.OfflineDistiller`` with ``teacher=None`` holding the student
+  and the flow connectors (EMA weights when the checkpoint has them); its
+  config imports mmkdflow (``custom_imports``), so ``tools/test.py``, a
+  ``Runner`` or ``MODELS.build`` + ``load_checkpoint`` run it like the
+  distiller's student; so do mmpretrain's ``get_model`` and mmdet's
+  ``init_detector(cfg, ckpt, cfg_options={})`` (without ``cfg_options``
+  mmdet reads ``config.model.backbone``, which the wrapper has not).
+  mmseg's ``init_model`` sets ``model.pretrained``/``train_cfg``, which
+  ``OfflineDistiller`` does not take: use ``tools/test.py`` there.
 """
 import argparse
 import os.path as osp
@@ -13,7 +25,7 @@ import os.path as osp
 from mmengine.config import Config
 
 import mmkdflow  # noqa: F401
-from mmkdflow.engine import student_checkpoint, student_config
+from mmkdflow.engine.student_export import export_distiller
 from mmkdflow.utils import load_checkpoint_file, save_atomic
 
 
@@ -27,12 +39,13 @@ def parse_args():
 
 
 def export(config: str, checkpoint: str, out: str) -> str:
-    """Export and return the path of the written student config."""
+    """Export and return the path of the written config."""
     cfg = Config.fromfile(config)
     ckpt = load_checkpoint_file(checkpoint, 'checkpoint')
-    save_atomic(student_checkpoint(ckpt), out)
+    model_ckpt, model_cfg = export_distiller(cfg, ckpt)
+    save_atomic(model_ckpt, out)
     cfg_out = osp.splitext(out)[0] + '.py'
-    student_config(cfg).dump(cfg_out)
+    model_cfg.dump(cfg_out)
     return cfg_out
 
 

@@ -49,7 +49,8 @@ class FMKTConnector(BaseConnector):
       CE(o_i, y)`` (labels from the context); the returned tensor is
       :math:`\frac1N\sum_i o_i` (logits), which replaces the student's own
       classifier output when the point reads ``student='backbone'`` with
-      ``replace='head.fc'``. Configs then set the distiller's
+      ``replace='head.fc'`` (mmseg: ``student='decode_head.bottleneck'``,
+      ``replace='decode_head.conv_seg'``). Configs then set the distiller's
       ``student_loss_weight=0`` (the released recipe has no CE or KD
       outside the flow). With ``online=True`` (OFM-KT, no teacher)
       ``loss_ce`` uses label smoothing 0.1 and ``loss_flow = w/N sum_i

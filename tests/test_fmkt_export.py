@@ -1,0 +1,372 @@
+"""What an FM-KT student computes at inference, and its export.
+
+On real detectors and classifiers: plain FM-KT replaces student tensors by
+the flow's mean prediction in training and inference; FM-KT-Theta trains
+the student's own head/levels from the flow and leaves the vanilla student
+at inference. ``tools/export_student.py`` then writes, for plain FM-KT, a
+deployable ``OfflineDistiller`` with ``teacher=None`` carrying the flow
+(with its EMA weights when the checkpoint holds them), which must reproduce
+the distiller's predictions; for FM-KT-Theta, the vanilla student.
+"""
+import copy
+import importlib.util
+import os.path as osp
+
+import pytest
+import torch
+from conftest import (ROOT, cls_batch, config_path, det_batch,
+                      tiny_resnet_cls, tiny_retinanet)
+from mmengine.config import Config
+from mmengine.model import ExponentialMovingAverage
+from mmengine.registry import MODELS as ROOT_MODELS
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+
+from mmkdflow.engine.hooks.connector_ema_hook import CONNECTOR_EMA_KEY
+from mmkdflow.engine.student_export import deploy_points
+from mmkdflow.models import OfflineDistiller
+from mmkdflow.models.losses import KDLoss
+from mmkdflow.models.utils import DistillContext
+from mmkdflow.registry import MODELS
+
+
+# ------------------------------------- inference of FM-KT on real models
+def fmkt_distiller(saved_teacher, teacher_channels, **connector):
+    student, teacher = tiny_retinanet(8, 16), tiny_retinanet(
+        8, teacher_channels)
+    ckpt, _ = saved_teacher(teacher)
+    connector = dict(type='FMKTConnector', channels=16, num_steps=2,
+                     level_weights=[10, 10, 10, 10, 0], **connector)
+    point = dict(student='neck', teacher='neck', index=(0, 1, 2, 3, 4),
+                 replace=True, connector=connector)
+    torch.manual_seed(0)
+    return OfflineDistiller(student=student, teacher=teacher,
+                            teacher_ckpt=ckpt, distill_points=dict(fpn=point))
+
+
+def head_inputs(model, inputs):
+    """Per-level inputs of the student's RetinaHead (its first conv)."""
+    seen = []
+    handle = model.student.bbox_head.cls_convs[0].register_forward_pre_hook(
+        lambda mod, args: seen.append(args[0]))
+    with torch.no_grad():
+        outputs = model(inputs, mode='tensor')
+    handle.remove()
+    assert len(seen) == 5
+    return seen, outputs
+
+
+def test_retinanet_training_step_and_eval(saved_teacher):
+    model = fmkt_distiller(saved_teacher, 32, teacher_proj=32,
+                           num_steps_test=3)
+    model.train()
+    inputs, samples = det_batch()
+    losses = model(inputs, samples, mode='loss')
+    flow_keys = {f'distill.fpn.loss_flow_l{k}' for k in range(4)}
+    assert flow_keys <= set(losses)
+    assert 'distill.fpn.loss_flow_l4' not in losses  # weight 0
+    total, log_vars = model.parse_losses(losses)
+    assert flow_keys <= set(log_vars)
+    total.backward()
+    conn = model.connectors['fpn']
+    assert all(p.grad is not None for p in conn.fields.parameters())
+    assert conn.projs[0].weight.grad.abs().sum() > 0
+    assert model.student.backbone.conv1.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.teacher.parameters())
+
+    model.eval()
+    seen, _ = head_inputs(model, inputs)
+    with torch.no_grad():
+        raw = model.student.neck(model.student.backbone(inputs))
+        expected = conn(list(raw), None, DistillContext(training=False))
+    for got, want, plain in zip(seen, expected.student, raw):
+        torch.testing.assert_close(got, want)
+        assert not torch.allclose(got, plain)
+
+
+def test_theta_variant_keeps_vanilla_student_at_eval(saved_teacher):
+    model = fmkt_distiller(saved_teacher, 16, theta=True,
+                           meta_encoder='conv_det')
+    model.train()
+    inputs, samples = det_batch()
+    losses = model(inputs, samples, mode='loss')
+    assert {f'distill.fpn.loss_{n}_l{k}' for n in ('flow', 'theta')
+            for k in range(4)} <= set(losses)
+    model.parse_losses(losses)[0].backward()
+    assert model.connectors['fpn'].fields[0].time_embed.proj.weight.grad \
+        .abs().sum() > 0
+    model.eval()
+    seen, outputs = head_inputs(model, inputs)
+    with torch.no_grad():
+        raw = model.student.neck(model.student.backbone(inputs))
+        plain = model.student(inputs, mode='tensor')
+    for got, want in zip(seen, raw):
+        assert torch.equal(got, want)
+    for got, want in zip(outputs, plain):
+        for g, w in zip(got, want):
+            assert torch.equal(g, w)
+
+
+def cls_flow_distiller(saved_teacher, **connector):
+    student, teacher = tiny_resnet_cls(8), tiny_resnet_cls(16)
+    ckpt, _ = saved_teacher(teacher)
+    connector = dict(type='FMKTConnector', channels=64, meta_encoder='mlp',
+                     num_steps=3, head_mode=True, num_classes=10,
+                     distance=dict(type='KDLoss', temperature=4.),
+                     **connector)
+    point = dict(student='backbone', student_index=-1, teacher='head.fc',
+                 replace='head.fc', connector=connector)
+    torch.manual_seed(0)
+    return OfflineDistiller(student=student, teacher=teacher,
+                            teacher_ckpt=ckpt, distill_points=dict(flow=point))
+
+
+def test_theta_logit_flow_trains_own_head_and_deploys_vanilla(saved_teacher):
+    model = cls_flow_distiller(saved_teacher, theta=True, theta_weight=0.5)
+    conn, fc0 = model.connectors['flow'], model.student.head.fc
+    assert conn.identity_at_inference
+    model.train()
+    inputs, samples = cls_batch(4, 32)
+    losses = model(inputs, samples, mode='loss')
+    assert {'distill.flow.loss_flow', 'distill.flow.loss_ce',
+            'distill.flow.loss_theta', 'student.loss'} <= set(losses)
+    # loss_theta = w * theta_weight * D(fc0(Z), stopgrad(mean_i fc(Xhat_i)))
+    with torch.no_grad():
+        feat = model.student.backbone(inputs)[-1]
+        own = fc0(feat.mean((2, 3)))
+        mean = sum(conn.classify(p) for p in conn.flow(
+            feat, num_steps=3).predictions) / 3
+    torch.testing.assert_close(losses['distill.flow.loss_theta'],
+                               0.5 * KDLoss(temperature=4.)(own, mean))
+    flow_params = list(conn.parameters())
+    grads = torch.autograd.grad(
+        losses['distill.flow.loss_theta'],
+        [fc0.weight, model.student.backbone.conv1.weight] + flow_params,
+        retain_graph=True, allow_unused=True)
+    assert grads[0].abs().sum() > 0 and grads[1].abs().sum() > 0
+    assert all(g is None or not g.any() for g in grads[2:])
+    # the flow itself learns from its own losses
+    flow_grads = torch.autograd.grad(losses['distill.flow.loss_flow'],
+                                     flow_params, allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for g in flow_grads)
+
+    # inference: fc0(Z) alone, the flow never runs
+    model.eval()
+    calls = []
+    conn.fields[0].meta_encoder.register_forward_hook(
+        lambda *a: calls.append(1))
+    vanilla_cfg = dict(tiny_resnet_cls(8))
+    vanilla = ROOT_MODELS.build(vanilla_cfg)
+    vanilla.load_state_dict(model.student.state_dict())
+    vanilla.eval()
+    with torch.no_grad():
+        got = model(inputs, samples, mode='tensor')
+        want = vanilla(inputs, mode='tensor')
+        preds = model(inputs, samples, mode='predict')
+        vanilla_preds = vanilla(inputs, cls_batch(4, 32)[1], mode='predict')
+    assert not calls
+    assert torch.equal(got, want)
+    for a, b in zip(preds, vanilla_preds):
+        assert torch.equal(a.pred_score, b.pred_score)
+
+
+def test_plain_logit_flow_replaces_head_output(saved_teacher):
+    model = cls_flow_distiller(saved_teacher)
+    assert not model.connectors['flow'].identity_at_inference
+    model.eval()
+    inputs, _ = cls_batch(4, 32)
+    with torch.no_grad():
+        got = model(inputs, mode='tensor')
+        feat = model.student.backbone(inputs)[-1]
+        conn = model.connectors['flow']
+        want = sum(conn.classify(p) for p in conn.flow(
+            feat, num_steps=3).predictions) / 3
+    torch.testing.assert_close(got, want)
+
+
+# ------------------------------------------------------------- export
+def _export_tool():
+    spec = importlib.util.spec_from_file_location(
+        'export_student', osp.join(ROOT, 'tools', 'export_student.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.export
+
+
+def write_config(tmp_path, demo: str, student: dict, teacher: dict,
+                 teacher_ckpt: str, connector: dict) -> str:
+    """A demo config with tiny models (the demo's own sizes are too slow)."""
+    point = 'fpn' if 'retinanet' in demo else 'flow'
+    path = str(tmp_path / f'tiny_{demo}')
+    with open(path, 'w') as f:
+        f.write(
+            f'_base_ = [{config_path("demo", demo)!r}]\n'
+            f'model = dict(\n'
+            f'    student=dict(_delete_=True, **{student!r}),\n'
+            f'    teacher=dict(_delete_=True, **{teacher!r}),\n'
+            f'    teacher_ckpt={teacher_ckpt!r},\n'
+            f'    distill_points=dict(\n'
+            f'        {point}=dict(connector={connector!r})))\n')
+    return path
+
+
+def build(cfg_path: str):
+    cfg = Config.fromfile(cfg_path)
+    torch.manual_seed(0)
+    return cfg, MODELS.build(copy.deepcopy(cfg.model))
+
+
+def fake_checkpoint(model, ema_noise: float = 0.0) -> dict:
+    """What the Runner saves, with an EMA of the connectors that differs
+    from the live weights when ``ema_noise`` > 0."""
+    ckpt = {'meta': {'dataset_meta': {'classes': tuple(map(str, range(10)))},
+                     'epoch': 3, 'iter': 30},
+            'state_dict': {k: v.clone() for k, v in
+                           model.state_dict().items()}}
+    if ema_noise:
+        ema = ExponentialMovingAverage(
+            torch.nn.ModuleDict(dict(model.connectors)), momentum=0.001)
+        gen = torch.Generator().manual_seed(3)
+        for p in ema.module.parameters():
+            p.data.add_(ema_noise * torch.randn(p.shape, generator=gen))
+        ckpt[CONNECTOR_EMA_KEY] = ema.state_dict()
+    return ckpt
+
+
+def load_exported(cfg_out: str, ckpt_out: str):
+    cfg = Config.fromfile(cfg_out)  # custom_imports brings in mmkdflow
+    init_default_scope(cfg.default_scope)
+    model = ROOT_MODELS.build(cfg.model)
+    load_checkpoint(model, ckpt_out, map_location='cpu', strict=True)
+    return cfg, model.eval()
+
+
+def test_plain_fmkt_detector_exports_the_flow(tmp_path, saved_teacher):
+    teacher_ckpt, _ = saved_teacher(tiny_retinanet(8, 32))
+    connector = dict(channels=16, teacher_proj=32, num_steps=2,
+                     num_steps_test=3)
+    student = tiny_retinanet(8, 16)
+    student['test_cfg']['score_thr'] = 0.0
+    src = write_config(tmp_path, 'fmkt_retinanet_r18_r18c16_digits.py',
+                       student, tiny_retinanet(8, 32), teacher_ckpt,
+                       connector)
+    cfg, distiller = build(src)
+    assert deploy_points(cfg) == ['fpn']
+    ckpt = fake_checkpoint(distiller, ema_noise=0.05)
+    ckpt_in, out = str(tmp_path / 'epoch_3.pth'), str(tmp_path / 'deploy.pth')
+    torch.save(ckpt, ckpt_in)
+    cfg_out = _export_tool()(src, ckpt_in, out)
+
+    exported_cfg, deployed = load_exported(cfg_out, out)
+    assert exported_cfg.custom_imports.imports == ['mmkdflow']
+    assert exported_cfg.default_scope == 'mmdet'
+    assert exported_cfg.model.teacher is None
+    point = exported_cfg.model.distill_points.fpn
+    assert set(point) == {'student', 'student_index', 'replace', 'connector'}
+    assert deployed.teacher is None and list(deployed.connectors) == ['fpn']
+    state = torch.load(out, weights_only=True)['state_dict']
+    assert not any(k.startswith('teacher.') for k in state)
+    assert torch.load(out, weights_only=True)['meta']['connector_ema'] == [
+        'fpn']
+
+    # the distiller's student evaluated with the EMA flow
+    ema = {k[len('module.'):]: v for k, v in ckpt[CONNECTOR_EMA_KEY].items()
+           if k.startswith('module.')}
+    distiller.connectors.load_state_dict(ema)
+    assert not torch.equal(
+        distiller.connectors.fpn.fields[0].meta_encoder[0].fc1.weight,
+        ckpt['state_dict']['connectors.fpn.fields.0.meta_encoder.0.fc1.'
+                           'weight'])
+    distiller.eval()
+    inputs, samples = det_batch(2, 64)
+    with torch.no_grad():
+        want = distiller(inputs, samples, mode='predict')
+        got = deployed(inputs, copy.deepcopy(samples), mode='predict')
+        plain = distiller.student(inputs, copy.deepcopy(samples),
+                                  mode='predict')
+    for g, w, p in zip(got, want, plain):
+        torch.testing.assert_close(g.pred_instances.bboxes,
+                                   w.pred_instances.bboxes)
+        torch.testing.assert_close(g.pred_instances.scores,
+                                   w.pred_instances.scores)
+        assert not torch.allclose(g.pred_instances.scores[:20],
+                                  p.pred_instances.scores[:20])
+
+    # mmdet's own API loads it (cfg_options={} because init_detector
+    # otherwise reads config.model.backbone, which a distiller has not)
+    from mmdet.apis import init_detector
+    api_model = init_detector(cfg_out, out, device='cpu', cfg_options={})
+    assert api_model.dataset_meta['classes'][3] == '3'
+    with torch.no_grad():
+        api_out = api_model(inputs, copy.deepcopy(samples), mode='predict')
+    torch.testing.assert_close(api_out[0].pred_instances.scores,
+                               want[0].pred_instances.scores)
+
+
+def test_plain_logit_flow_classifier_exports_the_flow(tmp_path,
+                                                      saved_teacher):
+    teacher_ckpt, _ = saved_teacher(tiny_resnet_cls(16))
+    src = write_config(tmp_path, 'fmkt_resnet18_r18c8_digits.py',
+                       tiny_resnet_cls(8), tiny_resnet_cls(16), teacher_ckpt,
+                       dict(num_steps=3))
+    cfg, distiller = build(src)
+    assert deploy_points(cfg) == ['flow']
+    ckpt_in, out = str(tmp_path / 'epoch_3.pth'), str(tmp_path / 'deploy.pth')
+    torch.save(fake_checkpoint(distiller), ckpt_in)
+    cfg_out = _export_tool()(src, ckpt_in, out)
+    exported_cfg, deployed = load_exported(cfg_out, out)
+    assert exported_cfg.default_scope == 'mmpretrain'
+    assert torch.load(out, weights_only=True)['meta']['connector_ema'] == []
+    distiller.eval()
+    inputs, samples = cls_batch(4, 32)
+    with torch.no_grad():
+        want = distiller(inputs, mode='tensor')
+        got = deployed(inputs, mode='tensor')
+        plain = distiller.student(inputs, mode='tensor')
+    torch.testing.assert_close(got, want)
+    assert not torch.allclose(got, plain)
+
+    from mmpretrain import get_model
+    api_model = get_model(cfg_out, pretrained=out, device='cpu')
+    with torch.no_grad():
+        torch.testing.assert_close(api_model(inputs, mode='tensor'), want)
+
+
+@pytest.mark.parametrize('task', ['det', 'cls'])
+def test_theta_exports_the_vanilla_student(task, tmp_path, saved_teacher):
+    if task == 'det':
+        student, teacher = tiny_retinanet(8, 16), tiny_retinanet(8, 32)
+        demo = 'fmkt_theta_retinanet_r18_r18c16_digits.py'
+        connector = dict(channels=16, teacher_proj=32)
+    else:
+        student, teacher = tiny_resnet_cls(8), tiny_resnet_cls(16)
+        demo = 'fmkt_resnet18_r18c8_digits.py'
+        connector = dict(theta=True)
+    teacher_ckpt, _ = saved_teacher(teacher)
+    src = write_config(tmp_path, demo, student, teacher, teacher_ckpt,
+                       connector)
+    cfg, distiller = build(src)
+    assert deploy_points(cfg) == []
+    ckpt_in, out = str(tmp_path / 'epoch_3.pth'), str(tmp_path / 'deploy.pth')
+    torch.save(fake_checkpoint(distiller, ema_noise=0.05), ckpt_in)
+    cfg_out = _export_tool()(src, ckpt_in, out)
+
+    exported_cfg = Config.fromfile(cfg_out)
+    assert 'custom_imports' not in exported_cfg
+    assert exported_cfg.model.type == student['type']
+    init_default_scope(exported_cfg.default_scope)
+    vanilla = ROOT_MODELS.build(exported_cfg.model)
+    state = torch.load(out, weights_only=True)['state_dict']
+    want = vanilla.state_dict()
+    assert list(state) == list(want)
+    assert all(state[k].shape == want[k].shape for k in want)
+    assert {k: v.shape for k, v in state.items()} == {
+        k: v.shape for k, v in distiller.student.state_dict().items()}
+
+
+def test_deploy_points_of_other_methods():
+    pkd = Config.fromfile(config_path(
+        'demo', 'pkd_retinanet_r18_r18c16_digits.py'))
+    ofmkt = Config.fromfile(config_path('demo', 'ofmkt_resnet18c8_digits.py'))
+    assert deploy_points(pkd) == []
+    assert deploy_points(ofmkt) == ['flow']
