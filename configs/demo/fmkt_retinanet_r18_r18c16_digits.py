@@ -34,4 +34,8 @@ model = dict(
                 level_weights=[2.0, 2.0, 2.0, 2.0, 2.0],
                 teacher_proj=128,
                 distance=dict(type='PKDLoss', loss_weight=1.0)))))
-custom_hooks = [dict(type='mmkdflow.ConnectorEMAHook', decay=0.99)]
+custom_hooks = [
+    dict(type='mmkdflow.ConnectorEMAHook', decay=0.99),
+    # epoch_N_student.pth: the student with its (EMA) flow, as deployed
+    dict(type='mmkdflow.StudentCheckpointHook'),
+]

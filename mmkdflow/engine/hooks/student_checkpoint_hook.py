@@ -7,7 +7,8 @@ from mmengine.hooks import Hook
 
 from mmkdflow.registry import HOOKS
 from mmkdflow.utils import save_atomic
-from ..student_export import student_checkpoint
+from ..student_export import (deploy_checkpoint, deploy_points,
+                              student_checkpoint)
 
 
 @HOOKS.register_module()
@@ -17,7 +18,10 @@ class StudentCheckpointHook(Hook):
 
     The student weights are taken from the checkpoint dict itself (in
     ``before_save_checkpoint``), and written atomically once the checkpoint
-    file exists.
+    file exists. For plain FM-KT, whose flow is part of the deployed model,
+    the file holds the student *with* its inference-time connectors (EMA
+    weights when :class:`ConnectorEMAHook` keeps them), as
+    ``tools/export_student.py`` writes it (which also writes the config).
 
     Args:
         suffix: Appended to the checkpoint's stem.
@@ -29,12 +33,16 @@ class StudentCheckpointHook(Hook):
         self.suffix = suffix
         self._pending: Optional[dict] = None
         self._target: Optional[str] = None
+        self._points: Optional[list] = None
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         target = runner.message_hub.get_info('last_ckpt')
         if target is None:
             return
-        self._pending = student_checkpoint(checkpoint)
+        if self._points is None:
+            self._points = deploy_points(runner.cfg)
+        self._pending = deploy_checkpoint(checkpoint, self._points) \
+            if self._points else student_checkpoint(checkpoint)
         self._target = target
 
     def _flush(self, runner) -> None:
