@@ -8,34 +8,13 @@
 # loss_theta = DIST(fc0(Z), stopgrad(mean_i fc(Xhat_i))), plus the student's
 # own CE(fc0(Z), y) (student_loss_weight=1). fc0(Z) is never replaced, so the
 # deployed model is the vanilla ResNet-18 (exported without mmkdflow).
-_base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'
+_base_ = './resnet34_resnet18_in1k.py'
 
-teacher_ckpt = ('https://download.openmmlab.com/mmclassification/v0/resnet/'
-                'resnet34_8xb32_in1k_20210831-f257d4e6.pth')
 model = dict(
-    _delete_=True,
-    _scope_='mmkdflow',
-    type='OfflineDistiller',
-    student=dict(cfg_path='mmpretrain::resnet/resnet18_8xb32_in1k.py'),
-    teacher=dict(cfg_path='mmpretrain::resnet/resnet34_8xb32_in1k.py'),
-    teacher_ckpt=teacher_ckpt,
     student_loss_weight=1.0,
     distill_points=dict(
-        flow=dict(
-            student='backbone',
-            student_index=-1,
-            teacher='head.fc',
-            replace='head.fc',
-            connector=dict(
-                type='FMKTConnector',
-                channels=512,
-                meta_encoder='transformer',
-                num_steps=8,
-                head_mode=True,
-                num_classes=1000,
-                theta=True,
-                theta_weight=1.0,
-                distance=dict(type='DISTLoss', beta=2.0, gamma=2.0,
-                              tau=1.0)))))
+        flow=dict(connector=dict(theta=True, theta_weight=1.0))))
+# fc0(Z) and the flow both get gradients: no unused parameters under DDP
+model_wrapper_cfg = dict(
+    type='MMDistributedDataParallel', find_unused_parameters=False)
 custom_hooks = [dict(type='mmkdflow.StudentCheckpointHook')]
-custom_imports = dict(imports=['mmkdflow'], allow_failed_imports=False)
