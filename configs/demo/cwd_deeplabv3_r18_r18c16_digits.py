@@ -4,7 +4,7 @@ _base_ = [
     '../_base_/datasets/digits_seg.py',
     '../_base_/schedules/digits_seg_schedule.py',
 ]
-teacher_ckpt = 'work_dirs/demo_seg/teacher/iter_600.pth'
+teacher_ckpt = 'work_dirs/demo/seg/teacher/iter_600.pth'
 model = dict(
     _scope_='mmkdflow',
     type='OfflineDistiller',

@@ -10,12 +10,12 @@
 # the diffusion loss (lambda_1 = 1) comes on top, as in the paper.
 # (COCO uses weight 5 for RetinaNet on 256-channel features of a real
 # teacher; on these tiny canvases the smaller weight keeps the task loss
-# dominant over a 12-epoch run.)
+# dominant over a 6-epoch run.)
 _base_ = [
     '../_base_/datasets/digits_det.py',
-    '../_base_/schedules/digits_det_schedule.py',
+    '../_base_/schedules/digits_det_distill_schedule.py',
 ]
-teacher_ckpt = 'work_dirs/demo/teacher/epoch_12.pth'
+teacher_ckpt = 'work_dirs/demo/det/teacher/epoch_12.pth'
 model = dict(
     _scope_='mmkdflow',
     type='OfflineDistiller',

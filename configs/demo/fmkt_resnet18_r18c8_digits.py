@@ -11,7 +11,7 @@ _base_ = [
     '../_base_/datasets/digits_cls.py',
     '../_base_/schedules/digits_cls_schedule.py',
 ]
-teacher_ckpt = 'work_dirs/demo_cls/teacher/epoch_10.pth'
+teacher_ckpt = 'work_dirs/demo/cls/teacher/epoch_10.pth'
 model = dict(
     _scope_='mmkdflow',
     type='OfflineDistiller',

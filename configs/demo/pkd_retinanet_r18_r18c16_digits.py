@@ -2,9 +2,9 @@
 # mapped to the teacher's 128 channels by a shared 1x1 adapter.
 _base_ = [
     '../_base_/datasets/digits_det.py',
-    '../_base_/schedules/digits_det_schedule.py',
+    '../_base_/schedules/digits_det_distill_schedule.py',
 ]
-teacher_ckpt = 'work_dirs/demo/teacher/epoch_12.pth'
+teacher_ckpt = 'work_dirs/demo/det/teacher/epoch_12.pth'
 model = dict(
     _scope_='mmkdflow',
     type='OfflineDistiller',

@@ -3,7 +3,7 @@
 _base_ = [
     '../_base_/models/retinanet_r18_digits.py',
     '../_base_/datasets/digits_det.py',
-    '../_base_/schedules/digits_det_schedule.py',
+    '../_base_/schedules/digits_det_distill_schedule.py',
 ]
 model = dict(
     backbone=dict(base_channels=16),
