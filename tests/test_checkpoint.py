@@ -128,3 +128,187 @@ def test_save_atomic_leaves_no_partial_file(tmp_path):
     # the previous file is intact and no temporary file is left behind
     torch.testing.assert_close(torch.load(path)['a'], torch.ones(2))
     assert sorted(os.listdir(tmp_path)) == ['out.pth']
+
+
+# ------------------------------------------- MMEngine's saves are atomic
+TOY_RUNNER = """
+import torch
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+
+
+class ToyModel(BaseModel):
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(2, 1)
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        out = self.linear(torch.stack(inputs))
+        return dict(loss=out.pow(2).mean()) if mode == 'loss' else out
+
+
+def toy_runner(work_dir):
+    \"\"\"A real MMEngine Runner with a one-layer model and 4 samples.\"\"\"
+    data = [dict(inputs=torch.full((2, ), float(i))) for i in range(4)]
+    return Runner(
+        model=ToyModel(), work_dir=str(work_dir),
+        train_dataloader=dict(dataset=data, batch_size=2,
+                              sampler=dict(type='DefaultSampler',
+                                           shuffle=False)),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        train_cfg=dict(by_epoch=True, max_epochs=1),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook',
+                                           interval=1)),
+        default_scope='mmengine', log_level='WARNING')
+"""
+_toy = {}
+exec(TOY_RUNNER, _toy)
+_toy_runner = _toy['toy_runner']
+
+#: Disk full for real: RLIMIT_FSIZE caps every write of the process at half
+#: the size of the first checkpoint (EFBIG), then two saves are attempted.
+DISK_FULL_SCRIPT = TOY_RUNNER + """
+import json, os, resource, signal, sys
+import mmkdflow
+from mmkdflow.utils.checkpoint import uninstall_atomic_checkpoint_save
+if sys.argv[2] == 'mmengine':
+    uninstall_atomic_checkpoint_save()
+work = sys.argv[1]
+runner = toy_runner(work)
+runner.train()
+first = os.path.join(work, 'epoch_1.pth')
+size = os.path.getsize(first)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (size // 2, hard))
+errors = []
+for name in ('epoch_2.pth', 'epoch_1.pth'):
+    try:
+        runner.save_checkpoint(work, name)
+    except OSError as err:
+        errors.append(err.errno)
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+print(json.dumps(dict(errors=errors, size=size, files={
+    f: os.path.getsize(os.path.join(work, f)) for f in os.listdir(work)
+    if f.startswith('epoch')})))
+"""
+
+
+def _half_written_then_fail(monkeypatch):
+    """Make the next ``torch.save`` write half of its bytes, then fail as
+    a full disk would."""
+    import io
+    real_save = torch.save
+
+    def save(obj, f, *args, **kwargs):
+        buffer = io.BytesIO()
+        real_save(obj, buffer, *args, **kwargs)
+        data = buffer.getvalue()
+        f.write(data[:len(data) // 2])
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(torch, 'save', save)
+
+
+def test_runner_checkpoints_are_never_half_written(tmp_path, monkeypatch):
+    from mmengine.runner import checkpoint as mmengine_checkpoint
+    from mmengine.runner import runner as mmengine_runner
+    for module in (mmengine_checkpoint, mmengine_runner):
+        assert module.save_checkpoint._mmkdflow_atomic
+    runner = _toy_runner(tmp_path)
+    runner.train()
+    first = tmp_path / 'epoch_1.pth'
+    saved = first.read_bytes()
+    assert oct(first.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+    # a new checkpoint that fails midway: nothing under its name
+    runner.train_loop._max_epochs = 2
+    _half_written_then_fail(monkeypatch)
+    with pytest.raises(OSError, match='No space left'):
+        runner.train()
+    assert not (tmp_path / 'epoch_2.pth').exists()
+    # overwriting an existing checkpoint that fails midway: old bytes kept
+    with pytest.raises(OSError, match='No space left'):
+        runner.save_checkpoint(str(tmp_path), 'epoch_1.pth')
+    assert first.read_bytes() == saved
+    assert not [f for f in os.listdir(tmp_path) if f.endswith('.tmp')]
+    monkeypatch.undo()
+    assert load_checkpoint_file(str(first))['meta']['epoch'] == 1
+
+
+@pytest.mark.parametrize('saver', ['mmkdflow', 'mmengine'])
+def test_disk_full_mid_write(tmp_path, saver):
+    """A real short write (file size limit): with mmkdflow imported the
+    new checkpoint is absent and the overwritten one intact; MMEngine's own
+    save (uninstalled patch, the control) leaves both half-written."""
+    import errno
+    import json
+    import subprocess
+    import sys
+    script = tmp_path / 'disk_full.py'
+    script.write_text(DISK_FULL_SCRIPT)
+    work = tmp_path / 'work'
+    out = subprocess.run(
+        [sys.executable, str(script), str(work), saver], check=True,
+        capture_output=True, text=True,
+        env=dict(os.environ, OMP_NUM_THREADS='1')).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result['errors'] == [errno.EFBIG, errno.EFBIG]
+    files, size = result['files'], result['size']
+    if saver == 'mmkdflow':
+        assert files == {'epoch_1.pth': size}
+        assert load_checkpoint_file(str(work / 'epoch_1.pth'))
+    else:
+        assert files == {'epoch_1.pth': size // 2, 'epoch_2.pth': size // 2}
+        with pytest.raises(CheckpointError, match='unreadable'):
+            load_checkpoint_file(str(work / 'epoch_2.pth'))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_atomic_save_can_be_uninstalled_and_skips_remote_targets():
+    from mmengine.runner import runner as mmengine_runner
+
+    from mmkdflow.utils.checkpoint import (_is_local_target,
+                                           install_atomic_checkpoint_save,
+                                           uninstall_atomic_checkpoint_save)
+    assert _is_local_target('/tmp/x.pth', None, None)
+    assert not _is_local_target('http://host/x.pth', None, None)
+    assert not _is_local_target('/tmp/x.pth', dict(backend='disk'), None)
+    uninstall_atomic_checkpoint_save()
+    try:
+        assert not hasattr(mmengine_runner.save_checkpoint,
+                           '_mmkdflow_atomic')
+    finally:
+        install_atomic_checkpoint_save()
+    install_atomic_checkpoint_save()  # idempotent: wrapped once
+    assert not hasattr(mmengine_runner.save_checkpoint.__wrapped__,
+                       '_mmkdflow_atomic')
+
+
+def test_checkpoint_file_check_before_resume_or_test(tmp_path):
+    from mmkdflow.utils.checkpoint import check_checkpoint_file
+    good = str(tmp_path / 'good.pth')
+    torch.save({'state_dict': {'w': torch.ones(3)}}, good)
+    check_checkpoint_file(good)
+    legacy = str(tmp_path / 'legacy.pth')
+    torch.save({'w': torch.ones(3)}, legacy,
+               _use_new_zipfile_serialization=False)
+    check_checkpoint_file(legacy)
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        check_checkpoint_file(str(tmp_path / 'nope.pth'), 'resume checkpoint')
+    (tmp_path / 'empty.pth').write_bytes(b'')
+    with pytest.raises(CheckpointError, match=r'empty\.pth.*is empty'):
+        check_checkpoint_file(str(tmp_path / 'empty.pth'))
+    data = open(good, 'rb').read()
+    (tmp_path / 'cut.pth').write_bytes(data[:len(data) - 40])
+    with pytest.raises(CheckpointError, match='truncated or not a torch'):
+        check_checkpoint_file(str(tmp_path / 'cut.pth'))
+    (tmp_path / 'notes.pth').write_text('lr: 0.1')
+    with pytest.raises(CheckpointError, match='truncated or not a torch'):
+        check_checkpoint_file(str(tmp_path / 'notes.pth'))

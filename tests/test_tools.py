@@ -74,3 +74,74 @@ def test_train_and_test_tools_with_amp_and_teacher_flag(tmp_path):
                    '--teacher', '--cfg-options', *options)
     assert 'evaluating the teacher' in out
     assert 'coco/bbox_mAP:' in out
+
+
+def test_shared_tool_setup(tmp_path, monkeypatch):
+    """tools/train.py and tools/test.py share mmkdflow.engine.runner_utils:
+    work dir default, --cfg-options, --amp per device, --resume, and the
+    ResumeStateHook every training run gets."""
+    import argparse
+
+    from mmkdflow.engine import runner_utils as ru
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    config = config_path('demo', 'pkd_retinanet_r18_r18c16_digits.py')
+    parser = argparse.ArgumentParser()
+    parser.add_argument('config')
+    ru.add_common_args(parser)
+    args = ru.parse_args(parser, [config, '--cfg-options',
+                                  'train_cfg.max_epochs=2'])
+    cfg = ru.load_config(args)
+    assert cfg.work_dir == osp.join('./work_dirs',
+                                    'pkd_retinanet_r18_r18c16_digits')
+    assert cfg.train_cfg.max_epochs == 2 and cfg.launcher == 'none'
+
+    ru.apply_amp(cfg, cuda=True)
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    cfg.optim_wrapper.type = 'OptimWrapper'
+    ru.apply_amp(cfg, cuda=False)
+    assert cfg.optim_wrapper.type == 'mmkdflow.AutocastOptimWrapper'
+    assert cfg.optim_wrapper.dtype == 'bfloat16'
+    cfg.optim_wrapper.type = 'mmpretrain.SomeOtherWrapper'
+    with pytest.raises(ValueError, match='--amp works with OptimWrapper'):
+        ru.apply_amp(cfg)
+
+    ru.apply_resume(cfg, None)
+    assert not cfg.resume
+    ckpt = str(tmp_path / 'epoch_1.pth')
+    torch.save({'state_dict': {}}, ckpt)
+    ru.apply_resume(cfg, ckpt)
+    assert cfg.resume and cfg.load_from == ckpt
+    cfg.work_dir = str(tmp_path / 'fresh')
+    ru.apply_resume(cfg, 'auto')  # nothing to check in a new work dir
+    assert cfg.resume and cfg.load_from is None
+
+    ru.add_resume_state_hook(cfg)
+    ru.add_resume_state_hook(cfg)  # once
+    names = [h['type'] for h in cfg.custom_hooks]
+    assert names.count('mmkdflow.ResumeStateHook') == 1
+    assert 'mmkdflow.StudentCheckpointHook' in names
+
+
+def test_random_states_round_trip_through_safe_loading(tmp_path):
+    import random
+
+    import numpy as np
+
+    from mmkdflow.engine.runner_utils import (capture_random_states,
+                                              restore_random_states)
+    torch.manual_seed(3)
+    np.random.seed(3)
+    random.seed(3)
+    np.random.randn()  # a cached gaussian in numpy's state
+    path = str(tmp_path / 'states.pth')
+    torch.save({'random_states': capture_random_states()}, path)
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    torch.manual_seed(0)
+    np.random.seed(0)
+    random.seed(0)
+    states = torch.load(path, weights_only=True)['random_states']
+    restore_random_states(states)
+    got = (torch.rand(3), np.random.rand(3), random.random())
+    torch.testing.assert_close(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+    assert got[2] == expected[2]

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Usage: tools/dist_train.sh CONFIG GPUS [train.py args]
+# GPUS processes on this node (NNODES/NODE_RANK/MASTER_ADDR/PORT for more
+# nodes), started by torchrun with the pytorch launcher. Without a GPU the
+# processes train on CPU with the gloo backend (MMKDFLOW_DIST_BACKEND to
+# choose another). PYTHON picks the interpreter (default: python).
 CONFIG=$1
 GPUS=$2
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+PYTHON=${PYTHON:-python}
 
 PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
-python -m torch.distributed.run \
+$PYTHON -m torch.distributed.run \
     --nnodes=$NNODES \
     --node_rank=$NODE_RANK \
     --master_addr=$MASTER_ADDR \

@@ -1,51 +1,43 @@
-"""Evaluate a distiller checkpoint (the student, by default)."""
-import argparse
-import os
-import os.path as osp
+"""Evaluate a distiller checkpoint (the student, by default).
 
-from mmengine.config import Config, DictAction
+``tools/dist_test.sh`` runs it with ``--launcher pytorch``; without a GPU it
+uses the gloo backend (see :mod:`mmkdflow.engine.runner_utils`).
+"""
+import argparse
+
 from mmengine.runner import Runner
 
-import mmkdflow  # noqa: F401  registers mmkdflow and allow-lists types
+import mmkdflow  # noqa: F401  registers mmkdflow, safe checkpoint loading
+from mmkdflow.engine.runner_utils import (add_common_args, load_config,
+                                          parse_args, setup_distributed)
+from mmkdflow.utils.checkpoint import check_checkpoint_file
 
 
-def parse_args():
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description='Test a distiller')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='the dir to save evaluation logs')
     parser.add_argument(
         '--teacher', action='store_true',
         help='evaluate the teacher instead of the student')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override settings of the config, key=value (xxx=yyy format)')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_common_args(parser)
+    return parser
 
 
-def main():
-    args = parse_args()
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+def main(argv=None) -> None:
+    args = parse_args(build_parser(), argv)
+    cfg = load_config(args)
     if args.teacher:
         cfg.model.predict_with = 'teacher'
         print('evaluating the teacher of the distiller (predict_with=teacher)')
+    check_checkpoint_file(args.checkpoint)
     cfg.load_from = args.checkpoint
-    runner = Runner.from_cfg(cfg)
+    setup_distributed(cfg)
+    if 'runner_type' in cfg:
+        from mmengine.registry import RUNNERS
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
     runner.test()
 
 

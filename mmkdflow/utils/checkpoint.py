@@ -5,14 +5,26 @@ calls ``torch.load`` without naming it, so resuming from MMEngine's own
 checkpoints fails on the few non-tensor types they hold (``HistoryBuffer``
 and numpy scalars/arrays of the message hub). :func:`allow_mmengine_types`
 allow-lists exactly those types; safe loading itself stays on.
+
+MMEngine 0.10.7 writes checkpoints straight to their final name
+(``CheckpointHook`` -> ``Runner.save_checkpoint`` ->
+``mmengine.runner.checkpoint.save_checkpoint`` -> ``LocalBackend.put``), so a
+run killed or out of disk space mid-write leaves a truncated ``epoch_N.pth``.
+:func:`install_atomic_checkpoint_save` (run once when ``mmkdflow`` is
+imported) routes local saves through :func:`save_atomic` instead: write to a
+temporary file in the same folder, ``fsync``, then ``os.replace``. Only the
+write changes (same bytes, same path); remote backends (``s3://``,
+``pavi://``...) keep MMEngine's own path, and
+:func:`uninstall_atomic_checkpoint_save` restores MMEngine's function.
 """
+import functools
 import os
 import os.path as osp
 import pickle
 import re
-import tempfile
+import uuid
 from collections import OrderedDict
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -140,6 +152,36 @@ def extract_state_dict(checkpoint: Any, role: str = 'checkpoint') -> Dict:
     return out
 
 
+def state_dict_mismatch(own: Dict, state_dict: Dict,
+                        show: int = 5) -> Optional[str]:
+    """Describe how ``state_dict`` differs from a model's own state dict.
+
+    Returns:
+        ``None`` when keys and shapes agree, else the counts and the first
+        ``show`` missing keys, unexpected keys and shape mismatches.
+    """
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    mismatched = [
+        f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model '
+        f'{tuple(own[k].shape)}' for k in own
+        if k in state_dict and hasattr(state_dict[k], 'shape')
+        and tuple(state_dict[k].shape) != tuple(own[k].shape)
+    ]
+    if not (missing or unexpected or mismatched):
+        return None
+    parts = []
+    for title, items in (('missing keys', missing),
+                         ('unexpected keys', unexpected),
+                         ('shape mismatches', mismatched)):
+        if items:
+            more = f' (and {len(items) - show} more)' \
+                if len(items) > show else ''
+            parts.append(f'{len(items)} {title}: '
+                         f'{", ".join(items[:show])}{more}')
+    return '; '.join(parts)
+
+
 def load_weights_strictly(model: nn.Module, state_dict: Dict, role: str,
                           path: str, show: int = 5) -> None:
     """Copy ``state_dict`` into ``model``, refusing any mismatch.
@@ -149,39 +191,72 @@ def load_weights_strictly(model: nn.Module, state_dict: Dict, role: str,
             shape mismatches, so a wrong-architecture checkpoint is caught
             instead of leaving a partly random model.
     """
-    own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    mismatched = [
-        f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model '
-        f'{tuple(own[k].shape)}' for k in own
-        if k in state_dict and hasattr(state_dict[k], 'shape')
-        and tuple(state_dict[k].shape) != tuple(own[k].shape)
-    ]
-    if missing or unexpected or mismatched:
-        parts = []
-        for title, items in (('missing keys', missing),
-                             ('unexpected keys', unexpected),
-                             ('shape mismatches', mismatched)):
-            if items:
-                more = f' (and {len(items) - show} more)' \
-                    if len(items) > show else ''
-                parts.append(f'{len(items)} {title}: '
-                             f'{", ".join(items[:show])}{more}')
+    mismatch = state_dict_mismatch(model.state_dict(), state_dict, show)
+    if mismatch is not None:
         raise CheckpointError(
             f'{role} {path!r} does not match the {type(model).__name__} '
-            f'built from the config: ' + '; '.join(parts) +
+            f'built from the config: ' + mismatch +
             '. Check that the checkpoint belongs to this architecture '
             '(depth, channels, number of classes)')
     model.load_state_dict(state_dict, strict=True)
 
 
+def check_checkpoint_file(path: str, role: str = 'checkpoint') -> None:
+    """Cheap checks of a checkpoint file before MMEngine loads it (resume,
+    ``load_from``, ``tools/test.py``), for a clear error instead of a
+    zip-reader message: it exists, is not empty, and is a complete zip
+    archive (torch's format since 1.6; its central directory is at the
+    end, so a truncated file has none) or starts like a legacy pickle.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        CheckpointError: The file is empty, truncated or not a checkpoint.
+    """
+    import zipfile
+    if '://' in path:
+        return  # remote: left to MMEngine
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{role} {path!r} does not exist')
+    size = osp.getsize(path)
+    if size == 0:
+        raise CheckpointError(f'{role} {path!r} is empty (0 bytes)')
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                archive.namelist()
+            return
+        except (zipfile.BadZipFile, OSError) as err:
+            raise CheckpointError(f'{role} {path!r} is unreadable: '
+                                  f'{err}') from None
+    with open(path, 'rb') as f:
+        head = f.read(2)
+    if head[:1] != b'\x80':  # pickle protocol >= 2: legacy torch.save
+        raise CheckpointError(
+            f'{role} {path!r} ({size} bytes) is truncated or not a torch '
+            f'checkpoint (no complete zip archive, no pickle header)')
+
+
 def save_atomic(obj: Any, path: str) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename,
-    so a crash never leaves a half-written file at ``path``."""
+    so a crash never leaves a half-written file at ``path``.
+
+    The temporary file is ``.<name>.<random>.tmp`` (hidden, not ``*.pth``);
+    it is removed when saving raises, and only a killed process can leave
+    one behind. The file is ``fsync``-ed before the rename and the folder
+    after it, and gets the permissions a plain ``open(path, 'wb')`` would
+    give (``0o666`` minus the umask; ``tempfile.mkstemp`` would give
+    ``0o600``).
+
+    Args:
+        obj: What ``torch.save`` writes.
+        path: The final file name.
+    """
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp_', suffix='.pth', dir=folder)
+    tmp = osp.join(folder, f'.{osp.basename(path)}.{os.getpid()}.'
+                   f'{uuid.uuid4().hex[:8]}.tmp')
+    # mode 0o666 through os.open: the kernel applies the umask, as for open()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, 'wb') as f:
             torch.save(obj, f)
@@ -192,3 +267,84 @@ def save_atomic(obj: Any, path: str) -> None:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder: str) -> None:
+    """Persist a rename in ``folder`` (best effort: not every OS/filesystem
+    lets a folder be opened or synced)."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+def _is_local_target(filename: str, file_client_args: Optional[dict],
+                     backend_args: Optional[dict]) -> bool:
+    """Whether MMEngine would write ``filename`` with its local backend."""
+    if file_client_args is not None or not isinstance(filename, str):
+        return False
+    from mmengine.fileio import LocalBackend, get_file_backend
+    try:
+        backend = get_file_backend(filename, backend_args=backend_args)
+    except Exception:  # an unknown prefix: leave it to MMEngine
+        return False
+    return isinstance(backend, LocalBackend)
+
+
+#: The MMEngine modules that hold a reference to ``save_checkpoint``.
+_SAVE_CHECKPOINT_HOLDERS = ('mmengine.runner.checkpoint',
+                            'mmengine.runner.runner', 'mmengine.runner')
+
+
+def install_atomic_checkpoint_save() -> None:
+    """Make MMEngine's checkpoint saving atomic for local files (idempotent).
+
+    Replaces ``save_checkpoint`` in ``mmengine.runner.checkpoint``,
+    ``mmengine.runner.runner`` (used by ``Runner.save_checkpoint``) and
+    ``mmengine.runner`` (used by ``CheckpointHook._publish_model``) with a
+    wrapper that, for a local target, writes with :func:`save_atomic` and
+    otherwise calls MMEngine's function unchanged. The original stays
+    reachable as ``__wrapped__``.
+    """
+    import importlib
+    checkpoint_module = importlib.import_module('mmengine.runner.checkpoint')
+    original = checkpoint_module.save_checkpoint
+    if getattr(original, '_mmkdflow_atomic', False):
+        return
+
+    @functools.wraps(original)
+    def save_checkpoint(checkpoint, filename, file_client_args=None,
+                        backend_args=None):
+        if _is_local_target(filename, file_client_args, backend_args):
+            save_atomic(checkpoint, filename)
+            return
+        original(checkpoint, filename, file_client_args=file_client_args,
+                 backend_args=backend_args)
+
+    save_checkpoint._mmkdflow_atomic = True
+    for name in _SAVE_CHECKPOINT_HOLDERS:
+        module = importlib.import_module(name)
+        if getattr(module, 'save_checkpoint', None) is original:
+            module.save_checkpoint = save_checkpoint
+
+
+def uninstall_atomic_checkpoint_save() -> None:
+    """Put MMEngine's own ``save_checkpoint`` back (tests, debugging)."""
+    import importlib
+    for name in _SAVE_CHECKPOINT_HOLDERS:
+        module = importlib.import_module(name)
+        current = getattr(module, 'save_checkpoint', None)
+        if getattr(current, '_mmkdflow_atomic', False):
+            module.save_checkpoint = current.__wrapped__
+
+
+# Installed on import: ``mmkdflow/__init__.py`` imports this module first,
+# so any process that imports mmkdflow (tools, ``custom_imports``) saves
+# checkpoints atomically.
+install_atomic_checkpoint_save()

@@ -5,8 +5,10 @@ import importlib.util
 import os.path as osp
 from typing import Optional, Tuple, Union
 
+import torch
 import torch.nn as nn
 from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import DefaultScope
 
@@ -106,13 +108,58 @@ def resolve_model_cfg(cfg: Union[dict, ConfigDict],
     return model_cfg, scope
 
 
+def _is_syncbn(module: nn.Module) -> bool:
+    """torch's ``SyncBatchNorm`` or mmcv's (``mmcv.ops.SyncBatchNorm``)."""
+    return isinstance(module, nn.SyncBatchNorm) or \
+        type(module).__name__ == 'SyncBatchNorm'
+
+
+def gpu_available() -> bool:
+    """Whether a CUDA GPU is present (one place for tests to mock)."""
+    return torch.cuda.is_available()
+
+
+def revert_syncbn_without_gpu(model: nn.Module, role: str,
+                              cuda: Optional[bool] = None) -> nn.Module:
+    """Turn SyncBN layers into BN when no GPU is present.
+
+    The mmseg configs use ``norm_cfg=dict(type='SyncBN')``; SyncBN needs
+    GPUs (it raises on CPU tensors in distributed training). MMEngine's
+    ``Runner`` reverts SyncBN only for single-process runs, so without a
+    GPU the student and teacher are converted here, when they are built,
+    with a log line; each process then normalises with its own batch (as
+    ``BN`` does in DDP). With a GPU the model is returned unchanged.
+
+    Args:
+        model: A built student, teacher or connector.
+        role: Named in the log line.
+        cuda: Whether a GPU is present; ``None`` asks
+            :func:`gpu_available`.
+
+    Returns:
+        ``model`` itself, or a copy of it with ``BatchNorm`` layers (same
+        weights and running statistics) in place of SyncBN.
+    """
+    if gpu_available() if cuda is None else cuda:
+        return model
+    count = sum(1 for m in model.modules() if _is_syncbn(m))
+    if count == 0:
+        return model
+    from mmengine.model import revert_sync_batchnorm
+    model = revert_sync_batchnorm(model)
+    print_log(f'no GPU: converted {count} SyncBN layer(s) of the {role} to '
+              f'BN (SyncBN needs GPUs)', 'current')
+    return model
+
+
 def build_task_model(cfg: Union[dict, ConfigDict], role: str,
                      default_data_preprocessor: Optional[dict] = None
                      ) -> nn.Module:
-    """Build a student or teacher with its own package's registry."""
+    """Build a student or teacher with its own package's registry (SyncBN
+    becomes BN when no GPU is present: :func:`revert_syncbn_without_gpu`)."""
     model_cfg, scope = resolve_model_cfg(cfg, role, default_data_preprocessor)
     model_cfg['_scope_'] = scope
-    return MMENGINE_MODELS.build(model_cfg)
+    return revert_syncbn_without_gpu(MMENGINE_MODELS.build(model_cfg), role)
 
 
 def build_mmkdflow_module(cfg: Optional[Union[dict, ConfigDict, nn.Module]]
@@ -138,4 +185,4 @@ def build_mmkdflow_module(cfg: Optional[Union[dict, ConfigDict, nn.Module]]
                 f"'{name}' is not registered in mmkdflow. Close matches: "
                 f"{', '.join(close) or 'none'}. Registered: "
                 f"{', '.join(sorted(known))}")
-    return MODELS.build(cfg)
+    return revert_syncbn_without_gpu(MODELS.build(cfg), f'{name} module')
