@@ -21,8 +21,7 @@ from e2e_utils import ROOT, shrink
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-# registers mmkdflow.ResumeStateHook (until mmkdflow.engine imports it)
-import mmkdflow.engine.runner_utils  # noqa: F401,E402
+import mmkdflow  # noqa: F401,E402  (registers ResumeStateHook)
 from mmkdflow.utils import CheckpointError
 
 

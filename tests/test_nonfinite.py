@@ -87,3 +87,34 @@ def test_skip_leaves_weights_and_continues(saved_teacher):
 def test_unknown_policy_is_refused(saved_teacher):
     with pytest.raises(ValueError, match="nonfinite must be one of"):
         det_distiller(saved_teacher, nonfinite='ignore')
+
+
+@pytest.mark.parametrize('policy', ['raise', 'skip'])
+def test_nonfinite_gradient_with_finite_loss_never_reaches_weights(
+        saved_teacher, policy):
+    """A finite loss with a NaN gradient (e.g. a bf16 kernel bug) is caught
+    before the optimizer step."""
+    model, _ = det_distiller(saved_teacher, nonfinite=policy)
+    model.train()
+    optim = OptimWrapper(torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=0.01,
+        momentum=0.9))
+    weight = model.student.backbone.conv1.weight
+    handle = weight.register_hook(lambda grad: grad * float('nan'))
+    before = _student_params(model)
+    if policy == 'raise':
+        with pytest.raises(NonFiniteLossError,
+                           match=r'non-finite gradients .* although every '
+                                 r'loss is finite, in 1 parameters \(first: '
+                                 r'student\.backbone\.conv1\.weight\)'):
+            model.train_step(_data(), optim)
+    else:
+        log_vars = model.train_step(_data(), optim)
+        assert torch.isfinite(log_vars['loss'])
+        assert model.skipped_steps == 1
+    for name, value in model.student.named_parameters():
+        torch.testing.assert_close(value, before[name])
+        assert value.grad is None or not value.grad.abs().sum()
+    handle.remove()
+    model.train_step(_data(), optim)  # a clean step updates again
+    assert not torch.equal(weight, before['backbone.conv1.weight'])

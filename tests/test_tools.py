@@ -127,8 +127,8 @@ def test_random_states_round_trip_through_safe_loading(tmp_path):
 
     import numpy as np
 
-    from mmkdflow.engine.runner_utils import (capture_random_states,
-                                              restore_random_states)
+    from mmkdflow.engine.hooks.resume_state_hook import (capture_random_states,
+                                                         restore_random_states)
     torch.manual_seed(3)
     np.random.seed(3)
     random.seed(3)

@@ -1,6 +1,9 @@
 from .autocast_optim_wrapper import AutocastOptimWrapper
-from .hooks import StudentCheckpointHook, TeacherReferenceHook
-from .student_export import student_checkpoint, student_config
+from .hooks import (ConnectorEMAHook, ResumeStateHook, StudentCheckpointHook,
+                    TeacherReferenceHook)
+from .student_export import (export_distiller, student_checkpoint,
+                             student_config)
 
-__all__ = ['AutocastOptimWrapper', 'StudentCheckpointHook', 'TeacherReferenceHook',
+__all__ = ['AutocastOptimWrapper', 'ConnectorEMAHook', 'ResumeStateHook',
+           'StudentCheckpointHook', 'TeacherReferenceHook', 'export_distiller',
            'student_checkpoint', 'student_config']

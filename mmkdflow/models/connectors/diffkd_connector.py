@@ -26,6 +26,23 @@ def _mse(a: Tensor, b: Tensor) -> Tensor:
     return F.mse_loss(a.float(), b.float())
 
 
+def _randn_like(x: Tensor) -> Tensor:
+    """``randn_like(x)`` in ``x``'s memory format, drawn into contiguous
+    memory: ``normal_`` on a channels-last map takes a strided path about
+    ten times slower on CPU."""
+    if x.dim() == 4 and not x.is_contiguous() and \
+            x.is_contiguous(memory_format=torch.channels_last):
+        b, c, h, w = x.shape
+        return torch.randn((b, h, w, c), dtype=x.dtype,
+                           device=x.device).permute(0, 3, 1, 2)
+    return torch.randn_like(x)
+
+
+def _cat(tensors: List[Tensor]) -> Tensor:
+    """``torch.cat`` along the batch, without a copy for a single tensor."""
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
+
+
 @MODELS.register_module()
 class DiffKDConnector(BaseConnector):
     r"""Knowledge diffusion for distillation (DiffKD, Huang et al. 2023).
@@ -87,6 +104,11 @@ class DiffKDConnector(BaseConnector):
         diff_loss_weight: ``lambda_1``.
         ae_loss_weight: ``lambda_2``.
         num_train_timesteps: Diffusion steps ``T`` of the schedule.
+        channels_last: Run feature maps in the channels-last memory format
+            (one copy of each input level; the outputs stay channels-last).
+            Off by default: on CPU it measured no faster at one thread
+            (oneDNN convolutions gain, BatchNorm backward loses); try it
+            with ``tools/benchmark.py`` on your hardware.
         init_cfg: MMEngine initialisation config.
     """
 
@@ -106,6 +128,7 @@ class DiffKDConnector(BaseConnector):
                  diff_loss_weight: float = 1.0,
                  ae_loss_weight: float = 1.0,
                  num_train_timesteps: int = 1000,
+                 channels_last: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if form not in _FORMS:
@@ -133,9 +156,13 @@ class DiffKDConnector(BaseConnector):
         self.diff_loss_weight = float(diff_loss_weight)
         self.ae_loss_weight = float(ae_loss_weight)
 
+        self.channels_last = bool(channels_last)
         self.schedule = DDIMSchedule(num_train_timesteps)
         self.timesteps = self.schedule.inference_timesteps(
             num_inference_steps, start_timestep)
+        # the chain's timesteps on the module's device (not saved)
+        self.register_buffer('timestep_ids', torch.tensor(
+            self.timesteps, dtype=torch.long), persistent=False)
         n_sets = 1 if self.share_across_levels else int(num_levels)
         self.branches = nn.ModuleList(self._branch() for _ in range(n_sets))
         self.kd_loss = build_mmkdflow_module(kd_loss)
@@ -159,20 +186,41 @@ class DiffKDConnector(BaseConnector):
         return self.branches[0 if self.share_across_levels else level]
 
     # ----------------------------------------------------------- pieces
-    def denoise(self, branch: nn.ModuleDict, s: Tensor) -> Tensor:
+    def uses_channels_last(self, x: Tensor) -> bool:
+        """Whether the level of ``x`` runs channels-last (the
+        ``channels_last`` option; never for ``1 x 1`` maps such as
+        logits)."""
+        return self.channels_last and x.dim() == 4 and \
+            x.shape[2] * x.shape[3] > 1
+
+    def denoise(self, branch: nn.ModuleDict, s: Tensor,
+                noise: Optional[Tensor] = None) -> Tensor:
         """ANM start (Eq. (8)) and the DDIM reverse process; returns the
-        predicted clean sample ``x_0`` in ``s``'s dtype. The chain state is
-        kept in float32."""
+        predicted clean sample ``x_0`` in ``s``'s dtype.
+
+        The chain state is kept in float32. The start is one fused
+        ``lerp(eps, s, gamma) = gamma * s + (1 - gamma) * eps`` and each step
+        one multiply-add ``x = c_x * x + c_eps * eps_pred`` with the
+        coefficients of :meth:`DDIMSchedule.ddim_coefficients` (Python
+        floats: no schedule lookups, no host syncs); the timesteps are a
+        device buffer, so the network calls copy nothing to the device.
+
+        Args:
+            branch: The module set of the level.
+            s: Projected student feature ``(B, C, H, W)``.
+            noise: ``eps`` of the ANM start (default: drawn).
+        """
         x = s.float()
         if self.use_anm:
             gamma = branch['anm'](s).float().reshape(-1, 1, 1, 1)
-            x = gamma * x + (1 - gamma) * torch.randn_like(x)
-        net_dtype = branch['predictor'].time_embedding.weight.dtype
-        for i, t in enumerate(self.timesteps):
-            t_prev = self.timesteps[i + 1] if i + 1 < len(self.timesteps) \
-                else -1
-            eps_pred = branch['predictor'](x.to(net_dtype), t)
-            x = self.schedule.step(eps_pred, t, t_prev, x)
+            eps = _randn_like(x) if noise is None else noise.float()
+            x = torch.lerp(eps, x, gamma)
+        predictor = branch['predictor']
+        net_dtype = predictor.time_embedding.weight.dtype
+        coefs = self.schedule.ddim_coefficients(self.timesteps)
+        for i, (c_x, c_eps) in enumerate(coefs):
+            eps_pred = predictor(x.to(net_dtype), self.timestep_ids[i])
+            x = torch.add(x * c_x, eps_pred, alpha=c_eps)  # stays float32
         return x.to(s.dtype)
 
     def diffusion_loss(self,
@@ -183,8 +231,10 @@ class DiffKDConnector(BaseConnector):
         """``sum_levels MSE(Phi(x_t, t), eps)`` (Eq. (4)), unweighted.
 
         Levels served by the same module set and of equal shape are batched
-        into one network call (the per-level means are kept). ``noises`` and
-        ``timesteps`` (one per level) replace the random draws, for tests.
+        into one network call (the per-level means are kept: for levels of
+        equal size the sum of their means is ``len(levels)`` times the mean
+        over the batch). ``noises`` and ``timesteps`` (one per level)
+        replace the random draws, for tests.
 
         Args:
             latents: Detached teacher targets ``z_t`` as ``(B, C, H, W)``.
@@ -198,18 +248,19 @@ class DiffKDConnector(BaseConnector):
         total = latents[0].new_zeros((), dtype=torch.float32)
         for levels in groups.values():
             predictor = self.branch_of(levels[0])['predictor']
-            z = torch.cat([latents[i] for i in levels]).float()
-            eps = torch.cat([noises[i] for i in levels]).float() \
-                if noises is not None else torch.randn_like(z)
-            t = torch.cat([timesteps[i] for i in levels]).to(z.device) \
-                if timesteps is not None else torch.randint(
-                    0, self.schedule.num_train_timesteps, (z.shape[0], ),
-                    device=z.device)
-            x_t = self.schedule.add_noise(z, eps, t)
+            z = _cat([latents[i] for i in levels]).float()
+            eps = _cat([noises[i] for i in levels]).float() \
+                if noises is not None else _randn_like(z)
+            if timesteps is not None:
+                t = _cat([timesteps[i] for i in levels]).to(z.device)
+                x_t = self.schedule.add_noise(z, eps, t)
+            else:
+                t = torch.randint(0, self.schedule.num_train_timesteps,
+                                  (z.shape[0], ), device=z.device)
+                x_t = self.schedule.add_noise(z, eps, t, check=False)
             net_dtype = predictor.time_embedding.weight.dtype
-            err = (predictor(x_t.to(net_dtype), t).float() - eps).pow(2)
-            total = total + err.mean(dim=(1, 2, 3)).reshape(
-                len(levels), -1).mean(dim=1).sum()
+            pred = predictor(x_t.to(net_dtype), t).float()
+            total = total + len(levels) * F.mse_loss(pred, eps)
         return total
 
     # ---------------------------------------------------------- forward
@@ -240,6 +291,9 @@ class DiffKDConnector(BaseConnector):
             f_s, was_vector = to_map(f_s)
             f_t, _ = to_map(f_t.detach())
             self._check(level, f_s, f_t)
+            if self.uses_channels_last(f_s):
+                f_s = f_s.contiguous(memory_format=torch.channels_last)
+                f_t = f_t.contiguous(memory_format=torch.channels_last)
             if self.use_ae:
                 latent, recon = branch['ae'](f_t)
                 loss_ae = loss_ae + _mse(recon, f_t)

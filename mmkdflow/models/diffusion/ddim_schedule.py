@@ -1,6 +1,8 @@
 """The DDPM noise schedule and deterministic DDIM sampling used by DiffKD."""
 import contextlib
-from typing import Callable, ContextManager, List, Union
+import math
+from typing import (Callable, ContextManager, Dict, List, Sequence, Tuple,
+                    Union)
 
 import torch
 import torch.nn as nn
@@ -69,6 +71,7 @@ class DDIMSchedule(nn.Module):
                                dtype=torch.float64)
         alpha_bar = torch.cumprod(1.0 - betas, dim=0).to(torch.float32)
         self.register_buffer('alpha_bar', alpha_bar, persistent=True)
+        self._coef_cache: Dict[Tuple, List[Tuple[float, float]]] = {}
 
     def _apply(self, fn: Callable, recurse: bool = True) -> 'DDIMSchedule':
         """Apply ``fn`` (``.to``, ``.half``, ``.cuda`` ...) but keep
@@ -83,15 +86,18 @@ class DDIMSchedule(nn.Module):
         return self
 
     # ------------------------------------------------------------ helpers
-    def _alpha_bar_at(self, t: Timestep, like: Tensor) -> Tensor:
+    def _alpha_bar_at(self, t: Timestep, like: Tensor,
+                      check: bool = True) -> Tensor:
         """``alpha_bar_t`` as float32, broadcastable to ``like``; negative
-        timesteps give 1 (the clean end of the chain)."""
+        timesteps give 1 (the clean end of the chain). ``check=False`` skips
+        the range check, which reads the timesteps on the host (a device
+        sync on GPUs), for timesteps valid by construction."""
         table = self.alpha_bar.to(device=like.device, dtype=torch.float32)
         t = torch.as_tensor(t, device=like.device).long()
         if t.numel() > 1 and t.shape != (like.shape[0], ):
             raise ValueError(f'timesteps must be a scalar or one per sample '
                              f'({like.shape[0]}), got {tuple(t.shape)}')
-        if (t >= self.num_train_timesteps).any():
+        if check and (t >= self.num_train_timesteps).any():
             raise ValueError(f'timestep out of range [0, '
                              f'{self.num_train_timesteps - 1}]: {t.tolist()}')
         value = torch.where(t >= 0, table[t.clamp(min=0)],
@@ -101,7 +107,8 @@ class DDIMSchedule(nn.Module):
         return value.reshape((-1, ) + (1, ) * (like.dim() - 1))
 
     # --------------------------------------------------------------- math
-    def add_noise(self, x0: Tensor, eps: Tensor, t: Timestep) -> Tensor:
+    def add_noise(self, x0: Tensor, eps: Tensor, t: Timestep,
+                  check: bool = True) -> Tensor:
         """Forward noising ``z_t = sqrt(ab_t) z_0 + sqrt(1 - ab_t) eps``
         (Eq. (3)).
 
@@ -109,12 +116,14 @@ class DDIMSchedule(nn.Module):
             x0: Clean sample ``(B, ...)``.
             eps: Gaussian noise of the same shape.
             t: One timestep (int) or one per sample ``(B,)``, in [0, T-1].
+            check: Validate the range of ``t`` (a host read of ``t``; pass
+                ``False`` for timesteps drawn in range).
 
         Returns:
             ``z_t`` in ``x0``'s dtype.
         """
         with _no_autocast(x0.device):
-            ab = self._alpha_bar_at(t, x0)
+            ab = self._alpha_bar_at(t, x0, check)
             out = ab.sqrt() * x0.float() + (1 - ab).sqrt() * eps.float()
         return out.to(x0.dtype)
 
@@ -146,6 +155,55 @@ class DDIMSchedule(nn.Module):
             out = ab_prev.sqrt() * x0_pred + \
                 (1 - ab_prev).sqrt() * eps_pred.float()
         return out.to(x_t.dtype)
+
+    def ddim_coefficients(self, timesteps: Sequence[int]
+                          ) -> List[Tuple[float, float]]:
+        r"""The deterministic DDIM chain over ``timesteps`` as one
+        multiply-add per step.
+
+        Substituting ``x0_pred`` into :meth:`step` gives, with
+        ``ab_prev = 1`` after the last timestep (which returns ``x0_pred``)::
+
+            x_prev = c_x * x_t + c_eps * eps_pred
+            c_x    = sqrt(ab_prev / ab_t)
+            c_eps  = sqrt(1 - ab_prev) - sqrt(ab_prev * (1 - ab_t) / ab_t)
+
+        The coefficients are Python floats computed in float64 from the
+        float32 buffer, so a chain step is two fused elementwise kernels
+        with no schedule lookups and no host syncs. They are cached until
+        the buffer changes (``load_state_dict`` bumps its version, ``.to()``
+        moves it).
+
+        Args:
+            timesteps: The chain, largest first (see
+                :meth:`inference_timesteps`), each in [0, T-1].
+
+        Returns:
+            One ``(c_x, c_eps)`` pair per timestep.
+
+        Raises:
+            ValueError: On a timestep outside [0, T-1].
+        """
+        steps = tuple(int(t) for t in timesteps)
+        table = self.alpha_bar
+        key = (steps, table._version, table.data_ptr(), str(table.device))
+        cached = self._coef_cache.get(key)
+        if cached is not None:
+            return cached
+        if any(not 0 <= t < self.num_train_timesteps for t in steps):
+            raise ValueError(f'timesteps must lie in [0, '
+                             f'{self.num_train_timesteps - 1}], got '
+                             f'{list(steps)}')
+        values = table.detach().to('cpu', torch.float64)[list(steps)]
+        abs_ = values.tolist() + [1.0]
+        coefs = []
+        for ab, ab_prev in zip(abs_, abs_[1:]):
+            c_x = math.sqrt(ab_prev / ab)
+            c_eps = math.sqrt(1.0 - ab_prev) - math.sqrt(
+                ab_prev * (1.0 - ab) / ab)
+            coefs.append((c_x, c_eps))
+        self._coef_cache = {key: coefs}
+        return coefs
 
     def inference_timesteps(self, num_inference_steps: int = 5,
                             start_timestep: int = 400) -> List[int]:

@@ -1,10 +1,9 @@
 """Offline teacher -> student distillation as one MMEngine ``BaseModel``."""
-import logging
 from typing import Dict, List, Optional, Union
 
 import torch
 import torch.nn as nn
-from mmengine.logging import MessageHub, print_log
+from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from torch import Tensor
 
@@ -13,15 +12,14 @@ from ..connectors.base import BaseConnector, ConnectorOutput
 from ..recorders import ModuleOutputRecorder
 from ..utils import DistillContext, build_mmkdflow_module, build_task_model
 from .distill_point import DistillPoint, put_back, select
+from .nonfinite import NONFINITE_POLICIES, NonFiniteGuardMixin
 from .teacher import load_teacher
-from .nonfinite import (NONFINITE_POLICIES, NonFiniteLossError,
-                        describe_nonfinite, nonfinite_losses)
 
 _TEACHER_FORWARDS = ('auto', 'extract_feat', 'tensor')
 
 
 @MODELS.register_module()
-class OfflineDistiller(BaseModel):
+class OfflineDistiller(NonFiniteGuardMixin, BaseModel):
     """Wraps a trainable student and a frozen teacher.
 
     In training (``mode='loss'``) the teacher runs first under ``no_grad``
@@ -277,7 +275,7 @@ class OfflineDistiller(BaseModel):
             for point in self.points:
                 losses.update(self._point_losses(point))
             if self.nonfinite != 'off':
-                self._guard(losses)
+                self._guard_losses(losses)
             return losses
         finally:
             self._release()
@@ -314,43 +312,6 @@ class OfflineDistiller(BaseModel):
                 total = total + loss_fn(s, t, self._context)
             losses[prefix + 'loss'] = total
         return losses
-
-    def _guard(self, losses: Dict[str, Tensor]) -> None:
-        bad = nonfinite_losses(losses)
-        if not bad:
-            return
-        report = describe_nonfinite(bad, losses, self._context.epoch,
-                                    self._context.iter)
-        distributed = torch.distributed.is_available() and \
-            torch.distributed.is_initialized() and \
-            torch.distributed.get_world_size() > 1
-        if self.nonfinite == 'raise' or distributed:
-            why = ("; nonfinite='skip' works only in single-process "
-                   'training') if self.nonfinite == 'skip' else ''
-            raise NonFiniteLossError(
-                f'{report}. The run stops before updating any weight, so no '
-                f'checkpoint holds NaN weights{why}. Lower the learning rate '
-                f"or that loss's weight, or set nonfinite='skip' on the "
-                f'distiller to skip such steps')
-        self._skip_update = True
-        self.skipped_steps += 1
-        print_log(f'{report}; skipping this update ({self.skipped_steps} '
-                  f'skipped so far)', 'current', level=logging.WARNING)
-
-    def train_step(self, data, optim_wrapper) -> Dict[str, Tensor]:
-        """MMEngine's training step, minus the update when ``nonfinite=
-        'skip'`` flagged this step's losses."""
-        self._skip_update = False
-        with optim_wrapper.optim_context(self):
-            data = self.data_preprocessor(data, True)
-            losses = self._run_forward(data, mode='loss')
-        parsed_losses, log_vars = self.parse_losses(losses)
-        if self._skip_update:
-            optim_wrapper.zero_grad()
-            self._skip_update = False
-        else:
-            optim_wrapper.update_params(parsed_losses)
-        return log_vars
 
     def _release(self) -> None:
         """Drop every reference to this step's tensors."""
