@@ -354,3 +354,42 @@ def test_segmentation_logits_step_dist():
                            kd_loss=dict(type='DISTLoss')))))
     train_step(model, seg_batch(), ['distill.p.loss_diff',
                                     'distill.p.loss_kd'])
+
+
+# ------------------------------------------------ fused, sync-free chain
+def test_ddim_coefficients_match_the_two_stage_step():
+    """x_prev = c_x x_t + c_eps eps_pred equals predict_x0 then step, for
+    every link of the chain and for the last step (x0_pred)."""
+    sched = DDIMSchedule()
+    steps = sched.inference_timesteps()
+    coefs = sched.ddim_coefficients(steps)
+    assert len(coefs) == len(steps)
+    torch.manual_seed(0)
+    x, eps = torch.randn(2, 2, 3, 4, 4).unbind(0)
+    for i, (t, (c_x, c_eps)) in enumerate(zip(steps, coefs)):
+        t_prev = steps[i + 1] if i + 1 < len(steps) else -1
+        torch.testing.assert_close(c_x * x + c_eps * eps,
+                                   sched.step(eps, t, t_prev, x))
+        # float64 arithmetic on the float32 table entries
+        a = sched.alpha_bar[t].double().item()
+        a_prev = sched.alpha_bar[t_prev].double().item() if t_prev >= 0 \
+            else 1.0
+        assert c_x == pytest.approx(math.sqrt(a_prev / a), rel=1e-12)
+        assert c_eps == pytest.approx(
+            math.sqrt(1 - a_prev) - math.sqrt(a_prev * (1 - a) / a),
+            rel=1e-12)
+    assert coefs[-1][0] == pytest.approx(1 / math.sqrt(ab_ref(0)))
+    with pytest.raises(ValueError, match='timesteps'):
+        sched.ddim_coefficients([1000])
+
+
+def test_ddim_coefficients_follow_a_loaded_table():
+    sched = DDIMSchedule()
+    before = sched.ddim_coefficients([400, 0])
+    assert sched.ddim_coefficients([400, 0]) is before  # cached
+    table = sched.alpha_bar.clone()
+    table[400] = 0.5
+    sched.load_state_dict({'alpha_bar': table})
+    after = sched.ddim_coefficients([400, 0])
+    assert after[0][0] == pytest.approx(math.sqrt(ab_ref(0) / 0.5),
+                                        rel=1e-6)

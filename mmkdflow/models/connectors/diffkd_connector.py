@@ -80,6 +80,14 @@ class DiffKDConnector(BaseConnector):
     ``(B, K, 1, 1)``) and spatial logits ``(B, K, H, W)``; the student and
     teacher of a level must share ``B`` and ``H, W``.
 
+    Cost: FPN levels differ in ``H, W`` and every 3x3 convolution and
+    training-mode BatchNorm needs its own level, so the networks run once
+    per level; what is shared is fused instead: the DDIM chain is one
+    multiply-add per step with precomputed coefficients, the ANM start one
+    ``lerp``, equal-shaped levels share one call in the diffusion loss, and
+    a training step reads nothing back to the host (no device syncs).
+    ``tools/benchmark.py`` measures it against the student.
+
     Args:
         student_channels: Student channels ``C_s``.
         teacher_channels: Teacher channels ``C_t``.
@@ -106,9 +114,9 @@ class DiffKDConnector(BaseConnector):
         num_train_timesteps: Diffusion steps ``T`` of the schedule.
         channels_last: Run feature maps in the channels-last memory format
             (one copy of each input level; the outputs stay channels-last).
-            Off by default: on CPU it measured no faster at one thread
-            (oneDNN convolutions gain, BatchNorm backward loses); try it
-            with ``tools/benchmark.py`` on your hardware.
+            Off by default: on a 2-core CPU it measured within noise of
+            NCHW (oneDNN convolutions gain, BatchNorm backward loses); try
+            ``tools/benchmark.py --diffkd-channels-last`` on your hardware.
         init_cfg: MMEngine initialisation config.
     """
 

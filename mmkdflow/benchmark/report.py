@@ -1,0 +1,123 @@
+"""Goals and the printed tables of the benchmark."""
+from typing import Dict, List, Optional
+
+#: connector s/GFLOP at most this multiple of the student's (fwd+bwd)
+CONNECTOR_EFFICIENCY_GOAL = 1.1
+#: distillation-step overhead beyond teacher forward and connectors
+STEP_OVERHEAD_GOAL = 0.05
+#: exported students that must cost exactly the vanilla student
+ZERO_COST_EXPORTS = ('DiffKD export', 'FM-KT-Theta (N=4) export')
+
+
+def evaluate_goals(result: Dict) -> List[Dict]:
+    """The issue's goals, each with its measured value and whether it is
+    met (only for the sections present in ``result``)."""
+    goals = []
+    section = result.get('connectors')
+    if section:
+        for row in section['connectors']:
+            value = row.get('s_per_gflop_rel_student')
+            goals.append(dict(
+                goal=f'{row["name"]}: s/GFLOP <= '
+                     f'{CONNECTOR_EFFICIENCY_GOAL}x student (fwd+bwd)',
+                value=value, threshold=CONNECTOR_EFFICIENCY_GOAL,
+                met=value is not None and
+                value <= CONNECTOR_EFFICIENCY_GOAL))
+    section = result.get('distill_step')
+    if section:
+        for name, method in section['methods'].items():
+            value = method['overhead_rel_student_step']
+            goals.append(dict(
+                goal=f'{name} step: overhead beyond teacher forward and '
+                     f'connector <= {STEP_OVERHEAD_GOAL:.0%} of the student '
+                     f'step',
+                value=value, threshold=STEP_OVERHEAD_GOAL,
+                met=value <= STEP_OVERHEAD_GOAL))
+    section = result.get('export')
+    if section:
+        for row in section['models']:
+            if row['name'] in ZERO_COST_EXPORTS:
+                goals.append(dict(
+                    goal=f'{row["name"]}: exactly the vanilla student '
+                         f'(parameters, FLOPs, weights)',
+                    value=row['time_rel_student'], threshold=None,
+                    met=row['same_as_vanilla']))
+    return goals
+
+
+def _fmt(value: Optional[float], spec: str) -> str:
+    return '-' if value is None else format(value, spec)
+
+
+def _table(header: List[str], rows: List[List[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header] + rows)
+              for i in range(len(header))]
+    line = '  '.join('-' * w for w in widths)
+
+    def fmt(r: List[str]) -> str:
+        return '  '.join(c.ljust(w) if i == 0 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(r, widths)))
+
+    return '\n'.join([fmt(header), line] + [fmt(r) for r in rows])
+
+
+def format_report(result: Dict) -> str:
+    """The human-readable tables of a benchmark result."""
+    meta = result['meta']
+    out = [f"device {meta['device']} ({meta['threads']} threads), input "
+           f"{meta['batch']}x3x{meta['input_size'][0]}x"
+           f"{meta['input_size'][1]} (padded to {meta['padded_size'][0]}x"
+           f"{meta['padded_size'][1]}), median of {meta['repeats']} runs "
+           f"after {meta['warmup']} warm-up",
+           f"FLOPs: {meta['flop_method']}",
+           f"memory: {meta['memory_method']}"]
+    section = result.get('connectors')
+    if section:
+        rows = []
+        for r in [section['student']] + section['connectors']:
+            rows.append([r['name'], f"{r['params'] / 1e6:.3f}",
+                         f"{r['gflops']:.2f}", f"{r['time_s']:.3f}",
+                         f"{r['time_rel_student']:.3f}",
+                         _fmt(r.get('peak_mem_mb'), '.0f'),
+                         _fmt(r['s_per_gflop'], '.4f'),
+                         _fmt(r.get('s_per_gflop_rel_student'), '.2f')])
+        out += ['', '[a] connector forward+backward vs the student network '
+                f"(FPN {section['fpn_shapes']})",
+                _table(['piece', 'params M', 'GFLOPs', 'fwd+bwd s',
+                        'x student', 'peak MB', 's/GFLOP', 'x student'],
+                       rows)]
+    section = result.get('distill_step')
+    if section:
+        rows = []
+        for name, m in section['methods'].items():
+            t, g = m['times_s'], m['gflops']
+            rows.append([name, f"{t['student_step']:.3f}",
+                         f"{t['teacher_forward']:.3f}",
+                         f"{t['connector']:.3f}", f"{t['distill_step']:.3f}",
+                         f"{m['ratio_to_student_step']:.2f}",
+                         f"{m['overhead_s']:+.3f}",
+                         f"{m['overhead_rel_student_step']:+.1%}",
+                         f"{g['distill']:.1f}"])
+        out += ['', '[b] training step: distillation vs student alone '
+                '(RetinaNet R50 <- X101, seconds)',
+                _table(['method', 'student', 'teacher fwd', 'connector',
+                        'distill', 'x student', 'overhead', 'of student',
+                        'GFLOPs'], rows)]
+    section = result.get('export')
+    if section:
+        rows = [[r['name'], r['kind'], f"{r['params'] / 1e6:.3f}",
+                 f"{r['gflops']:.2f}", f"{r['time_s']:.3f}",
+                 f"{r['time_rel_student']:.3f}",
+                 'yes' if r['same_as_vanilla'] else 'no']
+                for r in section['models']]
+        out += ['', f"[c] exported students, inference ({section['mode']})",
+                _table(['model', 'kind', 'params M', 'GFLOPs', 'latency s',
+                        'x vanilla', 'identical'], rows)]
+    goals = result.get('goals') or []
+    if goals:
+        out += ['', '[d] goals']
+        for g in goals:
+            value = '' if g['value'] is None else f" ({g['value']:.3f})"
+            out.append(f"  {'MET   ' if g['met'] else 'MISSED'} "
+                       f"{g['goal']}{value}")
+    return '\n'.join(out)

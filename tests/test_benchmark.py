@@ -1,0 +1,190 @@
+"""tools/benchmark.py --quick: every section measured, sane numbers (no
+timing thresholds: the machine's load decides those); and the speed paths of
+the DiffKD connector (fused DDIM chain, channels-last, no host reads)."""
+import json
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+from e2e_utils import run_tool
+
+from mmkdflow.benchmark import (count_flops, evaluate_goals, peak_memory,
+                                time_side_by_side)
+from mmkdflow.models.connectors import DiffKDConnector
+from mmkdflow.models.utils import DistillContext
+
+CTX = DistillContext()
+
+
+def connector(**kwargs) -> DiffKDConnector:
+    return DiffKDConnector(**dict(dict(student_channels=8,
+                                       teacher_channels=16), **kwargs))
+
+
+def positive(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and \
+        value > 0
+
+
+def test_measurement_helpers():
+    calls = []
+    timings = time_side_by_side(
+        {'a': lambda: calls.append('a'), 'b': lambda: calls.append('b')},
+        torch.device('cpu'), warmup=1, repeats=3)
+    assert calls == ['a', 'b'] + ['a', 'b'] * 3  # interleaved rounds
+    assert len(timings['a']['times_s']) == 3
+    assert timings['a']['min_s'] <= timings['a']['median_s']
+    with pytest.raises(ValueError):
+        time_side_by_side({'a': lambda: None}, torch.device('cpu'), 0, 0)
+    # one 4 MiB tensor alive at the peak, then freed: the peak is seen
+    peak, method = peak_memory(
+        lambda: torch.ones(1024, 1024).sum(), torch.device('cpu'))
+    assert 'profiler' in method
+    assert peak is None or peak >= 4 * 2**20
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+    assert count_flops(conv, (torch.randn(1, 3, 5, 5), )) == 5 * 5 * 8 * 27
+
+
+@pytest.mark.slow
+def test_quick_benchmark_writes_every_section(tmp_path):
+    out = tmp_path / 'bench.json'
+    printed = run_tool('tools/benchmark.py', '--quick', '--out', str(out))
+    result = json.loads(out.read_text())
+    for heading in ('[a]', '[b]', '[c]', '[d] goals'):
+        assert heading in printed
+    meta = result['meta']
+    assert meta['device'] == 'cpu' and meta['padded_size'] == [64, 96]
+    assert 'mmengine.analysis' in meta['flop_method']
+
+    section = result['connectors']
+    assert len(section['fpn_shapes']) == 5
+    assert all(s[1] == 256 for s in section['fpn_shapes'])
+    names = [r['name'] for r in section['connectors']]
+    assert names == ['DiffKD', 'FM-KT (N=1, convnext)',
+                     'FM-KT (N=4, convnext)', 'FM-KT (N=8, convnext)']
+    for row in [section['student']] + section['connectors']:
+        for key in ('params', 'gflops', 'time_s', 's_per_gflop',
+                    'time_rel_student', 'peak_mem_mb'):
+            assert positive(row[key]), (row['name'], key)
+    diffkd = section['connectors'][0]
+    assert diffkd['params'] == 207_872 + 327_680 + 159_170  # + proj, ANM..
+    fmkt = {r['name']: r for r in section['connectors']}
+    # FLOPs grow with the number of steps, parameters do not
+    assert fmkt['FM-KT (N=8, convnext)']['gflops'] > \
+        fmkt['FM-KT (N=4, convnext)']['gflops'] > \
+        fmkt['FM-KT (N=1, convnext)']['gflops']
+    assert len({r['params'] for r in section['connectors'][1:]}) == 1
+
+    methods = result['distill_step']['methods']
+    assert set(methods) == {'DiffKD', 'FM-KT (N=4)'}
+    for m in methods.values():
+        assert all(positive(v) for v in m['times_s'].values())
+        assert positive(m['ratio_to_student_step'])
+        assert math.isfinite(m['overhead_rel_student_step'])
+        g = m['gflops']
+        assert g['distill'] == pytest.approx(
+            g['student'] + g['teacher'] + g['connector'])
+        assert g['teacher'] > g['student'] > g['connector'] > 0
+
+    rows = {r['name']: r for r in result['export']['models']}
+    assert list(rows) == ['vanilla student', 'DiffKD export',
+                          'FM-KT (N=4) export', 'FM-KT-Theta (N=4) export']
+    vanilla = rows['vanilla student']
+    for name in ('DiffKD export', 'FM-KT-Theta (N=4) export'):
+        assert rows[name]['kind'] == 'student'
+        assert rows[name]['same_as_vanilla']
+        assert rows[name]['params'] == vanilla['params']
+        assert rows[name]['gflops'] == vanilla['gflops']
+    flow = rows['FM-KT (N=4) export']
+    assert flow['kind'] == 'student+flow' and not flow['same_as_vanilla']
+    assert flow['params'] > vanilla['params']
+    assert flow['gflops'] > vanilla['gflops']
+    assert all(positive(r['time_s']) for r in rows.values())
+
+    goals = result['goals']
+    assert goals == evaluate_goals(result)
+    assert len(goals) == 4 + 2 + 2
+    assert all(isinstance(g['met'], bool) for g in goals)
+
+
+# ------------------------------------- DiffKD connector speed paths
+class FixedNet(nn.Module):
+    """A deterministic stand-in denoiser: eps_pred = 0.3 x + 0.01 t."""
+
+    def __init__(self):
+        super().__init__()
+        self.time_embedding = nn.Embedding(1, 1)
+
+    def forward(self, x, t):
+        return 0.3 * x + 0.01 * torch.as_tensor(t, dtype=x.dtype)
+
+
+@pytest.mark.parametrize('use_anm', [False, True])
+def test_fused_denoise_matches_the_step_by_step_chain(use_anm):
+    torch.manual_seed(0)
+    conn = connector(use_anm=use_anm)
+    branch = conn.branches[0]
+    branch['predictor'] = FixedNet()
+    s, noise = torch.randn(2, 2, 16, 5, 5).unbind(0)
+    x = s
+    if use_anm:
+        gamma = branch['anm'](s).reshape(-1, 1, 1, 1)
+        x = gamma * s + (1 - gamma) * noise
+    steps = conn.timesteps
+    for i, t in enumerate(steps):
+        t_prev = steps[i + 1] if i + 1 < len(steps) else -1
+        x = conn.schedule.step(branch['predictor'](x, t), t, t_prev, x)
+    torch.testing.assert_close(conn.denoise(branch, s, noise), x,
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_channels_last_gives_the_same_results():
+    torch.manual_seed(0)
+    nchw, nhwc = connector(), connector(channels_last=True)
+    nhwc.load_state_dict(nchw.state_dict())
+    f_s = torch.randn(2, 8, 6, 7)
+    f_t = torch.randn(2, 16, 6, 7)
+    assert not nchw.uses_channels_last(f_s)
+    assert nhwc.uses_channels_last(f_s)
+    assert not nhwc.uses_channels_last(torch.randn(2, 8, 1, 1))
+    s = nchw.branches[0]['proj'](f_s)
+    noise = torch.randn_like(s)
+    s_cl = s.contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(
+        nhwc.denoise(nhwc.branches[0], s_cl, noise),
+        nchw.denoise(nchw.branches[0], s, noise), rtol=1e-4, atol=1e-5)
+    torch.manual_seed(1)
+    out = nhwc([f_s], [f_t], CTX)
+    assert out.student[0].is_contiguous(memory_format=torch.channels_last)
+    assert out.student[0].shape == (2, 16, 6, 7)
+    sum(out.losses.values()).backward()
+
+
+class HostReads(torch.overrides.TorchFunctionMode):
+    """Records tensor methods that read values on the host (device syncs
+    on a GPU)."""
+
+    READS = {'item', 'tolist', '__bool__', '__int__', '__float__',
+             'numpy', 'cpu'}
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, '__name__', '')
+        if name in self.READS:
+            self.calls.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+def test_training_forward_reads_nothing_on_the_host():
+    conn = connector()
+    feats = [torch.randn(2, 8, 6, 6), torch.randn(2, 8, 3, 3)]
+    targets = [torch.randn(2, 16, 6, 6), torch.randn(2, 16, 3, 3)]
+    conn(feats, targets, CTX)  # fills the coefficient cache
+    with HostReads() as reads:
+        out = conn(feats, targets, CTX)
+        sum(out.losses.values()).backward()
+    assert reads.calls == []
