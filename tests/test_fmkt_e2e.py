@@ -222,15 +222,6 @@ def test_fmkt_logit_flow_classifier_train_export(tmp_path, saved_teacher):
     out = str(tmp_path / 'export' / 'deploy.pth')
     run_tool('tools/export_student.py', cfg_path,
              str(tmp_path / 'distill' / 'epoch_1.pth'), out)
-    # the hook's student checkpoint is the same deployable model
-    exported = torch.load(out, weights_only=False)['state_dict']
-    hooked = torch.load(str(tmp_path / 'distill' / 'epoch_2_student.pth'),
-                        weights_only=False)['state_dict']
-    assert set(hooked) == set(exported)
-    assert any(k.startswith('connectors.fpn.') for k in hooked)
-    assert not any(k.startswith('teacher.') for k in hooked)
-    for key, value in exported.items():
-        assert torch.equal(hooked[key], value), key
     out_cfg_path = osp.splitext(out)[0] + '.py'
     out_cfg = Config.fromfile(out_cfg_path)
     out_cfg.model.student = dict(student)
