@@ -20,13 +20,14 @@ Schedules are small stateless objects, looked up by name in
 business in the shared model registry) through :func:`build_schedule`.
 """
 import math
+from abc import ABC, abstractmethod
 from typing import Dict, Optional, Type, Union
 
 import torch
 from torch import Tensor
 
 
-class Schedule:
+class Schedule(ABC):
     """Base class: :math:`\\alpha_t, \\sigma_t` and their derivatives.
 
     The coefficient methods take a tensor ``t`` (any shape) and return a
@@ -35,18 +36,22 @@ class Schedule:
 
     name: str = ''
 
+    @abstractmethod
     def alpha(self, t: Tensor) -> Tensor:
         """Weight :math:`\\alpha_t` of the teacher in :math:`x_t`."""
         raise NotImplementedError
 
+    @abstractmethod
     def sigma(self, t: Tensor) -> Tensor:
         """Weight :math:`\\sigma_t` of the noise/student in :math:`x_t`."""
         raise NotImplementedError
 
+    @abstractmethod
     def d_alpha(self, t: Tensor) -> Tensor:
         """Time derivative :math:`\\alpha'_t`."""
         raise NotImplementedError
 
+    @abstractmethod
     def d_sigma(self, t: Tensor) -> Tensor:
         """Time derivative :math:`\\sigma'_t`."""
         raise NotImplementedError

@@ -1,5 +1,6 @@
 """The protocol shared by every distillation loss of mmkdflow."""
 import contextlib
+from abc import abstractmethod
 from typing import ContextManager, Optional, Tuple
 
 import torch
@@ -127,6 +128,7 @@ class BaseDistillLoss(BaseModule):
         raise ValueError(f'{type(self).__name__}: student {s_shape} vs '
                          f'teacher {t_shape}: {hint}')
 
+    @abstractmethod
     def compute_loss(self, student: Tensor, teacher: Tensor,
                      ctx: Optional[DistillContext]) -> Tensor:
         """The unweighted loss on float32 inputs of equal shapes."""
