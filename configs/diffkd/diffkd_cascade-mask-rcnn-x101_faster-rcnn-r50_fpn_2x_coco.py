@@ -8,35 +8,20 @@
 # strides in both detectors; no autoencoder, one shared denoiser), MSE with
 # weight 5 (Appendix B.3); the student's data pipeline, optimiser and 2x
 # schedule are mmdet's own.
-_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py'
+_base_ = [
+    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py',
+    '../_base_/distill/diffkd_fpn_coco.py'
+]
 
 teacher_ckpt = (
     'https://download.openmmlab.com/mmdetection/v2.0/cascade_rcnn/'
     'cascade_mask_rcnn_x101_64x4d_fpn_20e_coco/'
     'cascade_mask_rcnn_x101_64x4d_fpn_20e_coco_20200512_161033-bdb5126a.pth')
 model = dict(
+    _base_.diffkd_fpn_distiller,
     _delete_=True,
-    _scope_='mmkdflow',
-    type='OfflineDistiller',
     student=dict(cfg_path='mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py'),
     teacher=dict(cfg_path='mmdet::cascade_rcnn/'
                  'cascade-mask-rcnn_x101-64x4d_fpn_20e_coco.py'),
     teacher_ckpt=teacher_ckpt,
-    teacher_forward='extract_feat',
-    distill_points=dict(
-        fpn=dict(
-            student='neck',
-            teacher='neck',
-            index=(0, 1, 2, 3, 4),
-            connector=dict(
-                type='DiffKDConnector',
-                student_channels=256,
-                teacher_channels=256,
-                form='feature',
-                share_across_levels=True,
-                num_inference_steps=5,
-                start_timestep=400,
-                diff_loss_weight=1.0,
-                kd_loss=dict(type='MSELoss', loss_weight=5.0)))))
-custom_hooks = [dict(type='mmkdflow.StudentCheckpointHook')]
-custom_imports = dict(imports=['mmkdflow'], allow_failed_imports=False)
+    teacher_forward='extract_feat')

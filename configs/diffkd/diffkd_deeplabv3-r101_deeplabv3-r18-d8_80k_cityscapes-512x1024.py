@@ -14,35 +14,12 @@
 # logits, lambda_1 = lambda_3 = 1 (Appendix B.4). Crops of 512x1024, data
 # pipeline, optimiser and 80k-iteration schedule are the student's mmseg
 # config (the paper, following CIRKD, trains 40k iterations at lr 0.02).
-_base_ = ('mmseg::deeplabv3/'
-          'deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py')
+_base_ = ['mmseg::deeplabv3/'
+          'deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py',
+          '../_base_/distill/diffkd_logits_cityscapes.py']
 
-teacher_ckpt = ('https://download.openmmlab.com/mmsegmentation/v0.5/'
-                'deeplabv3/deeplabv3_r101-d8_512x1024_80k_cityscapes/'
-                'deeplabv3_r101-d8_512x1024_80k_cityscapes_'
-                '20200606_113503-9e428899.pth')
 model = dict(
+    _base_.diffkd_logits_distiller,
     _delete_=True,
-    _scope_='mmkdflow',
-    type='OfflineDistiller',
     student=dict(cfg_path='mmseg::deeplabv3/'
-                 'deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py'),
-    teacher=dict(cfg_path='mmseg::deeplabv3/'
-                 'deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py'),
-    teacher_ckpt=teacher_ckpt,
-    distill_points=dict(
-        logits=dict(
-            student='decode_head.conv_seg',
-            teacher='decode_head.conv_seg',
-            connector=dict(
-                type='DiffKDConnector',
-                student_channels=19,
-                teacher_channels=19,
-                form='vector',
-                num_inference_steps=5,
-                start_timestep=400,
-                diff_loss_weight=1.0,
-                kd_loss=dict(type='DISTLoss', beta=1.0, gamma=1.0, tau=1.0,
-                             loss_weight=1.0)))))
-custom_hooks = [dict(type='mmkdflow.StudentCheckpointHook')]
-custom_imports = dict(imports=['mmkdflow'], allow_failed_imports=False)
+                 'deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py'))

@@ -8,7 +8,10 @@
 # autoencoder, one shared denoiser), MSE with weight 15 (Appendix B.3: the
 # weight keeps RepPoints' loss in the range of Faster R-CNN's); the student's
 # data pipeline, optimiser and 2x schedule are mmdet's own.
-_base_ = 'mmdet::reppoints/reppoints-moment_r50_fpn-gn_head-gn_2x_coco.py'
+_base_ = [
+    'mmdet::reppoints/reppoints-moment_r50_fpn-gn_head-gn_2x_coco.py',
+    '../_base_/distill/diffkd_fpn_coco.py'
+]
 
 teacher_ckpt = (
     'https://download.openmmlab.com/mmdetection/v2.0/reppoints/'
@@ -16,9 +19,8 @@ teacher_ckpt = (
     'reppoints_moment_x101_fpn_dconv_c3-c5_gn-neck%2Bhead_2x_coco_'
     '20200329-f87da1ea.pth')
 model = dict(
+    _base_.diffkd_fpn_distiller,
     _delete_=True,
-    _scope_='mmkdflow',
-    type='OfflineDistiller',
     student=dict(cfg_path='mmdet::reppoints/'
                  'reppoints-moment_r50_fpn-gn_head-gn_2x_coco.py'),
     teacher=dict(cfg_path='mmdet::reppoints/reppoints-moment_x101-dconv-'
@@ -26,18 +28,7 @@ model = dict(
     teacher_ckpt=teacher_ckpt,
     distill_points=dict(
         fpn=dict(
-            student='neck',
-            teacher='neck',
-            index=(0, 1, 2, 3, 4),
+            _base_.diffkd_fpn_distiller.distill_points.fpn,
             connector=dict(
-                type='DiffKDConnector',
-                student_channels=256,
-                teacher_channels=256,
-                form='feature',
-                share_across_levels=True,
-                num_inference_steps=5,
-                start_timestep=400,
-                diff_loss_weight=1.0,
+                _base_.diffkd_fpn_distiller.distill_points.fpn.connector,
                 kd_loss=dict(type='MSELoss', loss_weight=15.0)))))
-custom_hooks = [dict(type='mmkdflow.StudentCheckpointHook')]
-custom_imports = dict(imports=['mmkdflow'], allow_failed_imports=False)
