@@ -234,6 +234,73 @@ def test_time_embedding_shapes():
     assert TimeEmbedding(6, 'mlp')(torch.rand(3), ndim=2).shape == (3, 6)
 
 
+@pytest.mark.parametrize('mode', ['linear', 'mlp'])
+def test_time_embedding_steps_equal_per_step_embeddings(mode):
+    torch.manual_seed(0)
+    emb = TimeEmbedding(6, mode)
+    table = emb.steps(4)
+    assert list(table) == [1.0, 0.75, 0.5, 0.25]
+    for t, row in table.items():
+        assert row.shape == (1, 6, 1, 1)
+        torch.testing.assert_close(row, emb(t, 1))
+        # the same rows as a (B,) tensor of times, and one row expanded
+        torch.testing.assert_close(emb(torch.full((3, ), t), 3), emb(t, 3))
+
+
+def test_one_time_embedding_call_per_forward_for_all_levels():
+    """The N time embeddings are computed once per forward, in one batched
+    MLP call, and shared by every level (not once per step and level)."""
+    torch.manual_seed(0)
+    conn = FMKTConnector(8, 'convnext', num_steps=3,
+                         distance=dict(type='MSELoss'))
+    calls = []
+    conn.fields[0].time_embed.proj.register_forward_hook(
+        lambda mod, args, out: calls.append(args[0].shape[0]))
+    shapes = [(2, 8, 6, 6), (2, 8, 3, 3), (2, 8, 2, 2)]
+    student = [torch.randn(s) for s in shapes]
+    out = conn(student, [torch.randn(s) for s in shapes], DistillContext())
+    assert calls == [3]
+    # identical to running each level's flow with per-step embeddings
+    for z, got in zip(student, out.student):
+        field = conn.fields[0]
+        want = euler_sample(lambda x, t: field(x, t), z, 3).mean
+        torch.testing.assert_close(got, want)
+        # the flow runs channels-last; the head gets the default layout
+        assert got.is_contiguous()
+
+
+def test_convnext_block_math_in_channels_last():
+    """The channels-last block equals the NCHW formula, for both input
+    layouts, and hands channels-last tensors on (no copies in later
+    blocks)."""
+    torch.manual_seed(0)
+    enc = build_meta_encoder('convnext', 8)
+    for block in enc:
+        nn.init.normal_(block.gamma)
+    x = torch.randn(2, 8, 5, 7, **F64)
+    enc = enc.double()
+
+    def reference(block, x):
+        y = nn.functional.conv2d(x, block.dwconv.weight, block.dwconv.bias,
+                                 padding=3, groups=8)
+        y = y.permute(0, 2, 3, 1).contiguous()
+        y = nn.functional.layer_norm(y, (8, ), block.norm.weight,
+                                     block.norm.bias, block.norm.eps)
+        y = block.fc2(nn.functional.gelu(block.fc1(y))) * block.gamma
+        y = x + y.permute(0, 3, 1, 2)
+        mean = y.mean(1, keepdim=True)
+        var = y.var(1, keepdim=True, unbiased=False)
+        return (y - mean) / (var + block.post_norm.eps).sqrt() * \
+            block.post_norm.weight[:, None, None] + \
+            block.post_norm.bias[:, None, None]
+
+    want = reference(enc[1], reference(enc[0], x))
+    for inp in (x, x.contiguous(memory_format=torch.channels_last)):
+        got = enc(inp)
+        torch.testing.assert_close(got, want)
+        assert got.is_contiguous(memory_format=torch.channels_last)
+
+
 def test_logit_flow_math_and_online():
     from mmpretrain.structures import DataSample
     torch.manual_seed(0)

@@ -233,6 +233,38 @@ def test_pkd_reductions_and_2d_inputs():
                                                              None]))
 
 
+@pytest.mark.parametrize('cls,kwargs,shape', [
+    (PKDLoss, {}, (2, 4, 3, 5)), (MSELoss, {}, (2, 4, 3, 5)),
+    (KDLoss, dict(temperature=2.), (4, 7))])
+def test_forward_steps_is_the_sum_of_forwards(cls, kwargs, shape):
+    """One target for N students (an FM-KT trajectory): the sum of the
+    single losses, with the target prepared once."""
+    torch.manual_seed(0)
+    loss = cls(loss_weight=3., **kwargs)
+    students = [torch.randn(shape, requires_grad=True) for _ in range(3)]
+    teacher = torch.randn(shape)
+    prepared = []
+    original = loss.prepare_target
+    loss.prepare_target = lambda t: prepared.append(1) or original(t)
+    total = loss.forward_steps(students, teacher)
+    assert len(prepared) == 1
+    torch.testing.assert_close(total, sum(loss(s, teacher) for s in students))
+    total.backward()
+    assert all(s.grad is not None for s in students)
+    with pytest.raises(ValueError, match='at least one student'):
+        loss.forward_steps([], teacher)
+
+
+def test_pkd_prepared_target_is_the_normalised_teacher():
+    teacher = torch.randn(3, 4, 2, 2) * 5 + 2
+    target = PKDLoss().prepare_target(teacher)
+    torch.testing.assert_close(target.mean((0, 2, 3)), torch.zeros(4),
+                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(target.std((0, 2, 3), correction=0),
+                               torch.ones(4), atol=1e-5, rtol=0)
+    assert PKDLoss().prepare_target(torch.randn(3, 4)).shape == (3, 4, 1, 1)
+
+
 def test_pkd_resize_student():
     s, t = rand(2, 3, 2, 3, seed=27), rand(*FEAT, seed=28)
     resized = F.interpolate(s, size=FEAT[2:], mode='bilinear',

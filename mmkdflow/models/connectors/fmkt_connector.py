@@ -10,7 +10,7 @@ from ..flows import (FlowLogitHead, TimeEmbedding, VelocityField,
                      build_meta_encoder, build_schedule,
                      decoupling_permutation, euler_sample, own_logits,
                      permute_targets)
-from ..flows.sampler import ANCHORS, FlowTrajectory
+from ..flows.sampler import ANCHORS, FlowTrajectory, VelocityFn
 from ..utils.context import DistillContext
 from ..utils.model_builder import build_mmkdflow_module
 from .base import BaseConnector, ConnectorOutput
@@ -197,12 +197,28 @@ class FMKTConnector(BaseConnector):
 
     # -------------------------------------------------------------- flow
     def flow(self, z: Tensor, level: int = 0,
-             num_steps: Optional[int] = None) -> FlowTrajectory:
-        """Run the sampler on one student tensor (``level`` picks the
-        meta-encoder when not shared)."""
+             num_steps: Optional[int] = None,
+             velocity: Optional[VelocityFn] = None) -> FlowTrajectory:
+        """Run the sampler on one student tensor.
+
+        Args:
+            z: The student tensor (the start state).
+            level: Picks the meta-encoder when not shared.
+            num_steps: N (default ``num_steps_test``).
+            velocity: The field's :meth:`VelocityField.trajectory` for N, to
+                reuse its time embeddings across levels.
+        """
         field = self.fields[0 if self.shared else level]
-        return euler_sample(field, z, num_steps or self.num_steps_test,
-                            self.schedule, self.anchor)
+        num_steps = num_steps or self.num_steps_test
+        if velocity is None:
+            velocity = field.trajectory(num_steps, z.dim())
+        if getattr(field.meta_encoder, 'channels_last', False) \
+                and z.dim() == 4:
+            # the Euler states, velocities and predictions all stay in the
+            # meta-encoder's layout: no copy inside the loop
+            z = z.contiguous(memory_format=torch.channels_last)
+        return euler_sample(velocity, z, num_steps, self.schedule,
+                            self.anchor)
 
     @property
     def identity_at_inference(self) -> bool:
@@ -269,19 +285,23 @@ class FMKTConnector(BaseConnector):
                     student[0].shape[0], self.dirac_ratio, student[0].device)
                 teacher = permute_targets(teacher, perm)
         num_steps = self._steps(training)
+        shared_velocity = self.fields[0].trajectory(
+            num_steps, student[0].dim()) if self.shared else None
         outputs, losses = [], {}
         for k, z in enumerate(student):
             w = weights[k]
             if self.theta and w == 0:
                 outputs.append(z if own is None else own)
                 continue
-            traj = self.flow(z, k, num_steps)
+            traj = self.flow(z, k, num_steps, shared_velocity)
             preds = traj.predictions
             if self.head_mode:
                 preds = [self.classify(p) for p in preds]
                 out = sum(preds[1:], preds[0]) / num_steps
             else:
-                out = traj.mean
+                # back to the default layout for the student's head (e.g.
+                # mmcv's deformable convs refuse channels-last inputs)
+                out = traj.mean.contiguous()
             if own is not None:
                 own_logits(ctx, expected=out)  # shape check
                 outputs.append(own)
@@ -309,8 +329,8 @@ class FMKTConnector(BaseConnector):
                     f'size (num_classes, and resolution per pixel)')
             goal = out.detach() if self.online else target
             losses = dict(
-                loss_flow=step_w * sum(
-                    self.distance(o, goal, ctx) for o in preds),
+                loss_flow=step_w * self.distance.forward_steps(
+                    preds, goal, ctx),
                 loss_ce=step_w * self.ce_weight * sum(
                     self.logit_head.label_loss(o, ctx, self.label_smoothing)
                     for o in preds))
@@ -324,8 +344,8 @@ class FMKTConnector(BaseConnector):
                 f'FMKTConnector: predictions have {preds[0].shape[1]} '
                 f'channels but the teacher has {target.shape[1]}; set '
                 f'teacher_proj={target.shape[1]}')
-        losses = dict(loss_flow=step_w * sum(
-            self.distance(p, target, ctx) for p in preds))
+        losses = dict(
+            loss_flow=step_w * self.distance.forward_steps(preds, target, ctx))
         if self.theta:
             losses['loss_theta'] = w * self.theta_weight * self.distance(
                 z, out.detach(), ctx)

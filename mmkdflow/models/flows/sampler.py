@@ -39,7 +39,7 @@ X_T) / \sigma_1`, and the exact ODE ends at :math:`\alpha_0 X_T + \sigma_0
 \epsilon` (:math:`= X_T` for VP; :math:`X_T + \sigma_{min}\epsilon` for VE).
 """
 from dataclasses import dataclass
-from typing import Callable, List, Union
+from typing import Callable, List, Optional, Union
 
 import torch.nn as nn
 from torch import Tensor
@@ -84,9 +84,26 @@ class VelocityField(nn.Module):
         self.meta_encoder = meta_encoder
         self.time_embed = time_embed
 
-    def forward(self, x: Tensor, t: float) -> Tensor:
-        return self.meta_encoder(
-            x + self.time_embed(t, x.shape[0], x.dim()))
+    def forward(self, x: Tensor, t: float,
+                time_embedding: Optional[Tensor] = None) -> Tensor:
+        """:math:`E(x + \text{emb}(t))`.
+
+        Args:
+            x: The Euler state.
+            t: The time.
+            time_embedding: ``emb(t)`` if already computed (e.g. by
+                :meth:`TimeEmbedding.steps`, once for all levels).
+        """
+        if time_embedding is None:
+            time_embedding = self.time_embed(t, 1, x.dim())
+        return self.meta_encoder(x + time_embedding)
+
+    def trajectory(self, num_steps: int, ndim: int) -> VelocityFn:
+        """The velocity function of one N-step trajectory, with the N time
+        embeddings computed up front in one batched call (share it across
+        the levels of one forward)."""
+        table = self.time_embed.steps(num_steps, ndim)
+        return lambda x, t: self(x, t, table[t])
 
 
 def euler_sample(velocity_fn: VelocityFn, z: Tensor, num_steps: int,

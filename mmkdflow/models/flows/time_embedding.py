@@ -1,6 +1,6 @@
 r"""Time embedding of FM-KT: sinusoidal features of the fractional time."""
 import math
-from typing import Union
+from typing import Dict, Union
 
 import torch
 import torch.nn as nn
@@ -69,22 +69,60 @@ class TimeEmbedding(nn.Module):
                 nn.Linear(channels, channels), nn.ReLU(inplace=True),
                 nn.Linear(channels, channels))
 
+    @property
+    def _weight(self) -> Tensor:
+        """The first Linear's weight: the device and dtype to compute in."""
+        return self.proj.weight if self.mode == 'linear' else \
+            self.proj[0].weight
+
     def forward(self, t: Union[float, Tensor], batch_size: int = 1,
                 ndim: int = 4) -> Tensor:
         """Embed ``t`` (a float, a 0-d tensor or a ``(B,)`` tensor).
 
+        A float is written on the device with ``torch.full`` (a fill, not a
+        host-to-device copy, so no CUDA synchronisation).
+
         Args:
             t: The time(s).
-            batch_size: Rows to produce when ``t`` is a scalar.
+            batch_size: Rows to produce when ``t`` is a scalar (the one
+                embedding is computed once and expanded).
             ndim: Dimensions of the state the result is added to.
 
         Returns:
             ``(B, C)`` followed by ``ndim - 2`` singleton dimensions.
         """
-        param = next(self.parameters())
-        t = torch.as_tensor(t, dtype=torch.float32, device=param.device)
+        weight = self._weight
+        if isinstance(t, Tensor):
+            t = t.to(device=weight.device, dtype=torch.float32)
+        else:
+            t = torch.full((), float(t), device=weight.device)
+        rows = t.reshape(-1)
+        emb = self.proj(sinusoidal_embedding(rows, self.channels,
+                                             self.max_period).to(weight.dtype))
         if t.dim() == 0:
-            t = t.expand(batch_size)
-        emb = sinusoidal_embedding(t, self.channels, self.max_period)
-        emb = self.proj(emb.to(param.dtype))
+            emb = emb.expand(batch_size, -1)
         return emb.reshape(emb.shape + (1, ) * (ndim - 2))
+
+    def steps(self, num_steps: int, ndim: int = 4) -> Dict[float, Tensor]:
+        r"""The embeddings of every time of an N-step trajectory at once.
+
+        One MLP call on the N times :math:`t_i = i / N` (i = N..1) instead
+        of one per step and level.
+
+        Args:
+            num_steps: N.
+            ndim: Dimensions of the state the result is added to.
+
+        Returns:
+            ``{t_i: (1, C, 1, ..)}`` keyed by the float ``i / N`` (the same
+            expression the sampler uses), each broadcasting over the batch.
+        """
+        weight = self._weight
+        index = torch.arange(num_steps, 0, -1, device=weight.device,
+                             dtype=torch.float32)
+        emb = self.proj(sinusoidal_embedding(
+            index / num_steps, self.channels,
+            self.max_period).to(weight.dtype))
+        emb = emb.reshape(emb.shape + (1, ) * (ndim - 2))
+        return {i / num_steps: emb[row:row + 1]
+                for row, i in enumerate(range(num_steps, 0, -1))}

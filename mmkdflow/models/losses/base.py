@@ -1,7 +1,7 @@
 """The protocol shared by every distillation loss of mmkdflow."""
 import contextlib
 from abc import abstractmethod
-from typing import ContextManager, Optional, Tuple
+from typing import ContextManager, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModule
@@ -102,12 +102,45 @@ class BaseDistillLoss(BaseModule):
         Raises:
             ValueError: If the shapes do not match.
         """
+        return self.forward_steps([student], teacher, ctx)
+
+    def forward_steps(self,
+                      students: Sequence[Tensor],
+                      teacher: Tensor,
+                      ctx: Optional[DistillContext] = None) -> Tensor:
+        """``sum_i forward(students[i], teacher)`` for several student tensors
+        of one target (e.g. the N predictions of an FM-KT trajectory), with
+        the teacher's :meth:`prepare_target` computed once.
+
+        Args:
+            students: Student tensors of equal shapes.
+            teacher: The one teacher tensor.
+            ctx: Step context.
+
+        Returns:
+            The sum of the weighted losses.
+        """
+        if not students:
+            raise ValueError(f'{type(self).__name__}.forward_steps needs at '
+                             f'least one student tensor')
         teacher = teacher.detach()
-        student, teacher = self.align(student, teacher)
-        self.check_shapes(student, teacher)
-        with fp32_region(student.device):
-            loss = self.compute_loss(student.float(), teacher.float(), ctx)
+        aligned = [self.align(s, teacher)[0] for s in students]
+        for student in aligned:
+            self.check_shapes(student, teacher)
+        with fp32_region(teacher.device):
+            target = self.prepare_target(teacher.float())
+            loss = sum(self.compute_loss(s.float(), target, ctx)
+                       for s in aligned)
         return self.loss_weight * loss
+
+    def prepare_target(self, teacher: Tensor) -> Tensor:
+        """What :meth:`compute_loss` receives as its teacher, made from the
+        detached float32 teacher once per teacher (default: the teacher).
+
+        A loss that transforms its target (e.g. normalises it) does so here,
+        so that a trajectory of N students pays for it once.
+        """
+        return teacher
 
     def align(self, student: Tensor,
               teacher: Tensor) -> Tuple[Tensor, Tensor]:
@@ -131,7 +164,8 @@ class BaseDistillLoss(BaseModule):
     @abstractmethod
     def compute_loss(self, student: Tensor, teacher: Tensor,
                      ctx: Optional[DistillContext]) -> Tensor:
-        """The unweighted loss on float32 inputs of equal shapes."""
+        """The unweighted loss on float32 inputs of equal shapes (``teacher``
+        as returned by :meth:`prepare_target`)."""
         raise NotImplementedError
 
     def extra_repr(self) -> str:

@@ -67,15 +67,21 @@ class PKDLoss(BaseDistillLoss):
                 align_corners=False)
         return student, teacher
 
+    def prepare_target(self, teacher: Tensor) -> Tensor:
+        """The normalised teacher, ``(N, C, H, W)`` (``(B, K)`` as
+        ``(B, K, 1, 1)``): once per teacher however many students."""
+        if teacher.dim() == 2:
+            teacher = teacher[..., None, None]
+        if teacher.dim() != 4:
+            raise ValueError(
+                f'PKDLoss expects (N, C, H, W) or (N, C) tensors, got '
+                f'{tuple(teacher.shape)}')
+        return normalize_channels(teacher)
+
     def compute_loss(self, student: Tensor, teacher: Tensor,
                      ctx: Optional[DistillContext]) -> Tensor:
         shape = student.shape
         if student.dim() == 2:
             student = student[..., None, None]
-            teacher = teacher[..., None, None]
-        if student.dim() != 4:
-            raise ValueError(
-                f'PKDLoss expects (N, C, H, W) or (N, C) tensors, got '
-                f'{tuple(shape)}')
-        diff = normalize_channels(student) - normalize_channels(teacher)
+        diff = normalize_channels(student) - teacher
         return reduce_loss(diff.pow(2).reshape(shape) / 2, self.reduction)
