@@ -67,6 +67,13 @@ def test_quick_benchmark_writes_every_section(tmp_path):
         for key in ('params', 'gflops', 'time_s', 's_per_gflop',
                     'time_rel_student', 'peak_mem_mb'):
             assert positive(row[key]), (row['name'], key)
+    ref = section['pointwise_reference']
+    for key in ('gflops', 'time_s', 's_per_gflop_rel_student'):
+        assert positive(ref[key]), key
+    # two 1x1 convs C -> 4C -> C (with biases) on the five levels
+    positions = sum(s[0] * s[2] * s[3] for s in section['fpn_shapes'])
+    assert round(ref['gflops'] * 1e9) == 8 * 256 * 256 * positions
+    assert 'pointwise ceiling' in printed
     diffkd = section['connectors'][0]
     assert diffkd['params'] == 207_872 + 327_680 + 159_170  # + proj, ANM..
     fmkt = {r['name']: r for r in section['connectors']}

@@ -135,12 +135,13 @@ def _train(config: str, work_dir: str, seed: int, label: str, metric: str,
             print(f'\r  [{label}] {progress}  {time.time() - start:.0f}s   ',
                   end='', flush=True)
     proc.wait()
-    print(f'\r  [{label}] done in {time.time() - start:.0f}s' + ' ' * 30,
-          flush=True)
     if proc.returncode != 0:
         sys.stdout.write(''.join(tail))
         raise SystemExit(f'{label} failed (exit {proc.returncode})')
-    return _last_metrics(work_dir, metric)
+    metrics = _last_metrics(work_dir, metric)
+    print(f'\r  [{label}] done in {time.time() - start:.0f}s: {metric} '
+          f'{metrics[metric]:.3f}' + ' ' * 30, flush=True)
+    return metrics
 
 
 def _teacher(task: dict, work_dir: str, retrain: bool):

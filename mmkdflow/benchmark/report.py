@@ -86,6 +86,13 @@ def format_report(result: Dict) -> str:
                 _table(['piece', 'params M', 'GFLOPs', 'fwd+bwd s',
                         'x student', 'peak MB', 's/GFLOP', 'x student'],
                        rows)]
+        ref = section.get('pointwise_reference')
+        if ref and ref.get('s_per_gflop_rel_student'):
+            out.append(
+                f"    pointwise ceiling on this device: plain 1x1 convs "
+                f"C-4C-C run at {ref['s_per_gflop_rel_student']:.2f}x the "
+                f"student's s/GFLOP ({ref['time_s']:.3f} s for "
+                f"{ref['gflops']:.2f} GFLOPs)")
     section = result.get('distill_step')
     if section:
         rows = []
