@@ -86,7 +86,7 @@ class VelocityField(nn.Module):
 
     def forward(self, x: Tensor, t: float,
                 time_embedding: Optional[Tensor] = None) -> Tensor:
-        """:math:`E(x + \text{emb}(t))`.
+        r""":math:`E(x + \text{emb}(t))`.
 
         Args:
             x: The Euler state.
@@ -101,9 +101,10 @@ class VelocityField(nn.Module):
     def trajectory(self, num_steps: int, ndim: int) -> VelocityFn:
         """The velocity function of one N-step trajectory, with the N time
         embeddings computed up front in one batched call (share it across
-        the levels of one forward)."""
+        the levels of one forward); a time outside the table is embedded
+        on the fly."""
         table = self.time_embed.steps(num_steps, ndim)
-        return lambda x, t: self(x, t, table[t])
+        return lambda x, t: self(x, t, table.get(t))
 
 
 def euler_sample(velocity_fn: VelocityFn, z: Tensor, num_steps: int,

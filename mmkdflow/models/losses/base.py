@@ -124,7 +124,7 @@ class BaseDistillLoss(BaseModule):
             raise ValueError(f'{type(self).__name__}.forward_steps needs at '
                              f'least one student tensor')
         teacher = teacher.detach()
-        aligned = [self.align(s, teacher)[0] for s in students]
+        aligned = [self.align(s, teacher) for s in students]
         for student in aligned:
             self.check_shapes(student, teacher)
         with fp32_region(teacher.device):
@@ -142,10 +142,11 @@ class BaseDistillLoss(BaseModule):
         """
         return teacher
 
-    def align(self, student: Tensor,
-              teacher: Tensor) -> Tuple[Tensor, Tensor]:
-        """Hook to adapt the inputs before the shape check (default: none)."""
-        return student, teacher
+    def align(self, student: Tensor, teacher: Tensor) -> Tensor:
+        """Hook to adapt the student to the teacher before the shape check
+        (default: unchanged). The teacher itself is never adapted: one
+        prepared target serves every student of :meth:`forward_steps`."""
+        return student
 
     def check_shapes(self, student: Tensor, teacher: Tensor) -> None:
         """Raise a ValueError naming both shapes when they differ."""

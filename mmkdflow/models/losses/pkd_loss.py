@@ -1,5 +1,5 @@
 """PKD: feature imitation after per-channel normalisation."""
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch.nn.functional as F
 from torch import Tensor
@@ -57,15 +57,14 @@ class PKDLoss(BaseDistillLoss):
         super().__init__(loss_weight, reduction, init_cfg)
         self.resize_stu = resize_stu
 
-    def align(self, student: Tensor,
-              teacher: Tensor) -> Tuple[Tensor, Tensor]:
+    def align(self, student: Tensor, teacher: Tensor) -> Tensor:
         """Resize the student to the teacher's ``(H, W)`` if asked to."""
         if (self.resize_stu and student.dim() == 4 and teacher.dim() == 4
                 and student.shape[2:] != teacher.shape[2:]):
             student = F.interpolate(
                 student, size=teacher.shape[2:], mode='bilinear',
                 align_corners=False)
-        return student, teacher
+        return student
 
     def prepare_target(self, teacher: Tensor) -> Tensor:
         """The normalised teacher, ``(N, C, H, W)`` (``(B, K)`` as
