@@ -110,7 +110,8 @@ def _last_metrics(work_dir: str, metric: str) -> dict:
 def _progress(line: str):
     for marker in ('Epoch(train)', 'Iter(train)'):
         if marker in line:
-            where = line.split(marker)[1].split()[0]
+            # '[2][ 10/200]': mmengine pads the iteration to a fixed width
+            where = ''.join(line.split(marker)[1].split('lr:')[0].split())
             loss = line.split('loss:')[1].split()[0] if 'loss:' in line \
                 else '?'
             return f'{marker[:-7].lower()} {where}  loss {loss}'

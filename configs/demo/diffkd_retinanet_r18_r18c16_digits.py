@@ -12,7 +12,6 @@
 # teacher; on these tiny canvases the smaller weight keeps the task loss
 # dominant over a 6-epoch run.)
 _base_ = [
-    '../_base_/datasets/digits_det.py',
     '../_base_/schedules/digits_det_distill_schedule.py',
 ]
 teacher_ckpt = 'work_dirs/demo/det/teacher/epoch_12.pth'

@@ -10,7 +10,6 @@
 # training and inference; the flow is evaluated with its EMA (decay 0.99:
 # this run has only 300 iterations, 0.999 in the COCO recipes).
 _base_ = [
-    '../_base_/datasets/digits_det.py',
     '../_base_/schedules/digits_det_distill_schedule.py',
 ]
 teacher_ckpt = 'work_dirs/demo/det/teacher/epoch_12.pth'

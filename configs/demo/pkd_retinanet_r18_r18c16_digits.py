@@ -1,7 +1,6 @@
 # Feature KD on DigitsDet: PKD on the five FPN levels, student FPN (64 ch)
 # mapped to the teacher's 128 channels by a shared 1x1 adapter.
 _base_ = [
-    '../_base_/datasets/digits_det.py',
     '../_base_/schedules/digits_det_distill_schedule.py',
 ]
 teacher_ckpt = 'work_dirs/demo/det/teacher/epoch_12.pth'

@@ -2,7 +2,6 @@
 # base channels, FPN 64 (about 1/10 of the teacher's FLOPs).
 _base_ = [
     '../_base_/models/retinanet_r18_digits.py',
-    '../_base_/datasets/digits_det.py',
     '../_base_/schedules/digits_det_distill_schedule.py',
 ]
 model = dict(
