@@ -7,14 +7,9 @@
 # and the teacher logits is DIST (beta = gamma = 1, tau = 1) instead of KL.
 _base_ = './diffkd_resnet34_resnet18_8xb32_in1k.py'
 
+# the DIST loss comes from ../_base_/distill/diffkd_in1k.py
 model = dict(
     distill_points=dict(
         logits=dict(
             connector=dict(
-                kd_loss=dict(
-                    _delete_=True,
-                    type='DISTLoss',
-                    beta=1.0,
-                    gamma=1.0,
-                    tau=1.0,
-                    loss_weight=1.0)))))
+                kd_loss=dict(_base_.diffkd_dist_kd_loss, _delete_=True)))))

@@ -20,14 +20,16 @@
 #            autoencoder, KL divergence with temperature 1.
 # Strategy B1 is mmpretrain's ResNet-18 recipe (inherited): 100 epochs, SGD
 # lr 0.1 for batch 256 (8 x 32), weight decay 1e-4, steps at 30/60/90.
-_base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'
+_base_ = [
+    'mmpretrain::resnet/resnet18_8xb32_in1k.py',
+    '../_base_/distill/diffkd_in1k.py'
+]
 
 teacher_ckpt = ('https://download.openmmlab.com/mmclassification/v0/resnet/'
                 'resnet50_8xb32_in1k_20210831-ea4938fc.pth')
 model = dict(
+    _base_.diffkd_in1k_distiller,
     _delete_=True,
-    _scope_='mmkdflow',
-    type='OfflineDistiller',
     student=dict(
         cfg_path='mmpretrain::resnet/resnet18_8xb32_in1k.py',
         backbone=dict(_delete_=True, type='mmkdflow.MobileNetV1'),
@@ -35,34 +37,10 @@ model = dict(
     teacher=dict(cfg_path='mmpretrain::resnet/resnet50_8xb32_in1k.py'),
     teacher_ckpt=teacher_ckpt,
     distill_points=dict(
+        _base_.diffkd_in1k_distiller.distill_points,
         feat=dict(
-            student='backbone',
-            teacher='backbone',
-            index=0,
+            _base_.diffkd_in1k_distiller.distill_points.feat,
             connector=dict(
-                type='DiffKDConnector',
+                _base_.diffkd_in1k_distiller.distill_points.feat.connector,
                 student_channels=1024,
-                teacher_channels=2048,
-                use_ae=True,
-                ae_channels=1024,
-                form='feature',
-                num_inference_steps=5,
-                start_timestep=400,
-                diff_loss_weight=1.0,
-                ae_loss_weight=1.0,
-                kd_loss=dict(type='MSELoss', loss_weight=1.0))),
-        logits=dict(
-            student='head.fc',
-            teacher='head.fc',
-            connector=dict(
-                type='DiffKDConnector',
-                student_channels=1000,
-                teacher_channels=1000,
-                form='vector',
-                num_inference_steps=5,
-                start_timestep=400,
-                diff_loss_weight=1.0,
-                kd_loss=dict(type='KDLoss', temperature=1.0,
-                             loss_weight=1.0)))))
-custom_hooks = [dict(type='mmkdflow.StudentCheckpointHook')]
-custom_imports = dict(imports=['mmkdflow'], allow_failed_imports=False)
+                teacher_channels=2048))))

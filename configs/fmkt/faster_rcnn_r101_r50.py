@@ -6,31 +6,24 @@
 # Feature flow on the five FPN levels (RPN and RoI head read the refined
 # levels): shared convnext meta-encoder, N = 4, PKD per step, w = 6 per level
 # (the released Faster R-CNN weight) and 0 on the last level, flow EMA 0.999.
-_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py'
+_base_ = [
+    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py',
+    '../_base_/distill/fmkt_fpn_coco.py'
+]
 
 teacher_ckpt = ('https://download.openmmlab.com/mmdetection/v2.0/faster_rcnn/'
                 'faster_rcnn_r101_fpn_2x_coco/faster_rcnn_r101_fpn_2x_coco_'
                 'bbox_mAP-0.398_20200504_210455-1d2dac9c.pth')
 model = dict(
+    _base_.fmkt_fpn_distiller,
     _delete_=True,
-    _scope_='mmkdflow',
-    type='OfflineDistiller',
     student=dict(cfg_path='mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py'),
     teacher=dict(
         cfg_path='mmdet::faster_rcnn/faster-rcnn_r101_fpn_2x_coco.py'),
     teacher_ckpt=teacher_ckpt,
     distill_points=dict(
         fpn=dict(
-            student='neck',
-            teacher='neck',
-            index=(0, 1, 2, 3, 4),
-            replace=True,
+            _base_.fmkt_fpn_distiller.distill_points.fpn,
             connector=dict(
-                type='FMKTConnector',
-                channels=256,
-                meta_encoder='convnext',
-                num_steps=4,
-                level_weights=[6.0, 6.0, 6.0, 6.0, 0.0],
-                distance=dict(type='PKDLoss', loss_weight=1.0)))))
-custom_hooks = [dict(type='mmkdflow.ConnectorEMAHook', decay=0.999)]
-custom_imports = dict(imports=['mmkdflow'], allow_failed_imports=False)
+                _base_.fmkt_fpn_distiller.distill_points.fpn.connector,
+                level_weights=[6.0, 6.0, 6.0, 6.0, 0.0]))))

@@ -8,32 +8,25 @@
 # Feature flow on the five FPN levels: shared conv_det meta-encoder (the
 # released FCOS -> RetinaNet recipe), N = 4, PKD per step, w = 10 per level
 # and 0 on the last, the mean prediction replaces each level, flow EMA 0.999.
-_base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
+_base_ = [
+    'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
+    '../_base_/distill/fmkt_fpn_coco.py'
+]
 
 teacher_ckpt = ('https://download.openmmlab.com/mmdetection/v2.0/fcos/'
                 'fcos_x101_64x4d_fpn_gn-head_mstrain_640-800_2x_coco/'
                 'fcos_x101_64x4d_fpn_gn-head_mstrain_640-800_2x_coco-'
                 'ede514a8.pth')
 model = dict(
+    _base_.fmkt_fpn_distiller,
     _delete_=True,
-    _scope_='mmkdflow',
-    type='OfflineDistiller',
     student=dict(cfg_path='mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'),
     teacher=dict(cfg_path='mmdet::fcos/'
                  'fcos_x101-64x4d_fpn_gn-head_ms-640-800-2x_coco.py'),
     teacher_ckpt=teacher_ckpt,
     distill_points=dict(
         fpn=dict(
-            student='neck',
-            teacher='neck',
-            index=(0, 1, 2, 3, 4),
-            replace=True,
+            _base_.fmkt_fpn_distiller.distill_points.fpn,
             connector=dict(
-                type='FMKTConnector',
-                channels=256,
-                meta_encoder='conv_det',
-                num_steps=4,
-                level_weights=[10.0, 10.0, 10.0, 10.0, 0.0],
-                distance=dict(type='PKDLoss', loss_weight=1.0)))))
-custom_hooks = [dict(type='mmkdflow.ConnectorEMAHook', decay=0.999)]
-custom_imports = dict(imports=['mmkdflow'], allow_failed_imports=False)
+                _base_.fmkt_fpn_distiller.distill_points.fpn.connector,
+                meta_encoder='conv_det'))))

@@ -9,31 +9,24 @@
 # N = 8 (DIST with beta = gamma = 2, tau = 1, as in the offline rows: our
 # choice of D). The mean logits replace head.fc's output (student_loss_weight
 # = 0); the flow is part of the deployed classifier.
-_base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'
+_base_ = [
+    'mmpretrain::resnet/resnet18_8xb32_in1k.py',
+    '../_base_/distill/fmkt_logits_in1k.py'
+]
 
+# the offline rows' distiller and flow connector, without a teacher
 model = dict(
+    _base_.fmkt_logits_distiller,
     _delete_=True,
-    _scope_='mmkdflow',
-    type='OfflineDistiller',
     student=dict(cfg_path='mmpretrain::resnet/resnet18_8xb32_in1k.py'),
     teacher=None,
-    student_loss_weight=0.0,
     distill_points=dict(
         flow=dict(
             student='backbone',
             student_index=-1,
             replace='head.fc',
             connector=dict(
-                type='FMKTConnector',
+                _base_.fmkt_logits_distiller.distill_points.flow.connector,
                 channels=512,
-                meta_encoder='transformer',
-                num_steps=8,
-                head_mode=True,
-                num_classes=1000,
                 online=True,
-                label_smoothing=0.1,
-                distance=dict(type='DISTLoss', beta=2.0, gamma=2.0,
-                              tau=1.0)))))
-model_wrapper_cfg = dict(
-    type='MMDistributedDataParallel', find_unused_parameters=True)
-custom_imports = dict(imports=['mmkdflow'], allow_failed_imports=False)
+                label_smoothing=0.1))))

@@ -12,33 +12,22 @@
 # (student_loss_weight=0) and the flow is part of the deployed classifier
 # (tools/export_student.py writes it). The student's own head.fc is then
 # unused: DDP needs find_unused_parameters.
-_base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'
+_base_ = [
+    'mmpretrain::resnet/resnet18_8xb32_in1k.py',
+    '../_base_/distill/fmkt_logits_in1k.py'
+]
 
 teacher_ckpt = ('https://download.openmmlab.com/mmclassification/v0/resnet/'
                 'resnet34_8xb32_in1k_20210831-f257d4e6.pth')
 model = dict(
+    _base_.fmkt_logits_distiller,
     _delete_=True,
-    _scope_='mmkdflow',
-    type='OfflineDistiller',
     student=dict(cfg_path='mmpretrain::resnet/resnet18_8xb32_in1k.py'),
     teacher=dict(cfg_path='mmpretrain::resnet/resnet34_8xb32_in1k.py'),
     teacher_ckpt=teacher_ckpt,
-    student_loss_weight=0.0,
     distill_points=dict(
         flow=dict(
-            student='backbone',
-            student_index=-1,
-            teacher='head.fc',
-            replace='head.fc',
+            _base_.fmkt_logits_distiller.distill_points.flow,
             connector=dict(
-                type='FMKTConnector',
-                channels=512,
-                meta_encoder='transformer',
-                num_steps=8,
-                head_mode=True,
-                num_classes=1000,
-                distance=dict(type='DISTLoss', beta=2.0, gamma=2.0,
-                              tau=1.0)))))
-model_wrapper_cfg = dict(
-    type='MMDistributedDataParallel', find_unused_parameters=True)
-custom_imports = dict(imports=['mmkdflow'], allow_failed_imports=False)
+                _base_.fmkt_logits_distiller.distill_points.flow.connector,
+                channels=512))))

@@ -8,7 +8,10 @@
 # (beta = gamma = 2, tau = 1) + CE per step with weight 1 / N, the mean logits
 # replace the student's head.fc output (student_loss_weight=0; the flow is
 # part of the deployed classifier).
-_base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'
+_base_ = [
+    'mmpretrain::resnet/resnet18_8xb32_in1k.py',
+    '../_base_/distill/fmkt_logits_in1k.py'
+]
 
 teacher_ckpt = ('https://download.openmmlab.com/mmclassification/v0/resnet/'
                 'resnet50_8xb32_in1k_20210831-ea4938fc.pth')
@@ -24,28 +27,14 @@ student = dict(
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
         topk=(1, 5)))
 model = dict(
+    _base_.fmkt_logits_distiller,
     _delete_=True,
-    _scope_='mmkdflow',
-    type='OfflineDistiller',
     student=student,
     teacher=dict(cfg_path='mmpretrain::resnet/resnet50_8xb32_in1k.py'),
     teacher_ckpt=teacher_ckpt,
-    student_loss_weight=0.0,
     distill_points=dict(
         flow=dict(
-            student='backbone',
-            student_index=-1,
-            teacher='head.fc',
-            replace='head.fc',
+            _base_.fmkt_logits_distiller.distill_points.flow,
             connector=dict(
-                type='FMKTConnector',
-                channels=1024,
-                meta_encoder='transformer',
-                num_steps=8,
-                head_mode=True,
-                num_classes=1000,
-                distance=dict(type='DISTLoss', beta=2.0, gamma=2.0,
-                              tau=1.0)))))
-model_wrapper_cfg = dict(
-    type='MMDistributedDataParallel', find_unused_parameters=True)
-custom_imports = dict(imports=['mmkdflow'], allow_failed_imports=False)
+                _base_.fmkt_logits_distiller.distill_points.flow.connector,
+                channels=1024))))

@@ -10,32 +10,24 @@
 # level for the student's head, in training and inference (the flow is part
 # of the deployed detector: tools/export_student.py writes it). The flow is
 # evaluated with its EMA (decay 0.999).
-_base_ = 'mmdet::retinanet/retinanet_r50_fpn_2x_coco.py'
+_base_ = [
+    'mmdet::retinanet/retinanet_r50_fpn_2x_coco.py',
+    '../_base_/distill/fmkt_fpn_coco.py'
+]
 
 teacher_ckpt = ('https://download.openmmlab.com/mmdetection/v2.0/retinanet/'
                 'retinanet_x101_64x4d_fpn_1x_coco/'
                 'retinanet_x101_64x4d_fpn_1x_coco_20200130-366f5af1.pth')
 model = dict(
+    _base_.fmkt_fpn_distiller,
     _delete_=True,
-    _scope_='mmkdflow',
-    type='OfflineDistiller',
     student=dict(cfg_path='mmdet::retinanet/retinanet_r50_fpn_2x_coco.py'),
     teacher=dict(
         cfg_path='mmdet::retinanet/retinanet_x101-64x4d_fpn_1x_coco.py'),
     teacher_ckpt=teacher_ckpt,
     distill_points=dict(
         fpn=dict(
-            student='neck',
-            teacher='neck',
-            index=(0, 1, 2, 3, 4),
-            replace=True,
+            _base_.fmkt_fpn_distiller.distill_points.fpn,
             connector=dict(
-                type='FMKTConnector',
-                channels=256,
-                meta_encoder='convnext',
-                schedule='rectified',
-                num_steps=4,
-                level_weights=[10.0, 10.0, 10.0, 10.0, 0.0],
-                distance=dict(type='PKDLoss', loss_weight=1.0)))))
-custom_hooks = [dict(type='mmkdflow.ConnectorEMAHook', decay=0.999)]
-custom_imports = dict(imports=['mmkdflow'], allow_failed_imports=False)
+                _base_.fmkt_fpn_distiller.distill_points.fpn.connector,
+                schedule='rectified'))))
