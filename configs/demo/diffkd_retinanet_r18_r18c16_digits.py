@@ -10,7 +10,7 @@
 # the diffusion loss (lambda_1 = 1) comes on top, as in the paper.
 # (COCO uses weight 5 for RetinaNet on 256-channel features of a real
 # teacher; on these tiny canvases the smaller weight keeps the task loss
-# dominant over a 6-epoch run.)
+# dominant over the short demo schedule.)
 _base_ = [
     '../_base_/schedules/digits_det_distill_schedule.py',
 ]
