@@ -27,6 +27,17 @@ class ExactVelocity(nn.Module):
         return self.v
 
 
+def perturb_gains(conn, seed=0):
+    """Move every velocity gain off its identity start (0), so the flow
+    does something."""
+    gen = torch.Generator().manual_seed(seed)
+    for field in conn.flows.fields.values():
+        with torch.no_grad():
+            field.velocity_gain.copy_(torch.randn(
+                field.velocity_gain.shape, generator=gen))
+    return conn
+
+
 def pair(shape=(2, 4, 3, 3), seed=0):
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(*shape, generator=gen, **F64), \
@@ -49,7 +60,7 @@ def interpolant_velocity(schedule, teacher, z):
 def test_rectified_exact_velocity_hits_teacher(num_steps):
     teacher, z = pair()
     conn = FMKTConnector(4, meta_encoder=ExactVelocity(z - teacher),
-                         num_steps=num_steps).double()
+                         num_steps=num_steps, init='released').double()
     traj = conn.flow(z, num_steps=num_steps)
     assert len(traj.predictions) == num_steps
     assert traj.times == [i / num_steps for i in range(num_steps, 0, -1)]
@@ -114,7 +125,7 @@ def test_schedule_derivatives_and_ends():
 
 def test_mean_prediction_is_euler_end_point():
     torch.manual_seed(0)
-    conn = FMKTConnector(8, meta_encoder='conv', num_steps=6)
+    conn = perturb_gains(FMKTConnector(8, meta_encoder='conv', num_steps=6))
     z = torch.randn(2, 8, 5, 5)
     traj = conn.flow(z, num_steps=6)
     torch.testing.assert_close(traj.mean, traj.end, rtol=1e-5, atol=1e-5)
@@ -125,10 +136,10 @@ def test_mean_prediction_is_euler_end_point():
 
 def test_teacher_never_reaches_meta_encoder_input():
     torch.manual_seed(0)
-    conn = FMKTConnector(8, meta_encoder='convnext', num_steps=3,
-                         dirac_ratio=0.5)
+    conn = perturb_gains(FMKTConnector(8, meta_encoder='convnext',
+                                       num_steps=3, dirac_ratio=0.5))
     seen = []
-    conn.fields[0].meta_encoder.register_forward_pre_hook(
+    conn.field(0).meta_encoder.register_forward_pre_hook(
         lambda mod, args: seen.append(args[0]))
     z = torch.randn(4, 8, 6, 6)
     teacher = torch.randn(4, 8, 6, 6, requires_grad=True)
@@ -188,8 +199,9 @@ def test_meta_encoder_parameter_counts():
         conv=2 * 9 * c * c + 2 * c,  # two bias-free 3x3 convs, GN(1)
         resconv=2 * (9 * c * c + 2 * c),
         mlp=2 * (c * c + c) + 2 * c,
+        # released structure: one LayerNorm per block, used twice
         convnext=2 * (49 * c + c + 2 * c + 4 * c * c + 4 * c + 4 * c * c + c
-                      + c + 2 * c),
+                      + c),
         conv_det=2 * (c * c + 2 * c + 9 * c * c + 2 * c) + c * c + c,
         transformer=2 * c + (3 * 256 * c + 3 * 256) + (256 * c + c)
         + 4 * (13 * 13 + 3 * 3) + 2 * c + (1024 * c + 1024) + (1024 * c + c))
@@ -199,7 +211,13 @@ def test_meta_encoder_parameter_counts():
         assert sum(p.numel() for p in enc.parameters()) == count, name
         assert type(enc) is type(build_meta_encoder(
             dict(type=META_ENCODERS[name]), c))
-    assert hand['conv'] == 1180160 and hand['convnext'] == 1079296
+    assert hand['conv'] == 1180160 and hand['convnext'] == 1078272
+    # the switches: two LayerNorms per convnext block; bias-free mlp convs
+    assert sum(p.numel() for p in build_meta_encoder(
+        dict(type='convnext', shared_norm=False), c).parameters()) == \
+        hand['convnext'] + 2 * 2 * c
+    assert sum(p.numel() for p in build_meta_encoder(
+        dict(type='mlp', bias=False), c).parameters()) == 2 * c * c + 2 * c
     x = torch.randn(1, 16, 13, 9)
     for name in META_ENCODERS:
         assert build_meta_encoder(name, 16)(x).shape == x.shape
@@ -220,7 +238,8 @@ def test_window_attention_masks_padding():
 def test_convnext_layer_scale_trains():
     torch.manual_seed(0)
     conn = FMKTConnector(8, meta_encoder='convnext', num_steps=2)
-    gammas = [b.gamma for b in conn.fields[0].meta_encoder]
+    perturb_gains(conn)
+    gammas = [b.gamma for b in conn.field(0).meta_encoder]
     assert all(torch.equal(g, torch.full((8, ), 1e-6)) for g in gammas)
     out = conn([torch.randn(2, 8, 4, 4)], [torch.randn(2, 8, 4, 4)],
                DistillContext())
@@ -254,7 +273,8 @@ def test_one_time_embedding_call_per_forward_for_all_levels():
     conn = FMKTConnector(8, 'convnext', num_steps=3,
                          distance=dict(type='MSELoss'))
     calls = []
-    conn.fields[0].time_embed.proj.register_forward_hook(
+    perturb_gains(conn)
+    conn.field(0).time_embed.proj.register_forward_hook(
         lambda mod, args, out: calls.append(args[0].shape[0]))
     shapes = [(2, 8, 6, 6), (2, 8, 3, 3), (2, 8, 2, 2)]
     student = [torch.randn(s) for s in shapes]
@@ -262,21 +282,25 @@ def test_one_time_embedding_call_per_forward_for_all_levels():
     assert calls == [3]
     # identical to running each level's flow with per-step embeddings
     for z, got in zip(student, out.student):
-        field = conn.fields[0]
+        field = conn.field(0)
         want = euler_sample(lambda x, t: field(x, t), z, 3).mean
         torch.testing.assert_close(got, want)
         # the flow runs channels-last; the head gets the default layout
         assert got.is_contiguous()
 
 
-def test_convnext_block_math_in_channels_last():
+@pytest.mark.parametrize('shared_norm', [True, False])
+def test_convnext_block_math_in_channels_last(shared_norm):
     """The channels-last block equals the NCHW formula, for both input
     layouts, and hands channels-last tensors on (no copies in later
-    blocks)."""
+    blocks). ``shared_norm=True`` (released): the same LayerNorm before
+    the MLP and after the residual add."""
     torch.manual_seed(0)
-    enc = build_meta_encoder('convnext', 8)
+    enc = build_meta_encoder(dict(type='convnext', shared_norm=shared_norm),
+                             8)
     for block in enc:
         nn.init.normal_(block.gamma)
+        nn.init.normal_(block.norm.weight)
     x = torch.randn(2, 8, 5, 7, **F64)
     enc = enc.double()
 
@@ -290,9 +314,10 @@ def test_convnext_block_math_in_channels_last():
         y = x + y.permute(0, 3, 1, 2)
         mean = y.mean(1, keepdim=True)
         var = y.var(1, keepdim=True, unbiased=False)
-        return (y - mean) / (var + block.post_norm.eps).sqrt() * \
-            block.post_norm.weight[:, None, None] + \
-            block.post_norm.bias[:, None, None]
+        post = block.norm if shared_norm else block.post_norm
+        assert (block.post_norm is None) == shared_norm
+        return (y - mean) / (var + post.eps).sqrt() * \
+            post.weight[:, None, None] + post.bias[:, None, None]
 
     want = reference(enc[1], reference(enc[0], x))
     for inp in (x, x.contiguous(memory_format=torch.channels_last)):
@@ -308,6 +333,7 @@ def test_logit_flow_math_and_online():
         type='FMKTConnector', channels=8, meta_encoder='mlp', num_steps=3,
         head_mode=True, num_classes=5, level_weights=[2.],
         distance=dict(type='KDLoss', temperature=4.)))
+    perturb_gains(conn)
     z, y_t = torch.randn(4, 8, 3, 3), torch.randn(4, 5)
     ctx = DistillContext([DataSample().set_gt_label(i) for i in range(4)])
     out = conn([z], [y_t], ctx)
@@ -330,7 +356,7 @@ def test_random_steps_in_training_fixed_at_test():
     conn = FMKTConnector(4, 'conv', num_steps=4, num_steps_test=3,
                          num_steps_choices=(1, 2, 8))
     calls = []
-    conn.fields[0].meta_encoder.register_forward_hook(
+    conn.field(0).meta_encoder.register_forward_hook(
         lambda *a: calls.append(1))
     counts = set()
     for _ in range(12):
@@ -345,9 +371,11 @@ def test_random_steps_in_training_fixed_at_test():
 
 
 def test_one_flow_per_level_when_not_shared():
-    conn = FMKTConnector(4, 'resconv', share_across_levels=False,
-                         level_weights=[1., 0.5], anchor='state')
-    assert len(conn.fields) == 2 and conn.fields[0] is not conn.fields[1]
+    conn = perturb_gains(FMKTConnector(4, 'resconv', share_across_levels=False,
+                                       level_weights=[1., 0.5],
+                                       anchor='state'))
+    assert len(conn.flows.fields) == 2
+    assert conn.field(0) is not conn.field(1)
     z = torch.randn(2, 4, 3, 3)
     out = conn([z, z], [z, z], DistillContext())
     assert not torch.equal(out.student[0], out.student[1])

@@ -120,7 +120,7 @@ def test_fmkt_retinanet_ema_resume_export(tmp_path, saved_teacher):
                       weights_only=False)
     saved_ema = ckpt[CONNECTOR_EMA_KEY]
     assert int(saved_ema['steps']) == iters
-    key = 'fpn.fields.0.meta_encoder.0.fc1.weight'
+    key = 'fpn.flows.fields.0.meta_encoder.0.fc1.weight'
     assert not torch.equal(saved_ema[f'module.{key}'],
                            ckpt['state_dict'][f'connectors.{key}'])
 
@@ -289,13 +289,13 @@ def test_connector_ema_hook_unwraps_ddp_and_averages(tmp_path):
         dist.destroy_process_group()
     assert list(hook.src_model) == ['fpn']
     assert hook.src_model['fpn'] is holder.connectors['fpn']
-    live = holder.connectors['fpn'].fields[0].meta_encoder[1].weight
+    live = holder.connectors['fpn'].field(0).meta_encoder[1].weight
     start = live.detach().clone()
     hook.ema_model.update_parameters(hook.src_model)  # step 0: a copy
     with torch.no_grad():
         live.add_(1.0)
     hook.ema_model.update_parameters(hook.src_model)
-    averaged = hook.ema_model.module['fpn'].fields[0].meta_encoder[1].weight
+    averaged = hook.ema_model.module['fpn'].field(0).meta_encoder[1].weight
     torch.testing.assert_close(averaged, 0.75 * start + 0.25 * (start + 1))
     hook._swap_ema_parameters()  # what validation sees
     torch.testing.assert_close(live, 0.75 * start + 0.25 * (start + 1))

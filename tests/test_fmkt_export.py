@@ -44,6 +44,15 @@ def fmkt_distiller(saved_teacher, teacher_channels, **connector):
                             teacher_ckpt=ckpt, distill_points=dict(fpn=point))
 
 
+def perturb_gains(connector, seed=0):
+    """Move the velocity gains off their identity start (0)."""
+    gen = torch.Generator().manual_seed(seed)
+    for field in connector.flows.fields.values():
+        with torch.no_grad():
+            field.velocity_gain.copy_(torch.randn(
+                field.velocity_gain.shape, generator=gen))
+
+
 def head_inputs(model, inputs):
     """Per-level inputs of the student's RetinaHead (its first conv)."""
     seen = []
@@ -69,8 +78,9 @@ def test_retinanet_training_step_and_eval(saved_teacher):
     assert flow_keys <= set(log_vars)
     total.backward()
     conn = model.connectors['fpn']
-    assert all(p.grad is not None for p in conn.fields.parameters())
-    assert conn.projs[0].weight.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in conn.flows.parameters())
+    assert sorted(conn.flows.fields) == ['0', '1', '2', '3']  # none on P7
+    assert conn.projs['0'].weight.grad.abs().sum() > 0
     assert model.student.backbone.conv1.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in model.teacher.parameters())
 
@@ -78,10 +88,17 @@ def test_retinanet_training_step_and_eval(saved_teacher):
     seen, _ = head_inputs(model, inputs)
     with torch.no_grad():
         raw = model.student.neck(model.student.backbone(inputs))
+    # a fresh flow is the identity: the head reads the raw levels
+    for got, plain in zip(seen, raw):
+        torch.testing.assert_close(got, plain, rtol=0, atol=1e-6)
+    perturb_gains(conn)
+    seen, _ = head_inputs(model, inputs)
+    with torch.no_grad():
         expected = conn(list(raw), None, DistillContext(training=False))
-    for got, want, plain in zip(seen, expected.student, raw):
+    for k, (got, want, plain) in enumerate(zip(seen, expected.student, raw)):
         torch.testing.assert_close(got, want)
-        assert not torch.allclose(got, plain)
+        # P7 (weight 0) has no flow: the head reads the raw level
+        assert torch.equal(got, plain) == (k == 4)
 
 
 def test_theta_variant_keeps_vanilla_student_at_eval(saved_teacher):
@@ -93,7 +110,8 @@ def test_theta_variant_keeps_vanilla_student_at_eval(saved_teacher):
     assert {f'distill.fpn.loss_{n}_l{k}' for n in ('flow', 'theta')
             for k in range(4)} <= set(losses)
     model.parse_losses(losses)[0].backward()
-    assert model.connectors['fpn'].fields[0].time_embed.proj.weight.grad \
+    # at the identity start the gain gets the gradient first
+    assert model.connectors['fpn'].field(0).velocity_gain.grad \
         .abs().sum() > 0
     model.eval()
     seen, outputs = head_inputs(model, inputs)
@@ -153,7 +171,7 @@ def test_theta_logit_flow_trains_own_head_and_deploys_vanilla(saved_teacher):
     # inference: fc0(Z) alone, the flow never runs
     model.eval()
     calls = []
-    conn.fields[0].meta_encoder.register_forward_hook(
+    conn.field(0).meta_encoder.register_forward_hook(
         lambda *a: calls.append(1))
     vanilla_cfg = dict(tiny_resnet_cls(8))
     vanilla = ROOT_MODELS.build(vanilla_cfg)
@@ -173,6 +191,7 @@ def test_theta_logit_flow_trains_own_head_and_deploys_vanilla(saved_teacher):
 def test_plain_logit_flow_replaces_head_output(saved_teacher):
     model = cls_flow_distiller(saved_teacher)
     assert not model.connectors['flow'].identity_at_inference
+    perturb_gains(model.connectors['flow'])
     model.eval()
     inputs, _ = cls_batch(4, 32)
     with torch.no_grad():
@@ -274,9 +293,9 @@ def test_plain_fmkt_detector_exports_the_flow(tmp_path, saved_teacher):
            if k.startswith('module.')}
     distiller.connectors.load_state_dict(ema)
     assert not torch.equal(
-        distiller.connectors.fpn.fields[0].meta_encoder[0].fc1.weight,
-        ckpt['state_dict']['connectors.fpn.fields.0.meta_encoder.0.fc1.'
-                           'weight'])
+        distiller.connectors.fpn.field(0).meta_encoder[0].fc1.weight,
+        ckpt['state_dict']['connectors.fpn.flows.fields.0.meta_encoder.0.'
+                           'fc1.weight'])
     distiller.eval()
     inputs, samples = det_batch(2, 64)
     with torch.no_grad():

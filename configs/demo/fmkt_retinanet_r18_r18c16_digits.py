@@ -1,8 +1,9 @@
 # FM-KT on DigitsDet: a flow on the five FPN levels of the student (64 ch)
 # towards the teacher's (128 ch). Same student, teacher, teacher checkpoint
 # and schedule as pkd_retinanet_r18_r18c16_digits.py.
-# The flow runs in the student's 64 channels (a shared convnext meta-encoder,
-# N = 2 rectified Euler steps for CPU speed, 4 in the COCO recipes); each
+# The flow runs in the student's 64 channels (one convnext meta-encoder shared
+# by the levels, N = 2 rectified Euler steps for CPU speed; the COCO recipes
+# have one flow per level and N = 4) and starts as the identity; each
 # step's prediction is mapped to 128 channels by a shared 1x1 conv (the
 # connector's teacher_proj, used for the loss only) and matched to the
 # teacher level with PKD, w / N per step with w = 2 per level (the PKD demo's
@@ -26,10 +27,11 @@ model = dict(
             index=(0, 1, 2, 3, 4),
             replace=True,
             connector=dict(
-                type='FMKTConnector',
+                type='FMKTFeatureConnector',
                 channels=64,
                 meta_encoder='convnext',
                 num_steps=2,
+                share_across_levels=True,
                 level_weights=[2.0, 2.0, 2.0, 2.0, 2.0],
                 teacher_proj=128,
                 distance=dict(type='PKDLoss', loss_weight=1.0)))))

@@ -37,11 +37,10 @@ model = dict(
             teacher='decode_head.conv_seg',
             replace='decode_head.conv_seg',
             connector=dict(
-                type='FMKTConnector',
+                type='FMKTLogitConnector',
                 channels=128,
                 meta_encoder='conv',
                 num_steps=8,
-                head_mode=True,
                 head_pool=False,
                 num_classes=19,
                 distance=dict(type='DISTLoss', beta=1.0, gamma=1.0,

@@ -4,8 +4,9 @@
 #   FM-KT: no number in our paper summary; DiffKD (paper, same pair):
 #   38.4 -> 40.6.
 # Feature flow on the five FPN levels (RPN and RoI head read the refined
-# levels): shared convnext meta-encoder, N = 4, PKD per step, w = 6 per level
-# (the released Faster R-CNN weight) and 0 on the last level, flow EMA 0.999.
+# levels): one convnext flow per level (as released), N = 4, PKD per step,
+# w = 6 per level (the released Faster R-CNN weight); the last level has
+# weight 0 and no flow (its raw feature is used), flow EMA 0.999.
 _base_ = [
     'mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py',
     '../_base_/distill/fmkt_fpn_coco.py'

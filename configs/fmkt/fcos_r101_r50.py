@@ -6,10 +6,10 @@
 #           38.5 box AP alone (model zoo)
 #   FM-KT: no number in our paper summary; DiffKD (paper): 38.5 -> 42.4.
 # Both are caffe-style (BGR, std 1), so the student's data preprocessor serves
-# the teacher too. Feature flow on the five FPN levels: shared convnext
-# meta-encoder, N = 4, PKD per step, w = 10 per level (the released one-stage
-# weight; no FCOS recipe was released) and 0 on the last, the mean prediction
-# replaces each level, flow EMA 0.999.
+# the teacher too. Feature flow on the five FPN levels: one convnext flow per
+# level, N = 4, PKD per step, w = 10 per level (the released one-stage
+# weight; no FCOS recipe was released) and 0 (no flow) on the last, the mean
+# prediction replaces each other level, flow EMA 0.999.
 _base_ = [
     'mmdet::fcos/fcos_r50-caffe_fpn_gn-head_ms-640-800-2x_coco.py',
     '../_base_/distill/fmkt_fpn_coco.py'

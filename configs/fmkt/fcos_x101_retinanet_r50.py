@@ -5,9 +5,10 @@
 #   FM-KT: no number in our paper summary.
 # Both detectors read ImageNet-normalised RGB inputs (pytorch-style
 # backbones), so the student's data preprocessor serves the teacher too.
-# Feature flow on the five FPN levels: shared conv_det meta-encoder (the
+# Feature flow on the five FPN levels: one conv_det flow per level (the
 # released FCOS -> RetinaNet recipe), N = 4, PKD per step, w = 10 per level
-# and 0 on the last, the mean prediction replaces each level, flow EMA 0.999.
+# and 0 (no flow) on the last, the mean prediction replaces each other level,
+# flow EMA 0.999.
 _base_ = [
     'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
     '../_base_/distill/fmkt_fpn_coco.py'

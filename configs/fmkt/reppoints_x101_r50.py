@@ -5,9 +5,10 @@
 #   student RepPoints (moment) ResNet-50 FPN-GN head-GN 2x
 #           38.6 box AP alone (model zoo)
 #   FM-KT: no number in our paper summary.
-# Feature flow on the five FPN levels: shared convnext meta-encoder, N = 4,
-# PKD per step, w = 10 per level (the released one-stage weight) and 0 on the
-# last, the mean prediction replaces each level, flow EMA 0.999.
+# Feature flow on the five FPN levels: one convnext flow per level, N = 4,
+# PKD per step, w = 10 per level (the released one-stage weight) and 0 (no
+# flow) on the last, the mean prediction replaces each other level, flow EMA
+# 0.999.
 _base_ = [
     'mmdet::reppoints/reppoints-moment_r50_fpn-gn_head-gn_2x_coco.py',
     '../_base_/distill/fmkt_fpn_coco.py'

@@ -3,9 +3,9 @@
 #   teacher RetinaNet ResNet-101 FPN 2x  38.9 box AP (mmdet model zoo)
 #   student RetinaNet ResNet-50 FPN 2x   37.4 box AP alone (model zoo)
 #   FM-KT: no number in our paper summary; DiffKD (paper): 37.4 -> 39.7.
-# Feature flow on the five FPN levels as in retinanet_x101_r50.py: shared
-# convnext meta-encoder, N = 4, PKD per step, w = 10 per level, 0 on P7, the
-# mean prediction replaces each level, flow EMA 0.999.
+# Feature flow on the five FPN levels as in retinanet_x101_r50.py: one
+# convnext flow per level, N = 4, PKD per step, w = 10 per level, 0 (no flow)
+# on P7, the mean prediction replaces each other level, flow EMA 0.999.
 _base_ = [
     'mmdet::retinanet/retinanet_r50_fpn_2x_coco.py',
     '../_base_/distill/fmkt_fpn_coco.py'

@@ -3,13 +3,16 @@
 #   student RetinaNet ResNet-50 FPN 2x           37.4 box AP alone (model zoo)
 #   FM-KT: no COCO number in our paper summary (shared/seeds/fmkt_summary.txt);
 #   the DiffKD row on the same pair reports 37.4 -> 40.7.
-# Feature flow on the five FPN levels: one convnext meta-encoder shared by the
-# levels, rectified flow, N = 4 Euler steps in training and test, PKD between
-# every step's prediction and the teacher level with weight w / N, w = 10 per
-# level and 0 on the last (P7). The mean prediction replaces each student
-# level for the student's head, in training and inference (the flow is part
-# of the deployed detector: tools/export_student.py writes it). The flow is
-# evaluated with its EMA (decay 0.999).
+# Feature flow on the five FPN levels: one convnext flow per level (as
+# released; share_across_levels=True shares one), rectified flow, N = 4 Euler
+# steps in training and test, PKD between every step's prediction and the
+# teacher level with weight w / N, w = 10 per level and 0 on the last (P7),
+# which has no flow: its raw feature goes to the head. The mean prediction
+# replaces each other student level for the student's head, in training and
+# inference (the flow is part of the deployed detector:
+# tools/export_student.py writes it). Every flow starts as the identity (the
+# head first sees the raw levels). The flow is evaluated with its EMA (decay
+# 0.999).
 _base_ = [
     'mmdet::retinanet/retinanet_r50_fpn_2x_coco.py',
     '../_base_/distill/fmkt_fpn_coco.py'

@@ -9,7 +9,7 @@ import torch.nn as nn
 from mmengine.config import Config
 from torch import Tensor
 
-from mmkdflow.models.connectors import DiffKDConnector, FMKTConnector
+from mmkdflow.models.connectors import BaseFMKTConnector, DiffKDConnector
 from mmkdflow.models.diffusion import to_map
 from mmkdflow.models.distillers.distill_point import DistillPoint, select
 from mmkdflow.models.recorders.module_recorder import resolve_module
@@ -110,9 +110,9 @@ def refine(connector: Optional[nn.Module], student: List[Tensor],
 
     * :class:`DiffKDConnector`: ``z_s = out_proj(denoise(proj(F_s)))``, the
       denoised student (ANM start and the DDIM chain, as in training).
-    * :class:`FMKTConnector`: ``mean_i Xhat_i`` of the Euler sampler with
+    * FM-KT connectors: ``mean_i Xhat_i`` of the Euler sampler with
       ``num_steps_test`` steps (also for FM-KT-Theta, whose deployed output
-      is the raw student).
+      is the raw student); a level of weight 0 has no flow: the student.
     * other connectors: their output with no teacher (inference);
       no connector: the student itself.
     """
@@ -122,7 +122,9 @@ def refine(connector: Optional[nn.Module], student: List[Tensor],
         return (branch['out_proj'](connector.denoise(branch,
                                                      branch['proj'](f_s))),
                 'DiffKD denoised student')
-    if isinstance(connector, FMKTConnector):
+    if isinstance(connector, BaseFMKTConnector):
+        if not connector.has_flow(level):
+            return student[level], 'student (no flow on this level)'
         n = connector.num_steps_test
         return (connector.flow(student[level], level, n).mean,
                 f'FM-KT mean prediction (N={n})')

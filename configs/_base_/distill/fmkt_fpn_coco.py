@@ -9,13 +9,15 @@ fmkt_fpn_distiller = dict(
             index=(0, 1, 2, 3, 4),
             # the mean prediction replaces each student level
             replace=True,
-            # shared convnext meta-encoder, N = 4, PKD per step, w = 10 per
-            # level and 0 on the last
+            # one convnext flow per level (as released), N = 4, PKD per
+            # step, w = 10 per level; the last level has weight 0, so no
+            # flow: its raw feature goes to the head
             connector=dict(
-                type='FMKTConnector',
+                type='FMKTFeatureConnector',
                 channels=256,
                 meta_encoder='convnext',
                 num_steps=4,
+                share_across_levels=False,
                 level_weights=[10.0, 10.0, 10.0, 10.0, 0.0],
                 distance=dict(type='PKDLoss', loss_weight=1.0)))))
 custom_hooks = [dict(type='mmkdflow.ConnectorEMAHook', decay=0.999)]

@@ -14,10 +14,9 @@ fmkt_logits_distiller = dict(
             # per step, DIST (beta = gamma = 2, tau = 1) + CE; the row sets
             # channels (the student's last map)
             connector=dict(
-                type='FMKTConnector',
+                type='FMKTLogitConnector',
                 meta_encoder='transformer',
                 num_steps=8,
-                head_mode=True,
                 num_classes=1000,
                 distance=dict(type='DISTLoss', beta=2.0, gamma=2.0,
                               tau=1.0)))))

@@ -33,22 +33,105 @@ Teacher prediction (see :meth:`Schedule.teacher_prediction`):
 Both are exact for the exact velocity of the path through their anchor; the
 start-anchored one never accumulates Euler error into the predictions.
 
+Memory and speed options (outputs and gradients equal to the plain path
+up to float rounding):
+
+* ``checkpoint=True`` (:func:`euler_sample`, or
+  ``VelocityField(checkpoint=True)``): each velocity call runs under
+  :func:`torch.utils.checkpoint.checkpoint` (non-reentrant), so the
+  backward pass recomputes that step's meta-encoder instead of storing its
+  activations. A step then keeps only its Euler state, velocity and
+  prediction alive (a few ``C x H x W`` maps), instead of every
+  intermediate of E (a ConvNeXt block holds about a dozen, four of them
+  ``4C`` wide): peak memory grows with N by the former only, at the price
+  of one more forward of E per step in the backward pass.
+* ``compile=True`` (``VelocityField(compile=...)``): ``E(x + emb)`` runs
+  through :func:`torch.compile` (TorchInductor). The compiled function is
+  shared by all fields and cached by the compile options, takes the time
+  embedding as a tensor input (so N never causes a recompilation) and is
+  compiled with dynamic shapes (so the FPN levels of one run share one
+  graph; sizes 0 and 1 are specialised by torch, so a level of height or
+  width 1 adds one graph). Nothing compiled is stored on the module, so
+  ``deepcopy`` (EMA), pickling and ``state_dict`` are unaffected.
+
 For VP and VE the start :math:`x = Z` stands for :math:`x_1 = \alpha_1 X_T
 + \sigma_1 \epsilon`: the implied noise is :math:`\epsilon = (Z - \alpha_1
 X_T) / \sigma_1`, and the exact ODE ends at :math:`\alpha_0 X_T + \sigma_0
 \epsilon` (:math:`= X_T` for VP; :math:`X_T + \sigma_{min}\epsilon` for VE).
 """
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+import torch
 import torch.nn as nn
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from .schedules import Schedule, build_schedule
 from .time_embedding import TimeEmbedding
 
 VelocityFn = Callable[[Tensor, float], Tensor]
 ANCHORS = ('start', 'state')
+#: ``torch.compile`` options used for ``compile=True``.
+DEFAULT_COMPILE_OPTIONS: Dict[str, Any] = dict(dynamic=True)
+CompileOption = Union[bool, Dict[str, Any], None]
+
+_COMPILED: Dict[Tuple, Callable] = {}
+
+
+def compile_options(option: CompileOption) -> Optional[Dict[str, Any]]:
+    """Normalise a ``compile`` option: ``False``/``None`` -> ``None`` (no
+    compilation), ``True`` -> :data:`DEFAULT_COMPILE_OPTIONS`, a dict ->
+    those defaults updated with it (keyword arguments of
+    :func:`torch.compile`, e.g. ``dict(mode='max-autotune')``).
+
+    Raises:
+        TypeError: For anything else.
+    """
+    if option is None or option is False:
+        return None
+    if option is True:
+        return dict(DEFAULT_COMPILE_OPTIONS)
+    if isinstance(option, dict):
+        return dict(DEFAULT_COMPILE_OPTIONS, **option)
+    raise TypeError(f'compile must be a bool or a dict of torch.compile '
+                    f'options, got {option!r}')
+
+
+def compiled(fn: Callable, options: Dict[str, Any]) -> Callable:
+    """``torch.compile(fn, **options)``, created once per ``(fn, options)``
+    and shared process-wide.
+
+    ``fn`` must be a module-level function that receives the modules it
+    runs as arguments (not a bound method or closure): then one compiled
+    function serves every instance, TorchDynamo treats the modules'
+    parameters as graph inputs (``inline_inbuilt_nn_modules``), and no
+    compiled state sits on a module (a deep copy, e.g. an EMA, would
+    otherwise keep calling the original's weights).
+    """
+    key = (fn, tuple(sorted((k, repr(v)) for k, v in options.items())))
+    out = _COMPILED.get(key)
+    if out is None:
+        out = _COMPILED[key] = torch.compile(fn, **options)
+    return out
+
+
+def _encode(meta_encoder: nn.Module, x: Tensor, embedding: Tensor) -> Tensor:
+    r""":math:`E(x + \text{emb}(t))`, the unit :func:`torch.compile` sees."""
+    return meta_encoder(x + embedding)
+
+
+def checkpointed(velocity_fn: VelocityFn) -> VelocityFn:
+    """``velocity_fn`` whose activations are recomputed in the backward
+    pass (non-reentrant :func:`torch.utils.checkpoint.checkpoint`, RNG state
+    preserved) when gradients are recorded; a plain call otherwise."""
+
+    def run(x: Tensor, t: float) -> Tensor:
+        if not torch.is_grad_enabled():
+            return velocity_fn(x, t)
+        return _checkpoint(velocity_fn, x, t, use_reentrant=False)
+
+    return run
 
 
 @dataclass
@@ -76,13 +159,25 @@ class VelocityField(nn.Module):
     Args:
         meta_encoder: The meta-encoder :math:`E` (shape preserving).
         time_embed: The time embedding (output broadcast-added to x).
+        checkpoint: Recompute each step's activations in the backward pass
+            (the functions of :meth:`trajectory`; see the module docstring).
+        compile: Run :math:`E(x + \text{emb})` through
+            :func:`torch.compile`: ``True`` or a dict of its options (see
+            :func:`compile_options`).
+
+    Both options are plain attributes, also settable after construction.
     """
 
     def __init__(self, meta_encoder: nn.Module,
-                 time_embed: TimeEmbedding) -> None:
+                 time_embed: TimeEmbedding,
+                 checkpoint: bool = False,
+                 compile: CompileOption = False) -> None:
         super().__init__()
         self.meta_encoder = meta_encoder
         self.time_embed = time_embed
+        self.checkpoint = bool(checkpoint)
+        compile_options(compile)  # validate now, not at the first step
+        self.compile = compile
 
     def forward(self, x: Tensor, t: float,
                 time_embedding: Optional[Tensor] = None) -> Tensor:
@@ -96,20 +191,30 @@ class VelocityField(nn.Module):
         """
         if time_embedding is None:
             time_embedding = self.time_embed(t, 1, x.dim())
-        return self.meta_encoder(x + time_embedding)
+        options = compile_options(self.compile)
+        if options is None:
+            return _encode(self.meta_encoder, x, time_embedding)
+        return compiled(_encode, options)(self.meta_encoder, x,
+                                          time_embedding)
 
     def trajectory(self, num_steps: int, ndim: int) -> VelocityFn:
         """The velocity function of one N-step trajectory, with the N time
         embeddings computed up front in one batched call (share it across
         the levels of one forward); a time outside the table is embedded
-        on the fly."""
+        on the fly. With ``checkpoint`` each call is checkpointed (see
+        :func:`checkpointed`)."""
         table = self.time_embed.steps(num_steps, ndim)
-        return lambda x, t: self(x, t, table.get(t))
+
+        def velocity(x: Tensor, t: float) -> Tensor:
+            return self(x, t, table.get(t))
+
+        return checkpointed(velocity) if self.checkpoint else velocity
 
 
 def euler_sample(velocity_fn: VelocityFn, z: Tensor, num_steps: int,
                  schedule: Union[str, Schedule] = 'rectified',
-                 anchor: str = 'start') -> FlowTrajectory:
+                 anchor: str = 'start', *,
+                 checkpoint: bool = False) -> FlowTrajectory:
     """Run the serial N-step Euler sampler from the student ``z``.
 
     Args:
@@ -119,6 +224,10 @@ def euler_sample(velocity_fn: VelocityFn, z: Tensor, num_steps: int,
         num_steps: N >= 1.
         schedule: A :class:`Schedule` or its name.
         anchor: ``'start'`` or ``'state'``, see the module docstring.
+        checkpoint: Checkpoint every velocity call (activations recomputed
+            in the backward pass; see :func:`checkpointed`). Leave it off
+            for a :meth:`VelocityField.trajectory` function built with
+            ``checkpoint=True``, which is checkpointed already.
 
     Returns:
         A :class:`FlowTrajectory`.
@@ -128,6 +237,8 @@ def euler_sample(velocity_fn: VelocityFn, z: Tensor, num_steps: int,
     if anchor not in ANCHORS:
         raise ValueError(f'anchor must be one of {ANCHORS}, got {anchor!r}')
     schedule = build_schedule(schedule)
+    if checkpoint:
+        velocity_fn = checkpointed(velocity_fn)
     n = int(num_steps)
     x = z
     predictions, velocities, times = [], [], []

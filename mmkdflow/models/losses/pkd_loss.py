@@ -9,18 +9,20 @@ from mmkdflow.registry import MODELS
 from .base import BaseDistillLoss, reduce_loss
 
 
-def normalize_channels(feat: Tensor, eps: float = 1e-6) -> Tensor:
+def normalize_channels(feat: Tensor, eps: float = 1e-6,
+                       unbiased: bool = False) -> Tensor:
     """Zero mean, unit std per channel of an ``(N, C, H, W)`` tensor.
 
     ``(x - mean_c) / (std_c + eps)`` with the statistics of channel ``c``
     taken over ``(N, H, W)``. ``std`` is the population (biased) standard
-    deviation, so a single element per channel normalises to 0 instead of
-    NaN; MMRazor's and mmdet's PKD use the unbiased one, a relative
-    difference of ``1 / (N*H*W)`` in scale.
+    deviation by default, so a single element per channel normalises to 0
+    instead of NaN; ``unbiased=True`` divides by ``N*H*W - 1`` as
+    MMRazor's, mmdet's and FM-KT's released PKD do (a relative difference
+    of about ``1 / (2 N H W)`` in scale).
     """
     dims = (0, 2, 3)
     mean = feat.mean(dim=dims, keepdim=True)
-    std = feat.std(dim=dims, keepdim=True, correction=0)
+    std = feat.std(dim=dims, keepdim=True, correction=int(unbiased))
     return (feat - mean) / (std + eps)
 
 
@@ -41,9 +43,18 @@ class PKDLoss(BaseDistillLoss):
     all elements, ``'sum'`` sums them, ``'none'`` returns them (halved) with
     the input's shape.
 
+    Deliberate difference from FM-KT's released detection code, which
+    normalises with the unbiased std and ``eps = 1e-8``: ours uses the
+    population std (defined for one element per channel) and ``eps = 1e-6``
+    (no blow-up on a constant channel). ``unbiased=True, eps=1e-8``
+    reproduces the released normalisation.
+
     Args:
         resize_stu: When the spatial sizes differ, resize the student to the
             teacher's size (bilinear) instead of raising.
+        eps: Added to the std of each channel.
+        unbiased: Unbiased (``N*H*W - 1``) std instead of the population
+            one.
         loss_weight: Factor the loss is multiplied by.
         reduction: ``'mean'``, ``'sum'`` or ``'none'``.
         init_cfg: Initialisation config.
@@ -51,11 +62,16 @@ class PKDLoss(BaseDistillLoss):
 
     def __init__(self,
                  resize_stu: bool = False,
+                 eps: float = 1e-6,
+                 unbiased: bool = False,
                  loss_weight: float = 1.0,
                  reduction: str = 'mean',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(loss_weight, reduction, init_cfg)
+        if eps < 0:
+            raise ValueError(f'eps must be >= 0, got {eps}')
         self.resize_stu = resize_stu
+        self.eps, self.unbiased = float(eps), bool(unbiased)
 
     def align(self, student: Tensor, teacher: Tensor) -> Tensor:
         """Resize the student to the teacher's ``(H, W)`` if asked to."""
@@ -75,12 +91,12 @@ class PKDLoss(BaseDistillLoss):
             raise ValueError(
                 f'PKDLoss expects (N, C, H, W) or (N, C) tensors, got '
                 f'{tuple(teacher.shape)}')
-        return normalize_channels(teacher)
+        return normalize_channels(teacher, self.eps, self.unbiased)
 
     def compute_loss(self, student: Tensor, teacher: Tensor,
                      ctx: Optional[DistillContext]) -> Tensor:
         shape = student.shape
         if student.dim() == 2:
             student = student[..., None, None]
-        diff = normalize_channels(student) - teacher
+        diff = normalize_channels(student, self.eps, self.unbiased) - teacher
         return reduce_loss(diff.pow(2).reshape(shape) / 2, self.reduction)

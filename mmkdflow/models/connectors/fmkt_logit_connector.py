@@ -1,0 +1,188 @@
+"""FM-KT logit flow: a flow on the student's last feature map, read out by
+a classifier, matched to the teacher's logits (or online, OFM-KT)."""
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch.nn as nn
+from torch import Tensor
+
+from mmkdflow.registry import MODELS
+from ..flows import FlowLogitHead, own_logits
+from ..flows.euler_flow import EulerFlow
+from ..utils.context import DistillContext
+from .base import ConnectorOutput
+from .fmkt_base import BaseFMKTConnector, check_weight, flow_options
+
+
+@MODELS.register_module()
+class FMKTLogitConnector(BaseFMKTConnector):
+    r"""FM-KT logit flow (Shao et al., 2024): classification, and per pixel
+    for segmentation (**[ext]**).
+
+    The flow refines the student's feature map :math:`Z` (e.g. ResNet-18's
+    last map) with the serial Euler sampler; every prediction goes through
+    one classifier, :math:`o_i = fc(\text{pool}(\hat X_i))` (a
+    ``Linear(C, num_classes)``, :class:`~mmkdflow.models.flows.FlowLogitHead`;
+    ``head_pool=False`` applies it per pixel). With w = ``flow_weight``:
+
+    .. math::
+
+        \mathcal{L}_{flow} = \frac{w}{N}\sum_i D(o_i, y_T), \qquad
+        \mathcal{L}_{ce} = \frac{w}{N}\,c\sum_i CE(o_i, y)
+
+    (c = ``ce_weight``; labels from the context). The returned tensor is
+    :math:`\frac1N\sum_i o_i` (logits), which replaces the student's own
+    classifier output when the point reads ``student='backbone'`` with
+    ``replace='head.fc'`` (mmseg: ``student='decode_head.bottleneck'``,
+    ``replace='decode_head.conv_seg'``). Configs then set the distiller's
+    ``student_loss_weight=0`` (the released recipe has no CE or KD outside
+    the flow).
+
+    * ``online=True`` (OFM-KT, no teacher): ``loss_ce`` uses label
+      smoothing 0.1 and :math:`\mathcal{L}_{flow} = \frac{w}{N}\sum_i
+      D(o_i, \mathrm{sg}(\frac1N\sum_j o_j))`.
+    * ``theta=True`` (FM-KT-Theta for logits): the student's own classifier
+      output :math:`fc_0(Z)` (``ctx.replaced_output``, the original output
+      of the replaced ``head.fc``) is returned unchanged, so the deployed
+      student is the vanilla one and at inference the flow does not run.
+      The flow is trained as above and :math:`\mathcal{L}_{theta} = w\,
+      \theta\,D(fc_0(Z), \mathrm{sg}(\frac1N\sum_i o_i))` distils its
+      ensemble into :math:`fc_0`. The paper's other half, :math:`w\,
+      CE(fc_0(Z), y)`, is the student's own loss: such configs keep
+      ``student_loss_weight = w``.
+
+    At initialisation the flow is the identity (``init='identity'``, see
+    :class:`~mmkdflow.models.flows.EulerFlow`), so every :math:`o_i` is the
+    flow classifier on the raw :math:`Z`; ``init='released'`` restores the
+    released initialisation (there the ``mlp`` encoder ends in a LayerNorm
+    and the velocity is a unit-RMS vector per pixel at initialisation).
+
+    Args:
+        channels: C, channels of :math:`Z`.
+        num_classes: Classes K of the flow classifier.
+        meta_encoder: Meta-encoder (``'mlp'`` for the CIFAR/ResNet recipes,
+            ``'transformer'`` for ImageNet, ``'conv'`` for segmentation).
+        schedule: ``'rectified'``, ``'vp'``, ``'ve'`` or a config.
+        num_steps: N in training (8 in the released recipes).
+        num_steps_test: N at inference; ``None``: ``num_steps``.
+        num_steps_choices: If set, N is drawn from it at each training call.
+        distance: Loss config D, applied per step.
+        flow_weight: w.
+        head_pool: ``True``: pool before the classifier (image
+            classification); ``False``: per-pixel classifier and CE on the
+            ``gt_sem_seg`` labels (segmentation, **[ext]**).
+        ce_weight: c, factor on ``loss_ce``.
+        online: OFM-KT.
+        label_smoothing: Of ``loss_ce``; ``None``: 0.1 online, else 0.
+        theta: FM-KT-Theta for logits, see above.
+        theta_weight: Extra factor on ``loss_theta``.
+        dirac_ratio: Fraction of the batch kept in one-to-one pairs.
+        anchor: ``'start'`` (released) or ``'state'``.
+        time_embed: ``'mlp'`` (default) or ``'linear'``.
+        init: ``'identity'`` (default) or ``'released'``.
+        init_cfg: MMEngine initialisation config.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 num_classes: int,
+                 meta_encoder: Union[str, dict, nn.Module] = 'mlp',
+                 schedule: Union[str, dict] = 'rectified',
+                 num_steps: int = 8,
+                 num_steps_test: Optional[int] = None,
+                 num_steps_choices: Optional[Sequence[int]] = None,
+                 distance: Optional[dict] = dict(
+                     type='DISTLoss', beta=2.0, gamma=2.0, tau=1.0),
+                 flow_weight: float = 1.0,
+                 head_pool: bool = True,
+                 ce_weight: float = 1.0,
+                 online: bool = False,
+                 label_smoothing: Optional[float] = None,
+                 theta: bool = False,
+                 theta_weight: float = 1.0,
+                 dirac_ratio: float = 1.0,
+                 anchor: str = 'start',
+                 time_embed: str = 'mlp',
+                 init: str = 'identity',
+                 init_cfg: Optional[dict] = None) -> None:
+        if not num_classes or int(num_classes) < 1:
+            raise ValueError(f'{type(self).__name__} needs num_classes >= 1 '
+                             f'(the classifier output size), got '
+                             f'{num_classes}')
+        if online and theta:
+            raise ValueError('online (OFM-KT) and theta (FM-KT-Theta) do not '
+                             'combine: OFM-KT has no teacher to distil from')
+        flows = EulerFlow(
+            channels, levels=(0, ), shared=True, time_embed=time_embed,
+            **flow_options(meta_encoder, schedule, num_steps,
+                           num_steps_test, num_steps_choices, anchor, init))
+        super().__init__(flows, distance, dirac_ratio, init_cfg)
+        self.flow_weight = check_weight('flow_weight', flow_weight)
+        self.ce_weight = check_weight('ce_weight', ce_weight)
+        self.theta_weight = check_weight('theta_weight', theta_weight)
+        self.online, self.theta = bool(online), bool(theta)
+        self.label_smoothing = (0.1 if online else 0.) \
+            if label_smoothing is None else float(label_smoothing)
+        if not 0. <= self.label_smoothing < 1.:
+            raise ValueError(f'label_smoothing must be in [0, 1), got '
+                             f'{label_smoothing}')
+        self.logit_head = FlowLogitHead(channels, num_classes, head_pool)
+
+    @property
+    def identity_at_inference(self) -> bool:
+        """FM-KT-Theta deploys the vanilla student's classifier."""
+        return self.theta
+
+    def classify(self, x: Tensor) -> Tensor:
+        """The flow classifier (pooled or per-pixel ``Linear(C, K)``)."""
+        return self.logit_head(x)
+
+    def forward(self, student: List[Tensor], teacher: Optional[List[Tensor]],
+                ctx: DistillContext) -> ConnectorOutput:
+        if len(student) != 1:
+            raise ValueError(
+                f'{type(self).__name__} takes one student tensor (the last '
+                f'feature map), got {len(student)}; select one with '
+                f'student_index')
+        self.check_channels(student)
+        z = student[0]
+        training = teacher is not None or (self.online and ctx.training)
+        own = own_logits(ctx) if self.theta else None
+        if self.theta and not training:
+            return ConnectorOutput(student=[own])  # vanilla fc0(Z)
+        target = None
+        if teacher is not None:
+            if len(teacher) != 1:
+                raise ValueError(f'{type(self).__name__} takes one teacher '
+                                 f'tensor (logits), got {len(teacher)}')
+            target = self.decouple(teacher, z.shape[0])[0]
+        num_steps = self.flows.draw_num_steps(training)
+        preds = [self.classify(p) for p in self.flows(z, 0, num_steps)
+                 .predictions]
+        out = sum(preds[1:], preds[0]) / num_steps
+        if own is not None:
+            own_logits(ctx, expected=out)  # shape check
+        losses = self._losses(own, preds, out, target, ctx) if training \
+            else {}
+        return ConnectorOutput(student=[out if own is None else own],
+                               losses=losses)
+
+    def _losses(self, own: Optional[Tensor], preds: List[Tensor], out: Tensor,
+                target: Optional[Tensor],
+                ctx: DistillContext) -> Dict[str, Tensor]:
+        if target is not None and target.shape != out.shape:
+            raise ValueError(
+                f'{type(self).__name__}: the flow gives logits of shape '
+                f'{tuple(out.shape)} but the teacher tensor has shape '
+                f'{tuple(target.shape)}; read teacher logits of the same '
+                f'size (num_classes, and resolution per pixel)')
+        step_w = self.flow_weight / len(preds)
+        goal = out.detach() if self.online else target
+        losses = dict(
+            loss_flow=step_w * self.distance.forward_steps(preds, goal, ctx),
+            loss_ce=step_w * self.ce_weight * sum(
+                self.logit_head.label_loss(o, ctx, self.label_smoothing)
+                for o in preds))
+        if self.theta:
+            losses['loss_theta'] = self.flow_weight * self.theta_weight * \
+                self.distance(own, out.detach(), ctx)
+        return losses
