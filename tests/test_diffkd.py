@@ -238,16 +238,70 @@ def test_inference_returns_student_unchanged():
     assert out.losses == {}
 
 
-def test_diffusion_loss_batches_equal_shapes_like_per_level():
-    conn = connector().eval()  # BN with running stats: batch-independent
+def bn_state(module: nn.Module) -> dict:
+    return {k: v.clone() for k, v in module.state_dict().items()
+            if 'running' in k or 'num_batches_tracked' in k}
+
+
+def test_diffusion_loss_is_per_level_exact_with_training_bn():
+    """Equal-shaped levels used to share one call: with training-mode BN
+    that changes the batch statistics. Compare with a per-level reference:
+    loss, parameter gradients, BN running stats and num_batches_tracked."""
+    import copy
     torch.manual_seed(0)
-    z = [torch.randn(2, 16, 4, 4) for _ in range(3)]
+    conn = connector().train()
+    reference = copy.deepcopy(conn.branches[0]['predictor']).train()
+    shapes = [(2, 16, 4, 4)] * 3 + [(2, 16, 2, 2)]
+    z = [torch.randn(s) * (1 + i) for i, s in enumerate(shapes)]
     eps = [torch.randn_like(x) for x in z]
     ts = [torch.randint(0, 1000, (2, )) for _ in z]
-    batched = conn.diffusion_loss(z, eps, ts)
-    separate = sum(conn.diffusion_loss([a], [b], [c])
-                   for a, b, c in zip(z, eps, ts))
-    torch.testing.assert_close(batched, separate)
+    loss = conn.diffusion_loss(z, eps, ts)
+    loss.backward()
+    ref_loss = sum(
+        nn.functional.mse_loss(
+            reference(conn.schedule.add_noise(a, b, c), c), b)
+        for a, b, c in zip(z, eps, ts))
+    ref_loss.backward()
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-6, atol=1e-7)
+    predictor = conn.branches[0]['predictor']
+    for (name, p), q in zip(predictor.named_parameters(),
+                            reference.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-7,
+                                   msg=name)
+    state, ref_state = bn_state(predictor), bn_state(reference)
+    assert state.keys() == ref_state.keys()
+    for key in state:
+        torch.testing.assert_close(state[key], ref_state[key], msg=key)
+    assert all(v.item() == len(shapes) for k, v in state.items()
+               if k.endswith('num_batches_tracked'))
+
+
+def test_forward_calls_the_shared_denoiser_once_per_level_and_step():
+    """The whole training forward: every level runs its own BN batches
+    (5 DDIM steps + 1 diffusion-loss call per level)."""
+    conn = connector().train()
+    feats = [torch.randn(2, 8, 4, 4) for _ in range(3)]
+    targets = [torch.randn(2, 16, 4, 4) for _ in range(3)]
+    conn(feats, targets, CTX)
+    tracked = {k: v.item() for k, v in bn_state(
+        conn.branches[0]['predictor']).items()
+        if k.endswith('num_batches_tracked')}
+    assert tracked and set(tracked.values()) == {3 * (5 + 1)}
+
+
+@pytest.mark.parametrize('key', ['diff_loss_weight', 'ae_loss_weight'])
+def test_negative_or_nonfinite_loss_weights_are_refused(key):
+    extra = dict(use_ae=True, ae_channels=8) if key == 'ae_loss_weight' \
+        else {}
+    for bad in (-1.0, float('nan'), float('inf')):
+        with pytest.raises(ValueError, match=f'{key}=.*>= 0'):
+            connector(**{key: bad}, **extra)
+    assert getattr(connector(**{key: 0.0}, **extra), key) == 0.0
+
+
+def test_negative_kd_loss_weight_is_refused():
+    with pytest.raises(ValueError, match='loss_weight.*-5.0'):
+        connector(kd_loss=dict(type='MSELoss', loss_weight=-5.0))
 
 
 @pytest.mark.parametrize('form, shape, loss', [

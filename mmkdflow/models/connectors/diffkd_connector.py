@@ -1,6 +1,7 @@
 """DiffKD: the student feature as a noisy teacher feature, denoised."""
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Tuple
+import math
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -12,6 +13,7 @@ from ..diffusion import (DDIMSchedule, FeatureNoiseAdapter,
                          FeatureNoisePredictor, LinearAutoencoder,
                          VectorNoiseAdapter, VectorNoisePredictor, from_map,
                          to_map)
+from ..flows.sampler import CompileOption, compile_options, compiled
 from ..utils.context import DistillContext
 from ..utils.model_builder import build_mmkdflow_module
 from .base import BaseConnector, ConnectorOutput
@@ -38,9 +40,28 @@ def _randn_like(x: Tensor) -> Tensor:
     return torch.randn_like(x)
 
 
-def _cat(tensors: List[Tensor]) -> Tensor:
-    """``torch.cat`` along the batch, without a copy for a single tensor."""
-    return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
+def _predict(predictor: nn.Module, x: Tensor, t: Tensor) -> Tensor:
+    """``Phi(x, t)``: the unit :func:`torch.compile` sees (a module-level
+    function, so that no compiled state sits on the module)."""
+    return predictor(x, t)
+
+
+def _check_weight(name: str, value: float) -> float:
+    """``value`` as a float if it is a finite loss weight >= 0.
+
+    Raises:
+        ValueError: For a negative or non-finite weight: a negative weight
+            makes the optimiser *maximise* that loss (the denoiser would be
+            trained to predict anything but the noise), which is never a
+            DiffKD objective.
+    """
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(
+            f'DiffKDConnector: {name}={value} must be a finite number >= 0 '
+            f'(a negative weight maximises the loss); use 0 to turn that '
+            f'loss off')
+    return value
 
 
 @MODELS.register_module()
@@ -84,8 +105,10 @@ class DiffKDConnector(BaseConnector):
     training-mode BatchNorm needs its own level, so the networks run once
     per level; what is shared is fused instead: the DDIM chain is one
     multiply-add per step with precomputed coefficients, the ANM start one
-    ``lerp``, equal-shaped levels share one call in the diffusion loss, and
-    a training step reads nothing back to the host (no device syncs).
+    ``lerp``, and a training step reads nothing back to the host (no device
+    syncs). Levels are never batched into one network call, not even
+    equal-shaped ones: with training-mode BatchNorm that would change the
+    batch statistics (see :meth:`diffusion_loss`).
     ``tools/benchmark.py`` measures it against the student.
 
     Args:
@@ -109,14 +132,21 @@ class DiffKDConnector(BaseConnector):
         kd_loss: Config of the distance ``d`` (a mmkdflow loss), e.g.
             ``MSELoss``, ``KDLoss`` (T=1, logits), ``DISTLoss`` (segmentation
             logits), ``AttentionMSELoss`` (the detection "dagger" variant).
-        diff_loss_weight: ``lambda_1``.
-        ae_loss_weight: ``lambda_2``.
+        diff_loss_weight: ``lambda_1`` (finite, >= 0).
+        ae_loss_weight: ``lambda_2`` (finite, >= 0); the ``kd_loss``'s own
+            ``loss_weight`` must be finite and >= 0 as well.
         num_train_timesteps: Diffusion steps ``T`` of the schedule.
         channels_last: Run feature maps in the channels-last memory format
             (one copy of each input level; the outputs stay channels-last).
             Off by default: on a 2-core CPU it measured within noise of
             NCHW (oneDNN convolutions gain, BatchNorm backward loses); try
             ``tools/benchmark.py --diffkd-channels-last`` on your hardware.
+        compile: Run the denoiser ``Phi`` through :func:`torch.compile`:
+            ``True`` or a dict of its options (see
+            :func:`~mmkdflow.models.flows.sampler.compile_options`; dynamic
+            shapes by default, so FPN levels share graphs). Same outputs
+            and gradients as eager to float rounding; the first training
+            step pays the compilation (``tools/benchmark.py`` reports it).
         init_cfg: MMEngine initialisation config.
     """
 
@@ -137,6 +167,7 @@ class DiffKDConnector(BaseConnector):
                  ae_loss_weight: float = 1.0,
                  num_train_timesteps: int = 1000,
                  channels_last: bool = False,
+                 compile: CompileOption = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if form not in _FORMS:
@@ -161,10 +192,13 @@ class DiffKDConnector(BaseConnector):
         self.use_ae, self.use_anm = bool(use_ae), bool(use_anm)
         self.form = form
         self.share_across_levels = bool(share_across_levels)
-        self.diff_loss_weight = float(diff_loss_weight)
-        self.ae_loss_weight = float(ae_loss_weight)
+        self.diff_loss_weight = _check_weight('diff_loss_weight',
+                                              diff_loss_weight)
+        self.ae_loss_weight = _check_weight('ae_loss_weight', ae_loss_weight)
 
         self.channels_last = bool(channels_last)
+        compile_options(compile)  # validate at build time
+        self.compile = compile
         self.schedule = DDIMSchedule(num_train_timesteps)
         self.timesteps = self.schedule.inference_timesteps(
             num_inference_steps, start_timestep)
@@ -174,6 +208,9 @@ class DiffKDConnector(BaseConnector):
         n_sets = 1 if self.share_across_levels else int(num_levels)
         self.branches = nn.ModuleList(self._branch() for _ in range(n_sets))
         self.kd_loss = build_mmkdflow_module(kd_loss)
+        kd_weight = getattr(self.kd_loss, 'loss_weight', None)
+        if isinstance(kd_weight, (int, float)):
+            _check_weight('kd_loss.loss_weight', kd_weight)
 
     def _branch(self) -> nn.ModuleDict:
         """The learned modules for one level (or all levels when shared)."""
@@ -194,6 +231,14 @@ class DiffKDConnector(BaseConnector):
         return self.branches[0 if self.share_across_levels else level]
 
     # ----------------------------------------------------------- pieces
+    def predict_noise(self, predictor: nn.Module, x: Tensor,
+                      t: Tensor) -> Tensor:
+        """``Phi(x, t)``, compiled when the ``compile`` option is set."""
+        options = compile_options(self.compile)
+        if options is None:
+            return predictor(x, t)
+        return compiled(_predict, options)(predictor, x, t)
+
     def uses_channels_last(self, x: Tensor) -> bool:
         """Whether the level of ``x`` runs channels-last (the
         ``channels_last`` option; never for ``1 x 1`` maps such as
@@ -227,7 +272,8 @@ class DiffKDConnector(BaseConnector):
         net_dtype = predictor.time_embedding.weight.dtype
         coefs = self.schedule.ddim_coefficients(self.timesteps)
         for i, (c_x, c_eps) in enumerate(coefs):
-            eps_pred = predictor(x.to(net_dtype), self.timestep_ids[i])
+            eps_pred = self.predict_noise(predictor, x.to(net_dtype),
+                                          self.timestep_ids[i])
             x = torch.add(x * c_x, eps_pred, alpha=c_eps)  # stays float32
         return x.to(s.dtype)
 
@@ -238,37 +284,38 @@ class DiffKDConnector(BaseConnector):
                        ) -> Tensor:
         """``sum_levels MSE(Phi(x_t, t), eps)`` (Eq. (4)), unweighted.
 
-        Levels served by the same module set and of equal shape are batched
-        into one network call (the per-level means are kept: for levels of
-        equal size the sum of their means is ``len(levels)`` times the mean
-        over the batch). ``noises`` and ``timesteps`` (one per level)
-        replace the random draws, for tests.
+        One network call per level, always: the denoiser's BatchNorms run in
+        training mode, where batching levels (even of equal shape) into one
+        call would normalise them with joint batch statistics and update the
+        running statistics once instead of once per level; the loss, the
+        gradients and the BN state would then differ from per-level DiffKD
+        (measured: ``loss_diff`` off by 2e-3 relative, denoiser gradients by
+        up to 24% of the largest one, ``num_batches_tracked`` 11 instead of
+        12). ``noises`` and ``timesteps`` (one per level) replace the random
+        draws, for tests.
 
         Args:
             latents: Detached teacher targets ``z_t`` as ``(B, C, H, W)``.
             noises: Optional ``eps`` per level.
             timesteps: Optional ``(B,)`` long timesteps per level.
         """
-        groups: Dict[Tuple, List[int]] = {}
-        for level, z in enumerate(latents):
-            key = (id(self.branch_of(level)), tuple(z.shape))
-            groups.setdefault(key, []).append(level)
         total = latents[0].new_zeros((), dtype=torch.float32)
-        for levels in groups.values():
-            predictor = self.branch_of(levels[0])['predictor']
-            z = _cat([latents[i] for i in levels]).float()
-            eps = _cat([noises[i] for i in levels]).float() \
-                if noises is not None else _randn_like(z)
+        for level, latent in enumerate(latents):
+            predictor = self.branch_of(level)['predictor']
+            z = latent.float()
+            eps = noises[level].float() if noises is not None \
+                else _randn_like(z)
             if timesteps is not None:
-                t = _cat([timesteps[i] for i in levels]).to(z.device)
+                t = timesteps[level].to(z.device)
                 x_t = self.schedule.add_noise(z, eps, t)
             else:
                 t = torch.randint(0, self.schedule.num_train_timesteps,
                                   (z.shape[0], ), device=z.device)
                 x_t = self.schedule.add_noise(z, eps, t, check=False)
             net_dtype = predictor.time_embedding.weight.dtype
-            pred = predictor(x_t.to(net_dtype), t).float()
-            total = total + len(levels) * F.mse_loss(pred, eps)
+            pred = self.predict_noise(predictor, x_t.to(net_dtype),
+                                      t).float()
+            total = total + F.mse_loss(pred, eps)
         return total
 
     # ---------------------------------------------------------- forward

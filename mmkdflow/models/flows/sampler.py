@@ -36,8 +36,9 @@ start-anchored one never accumulates Euler error into the predictions.
 Memory and speed options (outputs and gradients equal to the plain path
 up to float rounding):
 
-* ``checkpoint=True`` (:func:`euler_sample`, or
-  ``VelocityField(checkpoint=True)``): each velocity call runs under
+* ``checkpoint=True`` (``VelocityField(checkpoint=True)``, or
+  :func:`euler_sample` for any velocity function): each velocity call runs
+  under
   :func:`torch.utils.checkpoint.checkpoint` (non-reentrant), so the
   backward pass recomputes that step's meta-encoder instead of storing its
   activations. A step then keeps only its Euler state, velocity and
@@ -47,12 +48,16 @@ up to float rounding):
   of one more forward of E per step in the backward pass.
 * ``compile=True`` (``VelocityField(compile=...)``): ``E(x + emb)`` runs
   through :func:`torch.compile` (TorchInductor). The compiled function is
-  shared by all fields and cached by the compile options, takes the time
-  embedding as a tensor input (so N never causes a recompilation) and is
-  compiled with dynamic shapes (so the FPN levels of one run share one
-  graph; sizes 0 and 1 are specialised by torch, so a level of height or
-  width 1 adds one graph). Nothing compiled is stored on the module, so
-  ``deepcopy`` (EMA), pickling and ``state_dict`` are unaffected.
+  shared by all fields and cached by the compile options, and takes the
+  time embedding as a tensor input, so N never causes a recompilation.
+  Graphs are static-shaped, one per level shape (and per train/eval mode):
+  all are compiled in the first step of a run and reused after. Dynamic
+  shapes buy nothing here: with torch 2.13 on CPU, inductor's convolutions
+  specialise the spatial sizes even under ``dynamic=True`` (measured: one
+  recompilation per new H x W either way). So keep the input size fixed
+  within a run (a fixed padded batch shape) when compiling; each new level
+  shape costs one compilation. Nothing compiled is stored on the module,
+  so ``deepcopy`` (EMA), pickling and ``state_dict`` are unaffected.
 
 For VP and VE the start :math:`x = Z` stands for :math:`x_1 = \alpha_1 X_T
 + \sigma_1 \epsilon`: the implied noise is :math:`\epsilon = (Z - \alpha_1
@@ -73,7 +78,12 @@ from .time_embedding import TimeEmbedding
 VelocityFn = Callable[[Tensor, float], Tensor]
 ANCHORS = ('start', 'state')
 #: ``torch.compile`` options used for ``compile=True``.
-DEFAULT_COMPILE_OPTIONS: Dict[str, Any] = dict(dynamic=True)
+DEFAULT_COMPILE_OPTIONS: Dict[str, Any] = dict(dynamic=False)
+#: TorchDynamo's per-function graph limit is raised to at least this: one
+#: shared function serves every level shape in train and eval mode (5 FPN
+#: levels x 2 modes already exceed torch's default of 8, past which it
+#: would silently fall back to eager).
+MIN_RECOMPILE_LIMIT = 64
 CompileOption = Union[bool, Dict[str, Any], None]
 
 _COMPILED: Dict[Tuple, Callable] = {}
@@ -102,6 +112,9 @@ def compiled(fn: Callable, options: Dict[str, Any]) -> Callable:
     """``torch.compile(fn, **options)``, created once per ``(fn, options)``
     and shared process-wide.
 
+    Raises TorchDynamo's recompilation limit to
+    :data:`MIN_RECOMPILE_LIMIT` if it is lower.
+
     ``fn`` must be a module-level function that receives the modules it
     runs as arguments (not a bound method or closure): then one compiled
     function serves every instance, TorchDynamo treats the modules'
@@ -112,6 +125,12 @@ def compiled(fn: Callable, options: Dict[str, Any]) -> Callable:
     key = (fn, tuple(sorted((k, repr(v)) for k, v in options.items())))
     out = _COMPILED.get(key)
     if out is None:
+        config = torch._dynamo.config
+        for name in ('recompile_limit', 'cache_size_limit'):
+            if getattr(config, name, MIN_RECOMPILE_LIMIT) < \
+                    MIN_RECOMPILE_LIMIT:
+                setattr(config, name, MIN_RECOMPILE_LIMIT)
+                break
         out = _COMPILED[key] = torch.compile(fn, **options)
     return out
 
@@ -159,8 +178,8 @@ class VelocityField(nn.Module):
     Args:
         meta_encoder: The meta-encoder :math:`E` (shape preserving).
         time_embed: The time embedding (output broadcast-added to x).
-        checkpoint: Recompute each step's activations in the backward pass
-            (the functions of :meth:`trajectory`; see the module docstring).
+        checkpoint: Recompute the activations of :math:`E` in the backward
+            pass, per call (per Euler step; see the module docstring).
         compile: Run :math:`E(x + \text{emb})` through
             :func:`torch.compile`: ``True`` or a dict of its options (see
             :func:`compile_options`).
@@ -191,6 +210,14 @@ class VelocityField(nn.Module):
         """
         if time_embedding is None:
             time_embedding = self.time_embed(t, 1, x.dim())
+        if self.checkpoint and torch.is_grad_enabled():
+            return _checkpoint(self.encode, x, time_embedding,
+                               use_reentrant=False)
+        return self.encode(x, time_embedding)
+
+    def encode(self, x: Tensor, time_embedding: Tensor) -> Tensor:
+        r""":math:`E(x + \text{emb})`, compiled with the ``compile``
+        option (no checkpointing here; see :meth:`forward`)."""
         options = compile_options(self.compile)
         if options is None:
             return _encode(self.meta_encoder, x, time_embedding)
@@ -201,14 +228,9 @@ class VelocityField(nn.Module):
         """The velocity function of one N-step trajectory, with the N time
         embeddings computed up front in one batched call (share it across
         the levels of one forward); a time outside the table is embedded
-        on the fly. With ``checkpoint`` each call is checkpointed (see
-        :func:`checkpointed`)."""
+        on the fly."""
         table = self.time_embed.steps(num_steps, ndim)
-
-        def velocity(x: Tensor, t: float) -> Tensor:
-            return self(x, t, table.get(t))
-
-        return checkpointed(velocity) if self.checkpoint else velocity
+        return lambda x, t: self(x, t, table.get(t))
 
 
 def euler_sample(velocity_fn: VelocityFn, z: Tensor, num_steps: int,
@@ -226,8 +248,8 @@ def euler_sample(velocity_fn: VelocityFn, z: Tensor, num_steps: int,
         anchor: ``'start'`` or ``'state'``, see the module docstring.
         checkpoint: Checkpoint every velocity call (activations recomputed
             in the backward pass; see :func:`checkpointed`). Leave it off
-            for a :meth:`VelocityField.trajectory` function built with
-            ``checkpoint=True``, which is checkpointed already.
+            when ``velocity_fn`` calls a ``VelocityField(checkpoint=True)``,
+            which checkpoints itself.
 
     Returns:
         A :class:`FlowTrajectory`.

@@ -1,0 +1,100 @@
+"""The Euler sampler's memory option: per-step activation checkpointing
+gives the plain path's outputs and gradients, and keeps less alive."""
+import pytest
+import torch
+
+from mmkdflow.benchmark import peak_memory
+from mmkdflow.models.flows import (TimeEmbedding, VelocityField,
+                                   build_meta_encoder, euler_sample)
+from mmkdflow.models.flows.sampler import checkpointed, compile_options
+
+C = 8
+
+
+def field(seed: int = 0, **kwargs) -> VelocityField:
+    torch.manual_seed(seed)
+    return VelocityField(build_meta_encoder('convnext', C),
+                         TimeEmbedding(C, 'linear'), **kwargs)
+
+
+def run(vf: VelocityField, z: torch.Tensor, n: int, **kwargs):
+    """Trajectory, and gradients of a loss on every prediction w.r.t. z
+    and the field's parameters."""
+    z = z.detach().requires_grad_()
+    traj = euler_sample(vf.trajectory(n, z.dim()), z, n, **kwargs)
+    loss = sum((p * (i + 1)).square().mean()
+               for i, p in enumerate(traj.predictions))
+    loss = loss + traj.end.sin().mean()
+    grads = torch.autograd.grad(loss, [z] + list(vf.parameters()))
+    return traj, loss, grads
+
+
+@pytest.mark.parametrize('where', ['field', 'sampler'])
+def test_checkpointed_steps_match_the_plain_path(where):
+    z = torch.randn(2, C, 5, 6)
+    plain = field()
+    ckpt = field(checkpoint=where == 'field')
+    ckpt.load_state_dict(plain.state_dict())
+    with torch.no_grad():  # a non-trivial velocity (E starts near 0)
+        for p in list(plain.parameters()) + list(ckpt.parameters()):
+            p.add_(0.05)
+    ref, ref_loss, ref_grads = run(plain, z, 3)
+    out, loss, grads = run(ckpt, z, 3, checkpoint=where == 'sampler')
+    torch.testing.assert_close(loss, ref_loss)
+    for a, b in zip(out.predictions + [out.mean, out.end],
+                    ref.predictions + [ref.mean, ref.end]):
+        torch.testing.assert_close(a, b)
+    for name, a, b in zip(['z'] + [n for n, _ in plain.named_parameters()],
+                          grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_checkpointing_is_skipped_without_grad_and_keeps_rng():
+    calls = []
+
+    def velocity(x, t):
+        calls.append(torch.is_grad_enabled())
+        return torch.nn.functional.dropout(x, 0.5, training=True)
+
+    x = torch.randn(4, 3, requires_grad=True)
+    torch.manual_seed(0)
+    plain = velocity(x, 1.0)
+    torch.manual_seed(0)
+    out = checkpointed(velocity)(x, 1.0)
+    out.sum().backward()  # recomputes with the same dropout mask
+    torch.testing.assert_close(out, plain)
+    torch.testing.assert_close(x.grad, (plain != 0).float() * 2)
+    assert calls == [True, True, True]
+    with torch.no_grad():
+        checkpointed(velocity)(x, 1.0)
+    assert calls[-1] is False
+
+
+def test_checkpointing_keeps_less_alive_as_n_grows():
+    """Peak memory (profiler allocation events) of forward+backward: with
+    checkpointing, N=8 holds far less than the plain N=8."""
+    z = torch.randn(2, C, 16, 16, requires_grad=True)
+
+    def step(vf, n):
+        def go():
+            traj = euler_sample(vf.trajectory(n, 4), z, n)
+            sum(p.square().mean() for p in traj.predictions).backward()
+        return go
+
+    plain, ckpt = field(), field(checkpoint=True)
+    peaks = {(name, n): peak_memory(step(vf, n), torch.device('cpu'))[0]
+             for name, vf in (('plain', plain), ('ckpt', ckpt))
+             for n in (1, 8)}
+    if None in peaks.values():
+        pytest.skip('the profiler gave no allocation events')
+    assert peaks['ckpt', 8] < 0.6 * peaks['plain', 8]
+    assert peaks['plain', 8] > peaks['plain', 1]
+
+
+def test_options_are_validated_at_build_time():
+    assert compile_options(False) is None and compile_options(None) is None
+    assert compile_options(True) == {'dynamic': False}
+    assert compile_options({'mode': 'max-autotune'}) == {
+        'dynamic': False, 'mode': 'max-autotune'}
+    with pytest.raises(TypeError, match='compile must be a bool or a dict'):
+        field(compile='yes')
