@@ -19,9 +19,9 @@ pytest.importorskip('sklearn')
 from mmkdflow.datasets import (DIGITS_CLASSES, DIGITS_SEG_CLASSES,  # noqa
                                DIGITS_SEG_METAINFO, MARKER_NAME,
                                build_digits_cls, build_digits_det,
-                               build_digits_seg, load_source_digits,
-                               prepare_digits, read_marker,
-                               split_source_indices)
+                               build_digits_seg, holdout_split,
+                               load_source_digits, prepare_digits,
+                               read_marker, split_source_indices)
 from mmkdflow.datasets._common import (mask_bbox, render_canvas,  # noqa
                                        stream_rng)
 
@@ -165,6 +165,56 @@ def test_det_train_val_disjoint_sources(det_root):
             assert targets[a['source_index']] == a['category_id'] - 1
     assert not sources['train'] & sources['val']
     assert sources['train'] <= train_split and sources['val'] <= val_split
+
+
+def test_tuning_split_is_disjoint_from_val_and_from_its_train():
+    train, val = map(set, split_source_indices(0))
+    tune_train, tune = map(set, holdout_split(0, holdout='tune'))
+    assert tune and tune_train
+    assert not tune & val and not tune_train & val  # never a val digit
+    assert not tune & tune_train
+    assert tune | tune_train == train
+    assert len(tune) == round(0.2 * len(train))
+    # the reported split is unchanged by the option
+    assert [set(a) for a in holdout_split(0)] == [train, val]
+    with pytest.raises(ValueError, match='holdout must be one of'):
+        holdout_split(0, holdout='test')
+    with pytest.raises(ValueError, match='tune_fraction'):
+        holdout_split(0, holdout='tune', tune_fraction=1.0)
+
+
+def test_det_tuning_split_sources(tmp_path):
+    """A tuning build's val canvases hold only tuning digits, its train
+    canvases only the other train digits: no reported val digit anywhere."""
+    root = build_digits_det(tmp_path / 'tune', seed=0, holdout='tune',
+                            **DET_KW)
+    _, val = map(set, split_source_indices(0))
+    tune_train, tune = map(set, holdout_split(0, holdout='tune'))
+    sources = {}
+    for split in ('train', 'val'):
+        coco = _load_json(osp.join(root, 'annotations', f'{split}.json'))
+        sources[split] = {a['source_index'] for a in coco['annotations']}
+    assert sources['val'] <= tune and sources['train'] <= tune_train
+    assert not (sources['val'] | sources['train']) & val
+    assert read_marker(root)['params']['holdout'] == 'tune'
+
+
+def test_seg_and_cls_tuning_split_sources(tmp_path):
+    _, val = map(set, split_source_indices(0))
+    tune_train, tune = holdout_split(0, holdout='tune')
+    root = build_digits_cls(tmp_path / 'cls', seed=0, holdout='tune')
+    for split, expected in (('train', tune_train), ('val', tune)):
+        found = sorted(int(osp.splitext(f)[0]) for d in DIGITS_CLASSES
+                       for f in os.listdir(osp.join(root, split, d)))
+        assert found == expected.tolist()
+        assert not set(found) & val
+    seg = build_digits_seg(tmp_path / 'seg', seed=0, holdout='tune',
+                           **SEG_KW)
+    reported = build_digits_seg(tmp_path / 'seg_val', seed=0, **SEG_KW)
+    # the tuning val canvases are other images than the reported ones
+    assert _read(osp.join(seg, 'ann_dir', 'val', '000001.png')) != \
+        _read(osp.join(reported, 'ann_dir', 'val', '000001.png'))
+    assert 'holdout' not in read_marker(reported)['params']
 
 
 def test_det_determinism(tmp_path):

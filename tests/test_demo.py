@@ -1,13 +1,18 @@
-"""tools/demo.py: every method of a task trains under one schedule, and the
-table's numbers follow their formulas (the training itself is `make demo`;
-the Runner end-to-end runs on these configs are in test_e2e_*.py)."""
+"""tools/demo.py: every method of a task trains under one schedule from the
+same pretrained backbone, the backbone / teacher caches are invalidated when
+their config changes, the tuning and smoke options are valid, and (slow) the
+numbers the demo prints are the values in each run's own log."""
 import importlib.util
 import json
+import os
 import os.path as osp
-import statistics
+import re
+import subprocess
+import sys
 
 import pytest
-from mmengine.config import Config
+import torch
+from mmengine.config import Config, DictAction
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -31,9 +36,20 @@ def schedule(cfg: Config) -> dict:
                 dataset=cfg['train_dataloader']['dataset'])
 
 
+def with_options(cfg: Config, options) -> Config:
+    """Apply ``key=value`` strings as ``--cfg-options`` would."""
+    parsed = {}
+    for option in options:
+        key, value = option.split('=', 1)
+        parsed[key] = DictAction._parse_iterable(value)
+    cfg.merge_from_dict(parsed)
+    return cfg
+
+
 @pytest.mark.parametrize('task', sorted(demo.TASKS))
 def test_every_method_trains_under_the_same_schedule(task):
     methods = demo.TASKS[task]['methods']
+    assert demo.TASKS[task]['baseline'] in methods
     configs = {m: Config.fromfile(osp.join(demo.DEMO, file))
                for m, (_, file) in methods.items()}
     alone = schedule(configs['student'])
@@ -43,65 +59,140 @@ def test_every_method_trains_under_the_same_schedule(task):
         if student is not None:  # the distilled student is the one alone
             assert osp.basename(student['cfg_path']) == \
                 methods['student'][1], method
+        if demo.TASKS[task]['backbones']:
+            # every student starts from the pretrained backbone
+            option = demo.backbone_option(cfg, '/x/b.pth')
+            assert option.endswith('backbone.init_cfg.checkpoint=/x/b.pth')
 
 
-def test_det_students_schedule():
-    cfg = Config.fromfile(osp.join(demo.DEMO, demo.TASKS['det']['methods']
-                                   ['student'][1]))
-    teacher = Config.fromfile(osp.join(demo.DEMO,
-                                       demo.TASKS['det']['teacher']))
-    assert cfg.train_dataloader.batch_size == 4
-    # the teacher's learning rate scaled linearly with the batch
-    assert cfg.optim_wrapper.optimizer.lr * 16 / 4 == \
-        teacher.optim_wrapper.optimizer.lr
-    assert cfg.train_cfg.max_epochs == 5
+@pytest.mark.parametrize('task', ['det', 'seg'])
+def test_backbone_pretraining_matches_the_models(task):
+    """The pretrained classifier's backbone is the detector's / segmenter's
+    backbone (same type and arguments), so its weights load one to one."""
+    spec = demo.TASKS[task]
+    for role, file in spec['backbones'].items():
+        pre = Config.fromfile(osp.join(demo.DEMO, file)).model.backbone
+        model_file = spec['teacher'] if role == 'teacher' \
+            else spec['methods']['student'][1]
+        model = Config.fromfile(osp.join(demo.DEMO, model_file)).model
+        target = dict(model.backbone)
+        pre = dict(pre)
+        assert pre.pop('type').split('.')[-1] == target.pop('type')
+        assert target.pop('init_cfg')['type'] == 'Pretrained'
+        pre.pop('init_cfg', None)
+        assert pre.pop('out_indices') == (3, )
+        target.pop('out_indices')
+        assert pre == target, (role, file)
 
 
-def test_summary_rows_follow_their_formulas():
-    task = demo.TASKS['det']
-    runs = {
-        'student': [dict(m=0.10, t=0.05), dict(m=0.12, t=0.07)],
-        'pkd': [dict(m=0.20, t=0.12), dict(m=0.16, t=0.12)],
-    }
-    results = {name: [{task['metric']: r['m'], 'iter_time': r['t']}
-                      for r in rs] for name, rs in runs.items()}
-    rows = demo.summarise(task, {task['metric']: 0.31}, results)
-    assert [r['label'] for r in rows] == [
-        'teacher', 'student alone', '+ PKD on FPN (feature KD)']
-    teacher, student, pkd = rows
-    assert teacher['mean'] == pytest.approx(31.0)
-    assert student['mean'] == pytest.approx(11.0)
-    assert student['spread'] == pytest.approx(statistics.stdev([10, 12]))
-    assert student['gap'] is None and student['rel_time'] == 1.0
-    assert pkd['mean'] == pytest.approx(18.0)
-    # share of the teacher-student gap closed: (18 - 11) / (31 - 11)
-    assert pkd['gap'] == pytest.approx(35.0)
-    assert pkd['rel_time'] == pytest.approx(0.12 / 0.06)
-    table = demo.markdown_table('T', 'mAP', rows, seeds=2)
-    assert '| + PKD on FPN (feature KD) | 18.0 ± 2.8 | 35% | 2.00x |' in table
-    assert table.startswith('T (2 seeds)')
+def test_backbone_option_refuses_a_scratch_student(tmp_path):
+    cfg = Config.fromfile(osp.join(demo.DEMO,
+                                   'retinanet_r18c16_digits_student.py'))
+    cfg.model.backbone.init_cfg = None
+    with pytest.raises(ValueError, match='pretrained backbone'):
+        demo.backbone_option(cfg, 'b.pth')
 
 
-def test_last_metrics_and_chart(tmp_path):
-    run = tmp_path / '20260101_000000' / 'vis_data'
-    run.mkdir(parents=True)
-    records = [dict(loss=1.0, time=9.0, iter=10),  # warm-up window
-               dict(loss=0.9, time=0.2, iter=20),
-               dict(loss=0.8, time=0.4, iter=30),
-               {'coco/bbox_mAP': 0.25, 'step': 3}]
-    (run / 'scalars.json').write_text(
-        '\n'.join(json.dumps(r) for r in records))
-    metrics = demo._last_metrics(str(tmp_path), 'coco/bbox_mAP')
-    assert metrics['coco/bbox_mAP'] == 0.25
-    assert metrics['iter_time'] == pytest.approx(0.3)  # median, warm-up out
-    with pytest.raises(RuntimeError, match='no accuracy/top1'):
-        demo._last_metrics(str(tmp_path), 'accuracy/top1')
-    rows = [dict(label='teacher', mean=30., spread=0.),
-            dict(label='student alone', mean=10., spread=1.),
-            dict(label='+ KD', mean=15., spread=2.)]
-    png = tmp_path / 'chart.png'
-    demo.bar_chart('T', 'mAP', rows, str(png))
-    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+def test_extracted_backbone_loads_into_the_student(tmp_path):
+    """extract_backbone writes what the student's Pretrained init_cfg reads:
+    after init_weights the detector's backbone holds the pretrained
+    classifier's backbone weights."""
+    from mmengine.registry import DefaultScope
+
+    from mmkdflow.registry import MODELS
+    pre_cfg = Config.fromfile(osp.join(
+        demo.DEMO, 'retinanet_r18c16_digits_backbone.py'))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        classifier = MODELS.build(pre_cfg.model)
+    ckpt = tmp_path / 'epoch_1.pth'
+    torch.save(dict(state_dict=classifier.state_dict(), meta={}), ckpt)
+    stamp = dict(fingerprint='abc', checkpoint=str(ckpt))
+    out = demo.extract_backbone(stamp, str(tmp_path / 'b' / 'backbone.pth'))
+    saved = torch.load(out, weights_only=True)['state_dict']
+    assert saved and all(k.startswith('backbone.') for k in saved)
+    cfg = Config.fromfile(osp.join(demo.DEMO,
+                                   'retinanet_r18c16_digits_student.py'))
+    cfg.model.backbone.init_cfg.checkpoint = out
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        detector = MODELS.build(cfg.model)
+    detector.init_weights()
+    for key, value in classifier.backbone.state_dict().items():
+        assert torch.equal(detector.backbone.state_dict()[key], value), key
+    # same fingerprint: not rewritten; another one: rewritten
+    mtime = os.stat(out).st_mtime_ns
+    assert demo.extract_backbone(stamp, out) == out
+    assert os.stat(out).st_mtime_ns == mtime
+    demo.extract_backbone(dict(stamp, fingerprint='def'), out)
+    assert json.load(open(out + '.json'))['fingerprint'] == 'def'
+
+
+def test_cache_is_invalidated_when_the_config_changes(tmp_path,
+                                                      monkeypatch):
+    """cached_run trains once, reuses while the resolved config, options
+    and dependencies are unchanged, and retrains when any changes."""
+    calls = []
+
+    def fake_train(config, work_dir, seed, label, metric, options):
+        calls.append(config)
+        os.makedirs(work_dir, exist_ok=True)
+        ckpt = osp.join(work_dir, f'epoch_{len(calls)}.pth')
+        open(ckpt, 'w').close()
+        with open(osp.join(work_dir, 'last_checkpoint'), 'w') as f:
+            f.write(ckpt)
+
+    monkeypatch.setattr(demo, 'train', fake_train)
+    base = osp.join(demo.DEMO, 'retinanet_r18c16_digits_backbone.py')
+    config = tmp_path / 'backbone.py'
+    config.write_text(f'_base_ = [{base!r}]\n')
+    work_dir = str(tmp_path / 'run')
+
+    def run(**kwargs):
+        return demo.cached_run(str(config), work_dir, 'b', 'accuracy/top1',
+                               **kwargs)
+
+    first = run()
+    assert len(calls) == 1
+    assert run() == first and len(calls) == 1  # reused
+    config.write_text(f'_base_ = [{base!r}]\n'
+                      'model = dict(backbone=dict(base_channels=8))\n')
+    second = run()  # the backbone's config changed
+    assert len(calls) == 2 and second['fingerprint'] != first['fingerprint']
+    assert run() == second and len(calls) == 2
+    run(depends=['other-backbone'])  # e.g. the teacher's backbone changed
+    assert len(calls) == 3
+    run(depends=['other-backbone'], options=['train_cfg.max_epochs=1'])
+    assert len(calls) == 4
+    os.remove(run(depends=['other-backbone'],
+                  options=['train_cfg.max_epochs=1'])['checkpoint'])
+    run(depends=['other-backbone'], options=['train_cfg.max_epochs=1'])
+    assert len(calls) == 5  # its checkpoint is gone
+    run(depends=['other-backbone'], options=['train_cfg.max_epochs=1'],
+        retrain=True)
+    assert len(calls) == 6
+
+
+def test_the_teacher_depends_on_its_backbone():
+    teacher = osp.join(demo.DEMO, 'retinanet_r18_digits_teacher.py')
+    assert demo.fingerprint(teacher, depends=['a']) != demo.fingerprint(
+        teacher, depends=['b'])
+
+
+def test_smoke_and_tuning_options_apply():
+    det = Config.fromfile(osp.join(demo.DEMO,
+                                   'pkd_retinanet_r18_r18c16_digits.py'))
+    cfg = with_options(det, demo.run_options(det, smoke=True, tune=True))
+    assert cfg.train_cfg.max_epochs == 2
+    assert cfg.train_dataloader.dataset.indices == 16
+    assert cfg.train_dataloader.dataset.data_root == 'data/digits_det_tune/'
+    assert cfg.val_dataloader.dataset.digits_options.holdout == 'tune'
+    assert cfg.val_evaluator.ann_file == \
+        'data/digits_det_tune/annotations/val.json'
+    seg = Config.fromfile(osp.join(demo.DEMO,
+                                   'deeplabv3_r18c16_digits_student.py'))
+    cfg = with_options(seg, demo.run_options(seg, smoke=True))
+    assert cfg.train_cfg.max_iters == 4
+    assert cfg.val_dataloader.dataset.data_root == 'data/digits_seg/'
+    assert demo.run_options(seg) == []
 
 
 def test_progress_line():
@@ -112,3 +203,61 @@ def test_progress_line():
     assert demo._progress('Iter(train) [30/100]  lr: 1e-3  loss: 2.5') == \
         'iter [30/100]  loss 2.5'
     assert demo._progress('Epoch(val) [5][13/13]  coco/bbox_mAP: 0.1') is None
+
+
+def _last_logged(work_dir: str, metric: str) -> float:
+    """The metric of the last validation line of a run's text log."""
+    stamp = sorted(d for d in os.listdir(work_dir)
+                   if osp.isfile(osp.join(work_dir, d, d + '.log')))[-1]
+    with open(osp.join(work_dir, stamp, stamp + '.log')) as f:
+        values = re.findall(re.escape(metric) + r': (-?[0-9.]+)', f.read())
+    return float(values[-1])
+
+
+SMOKE_METHODS = {'det': ['student', 'pkd'],
+                 'seg': ['student', 'cwd', 'diffkd', 'fmkt'],
+                 'cls': ['student', 'kd', 'diffkd', 'fmkt', 'fmkt_theta',
+                         'ofmkt']}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('task', sorted(SMOKE_METHODS))
+def test_printed_numbers_are_the_logged_ones(tmp_path, task):
+    """The whole demo (backbones, teacher, methods, report) on a few images:
+    every number it prints is the run's logged metric (x 100 only for the
+    COCO mAP, which mmdet logs as a fraction)."""
+    proc = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'demo.py'), '--smoke',
+         '--task', task, '--work-dir', str(tmp_path), '--methods',
+         *SMOKE_METHODS[task]],
+        cwd=ROOT, capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    spec = demo.TASKS[task]
+    metric, scale = spec['metric'], 100.0 if task == 'det' else 1.0
+    rows = {line.split('|')[1].strip(): line.split('|')[2].strip()
+            for line in proc.stdout.splitlines()
+            if line.startswith('| ') and not line.startswith('| model')}
+    work = tmp_path / task
+    expected = {'teacher': _last_logged(str(work / 'teacher'), metric)}
+    for method in SMOKE_METHODS[task]:
+        expected[spec['methods'][method][0]] = _last_logged(
+            str(work / method / 'seed0'), metric)
+    assert set(rows) == set(expected)
+    for label, logged in expected.items():
+        assert rows[label] == f'{scale * logged:.1f}', label
+    report = json.loads((work / 'results.json').read_text())
+    assert report['metric'] == metric and report['scale'] == scale
+    for name in ('results.png', 'curves.png'):
+        assert (work / name).read_bytes()[:4] == b'\x89PNG'
+
+
+def test_test_log_values():
+    text = ('2026/12/01 08:00:00 - mmengine - INFO - Epoch(test) [ 50/200]'
+            '    eta: 0:00:03  time: 0.0300  data_time: 0.0010\n'
+            '2026/12/01 08:00:05 - mmengine - INFO - Epoch(test) [200/200]'
+            '    coco/bbox_mAP: 0.2340  coco/bbox_mAP_50: 0.4000  '
+            'data_time: 0.0011  time: 0.0250\n')
+    assert demo.test_log_values(text, 'coco/bbox_mAP') == dict(
+        value=0.234, time=0.025)
+    with pytest.raises(RuntimeError, match='no test line with mIoU'):
+        demo.test_log_values(text, 'mIoU')

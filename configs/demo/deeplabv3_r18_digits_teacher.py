@@ -1,6 +1,17 @@
-# Teacher for DigitsSeg: DeepLabV3, ResNetV1c-18 (64 base channels).
+# Teacher for DigitsSeg: DeepLabV3, ResNetV1c-18 (64 base channels). Its
+# backbone starts from the DigitsCls pretraining of
+# deeplabv3_r18_digits_backbone.py (tools/demo.py trains it once and points
+# this path at it), as the Cityscapes recipes start from ImageNet weights.
 _base_ = [
     '../_base_/models/deeplabv3_r18_digits.py',
     '../_base_/datasets/digits_seg.py',
     '../_base_/schedules/digits_seg_schedule.py',
 ]
+model = dict(
+    backbone=dict(
+        init_cfg=dict(
+            _delete_=True,  # the base model's init_cfg is None
+            type='Pretrained',
+            checkpoint='work_dirs/demo/seg/backbones/'
+            'deeplabv3_r18_digits_backbone.pth',
+            prefix='backbone.')))

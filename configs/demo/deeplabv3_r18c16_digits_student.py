@@ -1,9 +1,20 @@
-# Student for DigitsSeg: DeepLabV3, ResNetV1c-18 with 16 base channels.
+# Student for DigitsSeg: DeepLabV3, ResNetV1c-18 with 16 base channels. Its
+# backbone starts from the DigitsCls pretraining of
+# deeplabv3_r18c16_digits_backbone.py (tools/demo.py trains it once and
+# points this path at it); so does the student of every method.
 _base_ = [
     '../_base_/models/deeplabv3_r18_digits.py',
     '../_base_/datasets/digits_seg.py',
     '../_base_/schedules/digits_seg_schedule.py',
 ]
 model = dict(
-    backbone=dict(stem_channels=16, base_channels=16),
+    backbone=dict(
+        stem_channels=16,
+        base_channels=16,
+        init_cfg=dict(
+            _delete_=True,  # the base model's init_cfg is None
+            type='Pretrained',
+            checkpoint='work_dirs/demo/seg/backbones/'
+            'deeplabv3_r18c16_digits_backbone.pth',
+            prefix='backbone.')),
     decode_head=dict(in_channels=128, channels=32))

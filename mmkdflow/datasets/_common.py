@@ -88,6 +88,54 @@ def split_source_indices(seed: int = 0,
     return np.sort(perm[:num_train]), np.sort(perm[num_train:])
 
 
+#: Held-out splits a builder can write into its ``val`` folder.
+HOLDOUTS = ('val', 'tune')
+#: Stream key of the tuning split's permutation (independent of the split).
+_TUNE_KEY = 7
+
+
+def holdout_split(seed: int = 0, val_fraction: float = 0.2,
+                  holdout: str = 'val', tune_fraction: float = 0.2
+                  ) -> Tuple[np.ndarray, np.ndarray]:
+    """Source digit indices of a build's ``train`` and ``val`` folders.
+
+    ``holdout='val'`` is :func:`split_source_indices` (the reported
+    train / val split). ``holdout='tune'`` is the tuning split for choosing
+    hyper-parameters: ``tune_fraction`` of the *train* digits (drawn with
+    their own stream of ``seed``) become the held-out split, and training
+    uses the remaining train digits. The tuning split therefore never shares
+    a source digit with the reported val split, nor with what the tuning
+    runs train on.
+
+    Raises:
+        ValueError: ``holdout`` is not one of :data:`HOLDOUTS`, or
+            ``tune_fraction`` is not in (0, 1).
+    """
+    train, val = split_source_indices(seed, val_fraction)
+    if holdout == 'val':
+        return train, val
+    if holdout != 'tune':
+        raise ValueError(f'holdout must be one of {HOLDOUTS}, got '
+                         f'{holdout!r}')
+    if not 0.0 < tune_fraction < 1.0:
+        raise ValueError(f'tune_fraction must be in (0, 1), got '
+                         f'{tune_fraction}')
+    perm = np.random.default_rng([int(seed), _TUNE_KEY]).permutation(train)
+    num_tune = int(round(len(train) * tune_fraction))
+    return np.sort(perm[num_tune:]), np.sort(perm[:num_tune])
+
+
+def holdout_params(holdout: str, tune_fraction: float) -> dict:
+    """Marker parameters of the held-out split: none for the reported
+    ``val`` split (so existing builds stay valid), ``holdout`` and
+    ``tune_fraction`` for the tuning split."""
+    if holdout not in HOLDOUTS:
+        raise ValueError(f'holdout must be one of {HOLDOUTS}, got '
+                         f'{holdout!r}')
+    return {} if holdout == 'val' else dict(
+        holdout=holdout, tune_fraction=float(tune_fraction))
+
+
 def stream_rng(seed: int, *keys: int) -> np.random.Generator:
     """An independent generator for one (task, split) stream of a seed."""
     return np.random.default_rng([int(seed), *[int(k) for k in keys]])

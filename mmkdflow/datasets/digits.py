@@ -21,8 +21,9 @@ or from a shell::
 import os.path as osp
 from typing import Dict, Sequence
 
-from ._common import (DIGITS_CLASSES, FORMAT_VERSION, MARKER_NAME,
-                      load_source_digits, read_marker, split_source_indices)
+from ._common import (DIGITS_CLASSES, FORMAT_VERSION, HOLDOUTS,
+                      MARKER_NAME, holdout_split, load_source_digits,
+                      read_marker, split_source_indices)
 from .digits_cls import DIGITS_CLS_METAINFO, build_digits_cls
 from .digits_det import (DIGITS_COCO_CATEGORIES, DIGITS_METAINFO,
                          DIGITS_PALETTE, build_digits_det,
@@ -70,8 +71,9 @@ __all__ = [
     'DIGITS_CLASSES', 'DIGITS_CLS_METAINFO', 'DIGITS_COCO_CATEGORIES',
     'DIGITS_METAINFO', 'DIGITS_PALETTE', 'DIGITS_SEG_CLASSES',
     'DIGITS_SEG_METAINFO', 'DIGITS_SEG_PALETTE', 'DIGITS_TASKS',
-    'FORMAT_VERSION', 'MARKER_NAME', 'build_digits_cls', 'build_digits_det',
+    'FORMAT_VERSION', 'HOLDOUTS', 'MARKER_NAME', 'build_digits_cls',
+    'build_digits_det',
     'build_digits_seg', 'category_id_to_digit', 'digit_to_category_id',
-    'load_source_digits', 'prepare_digits', 'read_marker',
+    'holdout_split', 'load_source_digits', 'prepare_digits', 'read_marker',
     'split_source_indices'
 ]

@@ -17,9 +17,9 @@ import os
 import os.path as osp
 from typing import Tuple
 
-from ._common import (DIGITS_CLASSES, cached_build, load_source_digits,
-                      render_canvas, save_png, split_source_indices,
-                      stream_rng)
+from ._common import (DIGITS_CLASSES, cached_build, holdout_params,
+                      holdout_split, load_source_digits, render_canvas,
+                      save_png, stream_rng)
 
 #: ``metainfo`` for mmpretrain's ``CustomDataset`` (the folder names give the
 #: same classes in the same order).
@@ -51,19 +51,25 @@ def build_digits_cls(root='data/digits_cls',
                      image_size: int = 32,
                      scale_range: Tuple[int, int] = (20, 30),
                      stroke_threshold: float = 0.3,
-                     val_fraction: float = 0.2) -> str:
+                     val_fraction: float = 0.2,
+                     holdout: str = 'val',
+                     tune_fraction: float = 0.2) -> str:
     """Build (or reuse) the DigitsCls dataset in ``root``.
 
     Each source digit becomes one ``image_size`` x ``image_size`` RGB crop:
     the digit scaled to a side in ``scale_range`` at a random position, random
     bright colour, noisy dark background. Train/val use the disjoint split of
-    :func:`split_source_indices` (``seed``, ``val_fraction``). Returns
+    :func:`split_source_indices` (``seed``, ``val_fraction``);
+    ``holdout='tune'`` writes the tuning split instead (see
+    :func:`~mmkdflow.datasets._common.holdout_split`: ``val`` holds
+    ``tune_fraction`` of the train digits, ``train`` the rest). Returns
     ``root``.
     """
     params = dict(seed=int(seed), image_size=int(image_size),
                   scale_range=[int(v) for v in scale_range],
                   stroke_threshold=float(stroke_threshold),
-                  val_fraction=float(val_fraction))
+                  val_fraction=float(val_fraction),
+                  **holdout_params(holdout, tune_fraction))
     lo, hi = params['scale_range']
     if not 8 <= lo <= hi or lo > params['image_size']:
         raise ValueError(f'scale_range must satisfy 8 <= low <= high and '
@@ -71,7 +77,8 @@ def build_digits_cls(root='data/digits_cls',
                          f'image_size {image_size}')
 
     def write(stage):
-        train_idx, val_idx = split_source_indices(seed, val_fraction)
+        train_idx, val_idx = holdout_split(seed, val_fraction, holdout,
+                                           tune_fraction)
         n_tr = _write_split(stage, 'train', train_idx,
                             stream_rng(seed, _TASK_KEY, 0), params)
         n_va = _write_split(stage, 'val', val_idx,

@@ -25,7 +25,7 @@ from typing import Tuple
 
 from ._common import (DIGITS_CLASSES, FORMAT_VERSION, cached_build,
                       canvas_params, dump_json, render_canvas, save_png,
-                      split_source_indices, stream_rng)
+                      holdout_params, holdout_split, stream_rng)
 
 #: Palette for visualisers, one colour per digit class.
 DIGITS_PALETTE = [(220, 20, 60), (119, 11, 32), (0, 0, 142), (0, 0, 230),
@@ -97,7 +97,9 @@ def build_digits_det(root='data/digits_det',
                      scale_range: Tuple[int, int] = (16, 40),
                      max_iou: float = 0.3,
                      stroke_threshold: float = 0.3,
-                     val_fraction: float = 0.2) -> str:
+                     val_fraction: float = 0.2,
+                     holdout: str = 'val',
+                     tune_fraction: float = 0.2) -> str:
     """Build (or reuse) the COCO-format DigitsDet dataset in ``root``.
 
     Each ``image_size`` x ``image_size`` canvas holds ``num_digits`` (inclusive
@@ -107,13 +109,21 @@ def build_digits_det(root='data/digits_det',
     part of :func:`split_source_indices` (``seed``, ``val_fraction``), val
     canvases only from the val part. Same arguments, same bytes. Returns
     ``root``.
+
+    ``holdout='tune'`` writes the tuning split instead: ``val`` canvases
+    draw from ``tune_fraction`` of the train digits, ``train`` canvases from
+    the other train digits (see
+    :func:`~mmkdflow.datasets._common.holdout_split`); never from the
+    reported val digits.
     """
     params = canvas_params(seed, num_train, num_val, image_size,
                            num_digits, scale_range, max_iou,
                            stroke_threshold, val_fraction)
+    params.update(holdout_params(holdout, tune_fraction))
 
     def write(stage):
-        train_pool, val_pool = split_source_indices(seed, val_fraction)
+        train_pool, val_pool = holdout_split(seed, val_fraction, holdout,
+                                             tune_fraction)
         os.makedirs(osp.join(stage, 'annotations'))
         full = dict(params, format_version=FORMAT_VERSION)
         n_tr, a_tr = _write_split(stage, 'train', train_pool,

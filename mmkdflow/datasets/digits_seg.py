@@ -20,7 +20,7 @@ import os.path as osp
 from typing import Tuple
 
 from ._common import (DIGITS_CLASSES, cached_build, canvas_params,
-                      render_canvas, save_png, split_source_indices,
+                      holdout_params, holdout_split, render_canvas, save_png,
                       stream_rng)
 
 #: Class names of the segmentation dataset: label 0 is background, label
@@ -65,19 +65,29 @@ def build_digits_seg(root='data/digits_seg',
                      scale_range: Tuple[int, int] = (16, 40),
                      max_iou: float = 0.3,
                      stroke_threshold: float = 0.3,
-                     val_fraction: float = 0.2) -> str:
+                     val_fraction: float = 0.2,
+                     holdout: str = 'val',
+                     tune_fraction: float = 0.2) -> str:
     """Build (or reuse) the DigitsSeg dataset in ``root``.
 
     Same canvases as :func:`~mmkdflow.datasets.build_digits_det` (same
     arguments, own random stream) with per-pixel labels instead of boxes.
     Train and val draw from disjoint source digits. Returns ``root``.
+
+    ``holdout='tune'`` writes the tuning split instead: ``val`` canvases
+    draw from ``tune_fraction`` of the train digits, ``train`` canvases from
+    the other train digits (see
+    :func:`~mmkdflow.datasets._common.holdout_split`); never from the
+    reported val digits.
     """
     params = canvas_params(seed, num_train, num_val, image_size,
                            num_digits, scale_range, max_iou,
                            stroke_threshold, val_fraction)
+    params.update(holdout_params(holdout, tune_fraction))
 
     def write(stage):
-        train_pool, val_pool = split_source_indices(seed, val_fraction)
+        train_pool, val_pool = holdout_split(seed, val_fraction, holdout,
+                                             tune_fraction)
         n_tr = _write_split(stage, 'train', train_pool,
                             stream_rng(seed, _TASK_KEY, 0), num_train, params)
         n_va = _write_split(stage, 'val', val_pool,

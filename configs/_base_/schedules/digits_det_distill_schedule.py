@@ -9,7 +9,8 @@
 _base_ = ['./digits_det_schedule.py', '../datasets/digits_det.py']
 max_epochs = 5
 train_dataloader = dict(batch_size=4)
-train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+# validation after every epoch: the learning curves of the demo's report
+train_cfg = dict(max_epochs=max_epochs, val_interval=1)
 optim_wrapper = dict(optimizer=dict(lr=0.005))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,

@@ -1,0 +1,27 @@
+# Backbone pretraining for the DigitsSeg teacher: the teacher's dilated
+# ResNetV1c-18 (mmseg, 64 base channels, output stride 8, exactly the config
+# of ../_base_/models/deeplabv3_r18_digits.py) as an image classifier on
+# DigitsCls with the segmenter's input normalisation. tools/demo.py trains it
+# once, caches it and points the segmenters' backbone init_cfg at it.
+_base_ = [
+    '../_base_/models/deeplabv3_r18_digits.py',
+    '../_base_/schedules/digits_backbone_pretrain_schedule.py',
+]
+model = dict(
+    _delete_=True,
+    _scope_='mmpretrain',
+    type='ImageClassifier',
+    data_preprocessor=dict(
+        num_classes=10,
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        to_rgb=True),
+    backbone=dict(_base_.model.backbone, type='mmseg.ResNetV1c',
+                  out_indices=(3, )),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(
+        type='LinearClsHead',
+        num_classes=10,
+        in_channels=_base_.model.backbone.base_channels * 8,
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
+        topk=(1, )))
