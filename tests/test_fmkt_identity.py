@@ -250,7 +250,7 @@ def test_feature_flow_refuses_settings_that_cannot_be_meant(kwargs, match):
     (dict(label_smoothing=1.), 'label_smoothing'),
 ])
 def test_logit_flow_refuses_settings_that_cannot_be_meant(kwargs, match):
-    args = dict(num_classes=5, **kwargs)
+    args = {**dict(num_classes=5), **kwargs}
     with pytest.raises(ValueError, match=match):
         FMKTLogitConnector(8, **args)
 

@@ -1,6 +1,8 @@
 """``FMKTConnector``: the one registered name for both FM-KT connectors."""
 from typing import Union
 
+import torch.nn as nn
+
 from mmkdflow.registry import MODELS
 from .fmkt_feature_connector import FMKTFeatureConnector
 from .fmkt_logit_connector import FMKTLogitConnector
@@ -10,7 +12,10 @@ LOGIT_ONLY = ('num_classes', 'head_pool', 'ce_weight', 'online',
               'label_smoothing', 'flow_weight')
 
 
-def build_fmkt_connector(channels: int, head_mode: bool = False,
+def build_fmkt_connector(channels: int,
+                         meta_encoder: Union[str, dict, nn.Module, None] = None,
+                         *,
+                         head_mode: bool = False,
                          **kwargs) -> Union[FMKTFeatureConnector,
                                             FMKTLogitConnector]:
     """Build the FM-KT connector a config asks for, registered as
@@ -25,12 +30,16 @@ def build_fmkt_connector(channels: int, head_mode: bool = False,
 
     Args:
         channels: Student channels C.
+        meta_encoder: The meta-encoder (``None``: the chosen connector's
+            default, ``'convnext'`` for features, ``'mlp'`` for logits).
         head_mode: Logit flow instead of feature flow.
         **kwargs: The chosen connector's arguments.
 
     Raises:
         ValueError: For an argument the chosen connector does not take.
     """
+    if meta_encoder is not None:
+        kwargs['meta_encoder'] = meta_encoder
     if not head_mode:
         wrong = [k for k in LOGIT_ONLY if k in kwargs]
         if wrong:
