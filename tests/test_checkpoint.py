@@ -10,7 +10,7 @@ from mmengine.logging import HistoryBuffer, MessageHub
 from mmkdflow.models import OfflineDistiller
 from mmkdflow.utils import (CheckpointError, load_checkpoint_file,
                             save_atomic)
-from mmkdflow.utils.checkpoint import history_buffer_getattr
+from mmkdflow.utils.safe_globals import history_buffer_getattr
 
 FPN = dict(student='neck', teacher='neck', index=(0, 1, 2, 3, 4),
            loss=dict(type='MSELoss'))
@@ -130,11 +130,13 @@ def test_save_atomic_leaves_no_partial_file(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ['out.pth']
 
 
-# ------------------------------------------- MMEngine's saves are atomic
+# ------------------------------------- SafeCheckpointHook: atomic saves
 TOY_RUNNER = """
 import torch
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
+
+import mmkdflow  # noqa: F401
 
 
 class ToyModel(BaseModel):
@@ -148,18 +150,21 @@ class ToyModel(BaseModel):
         return dict(loss=out.pow(2).mean()) if mode == 'loss' else out
 
 
-def toy_runner(work_dir):
-    \"\"\"A real MMEngine Runner with a one-layer model and 4 samples.\"\"\"
+def toy_runner(work_dir, hook='mmkdflow.SafeCheckpointHook', max_epochs=1,
+               resume_from=None, **checkpoint):
+    \"\"\"A real MMEngine Runner with a one-layer model and 4 samples
+    (resumed from ``resume_from`` when given).\"\"\"
     data = [dict(inputs=torch.full((2, ), float(i))) for i in range(4)]
+    checkpoint = dict(dict(type=hook, interval=1), **checkpoint)
     return Runner(
         model=ToyModel(), work_dir=str(work_dir),
         train_dataloader=dict(dataset=data, batch_size=2,
                               sampler=dict(type='DefaultSampler',
                                            shuffle=False)),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-        train_cfg=dict(by_epoch=True, max_epochs=1),
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook',
-                                           interval=1)),
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
+        default_hooks=dict(checkpoint=checkpoint),
+        resume=resume_from is not None, load_from=resume_from,
         default_scope='mmengine', log_level='WARNING')
 """
 _toy = {}
@@ -167,15 +172,13 @@ exec(TOY_RUNNER, _toy)
 _toy_runner = _toy['toy_runner']
 
 #: Disk full for real: RLIMIT_FSIZE caps every write of the process at half
-#: the size of the first checkpoint (EFBIG), then two saves are attempted.
+#: the size of the first checkpoint (EFBIG), then the hook saves twice.
 DISK_FULL_SCRIPT = TOY_RUNNER + """
 import json, os, resource, signal, sys
-import mmkdflow
-from mmkdflow.utils.checkpoint import uninstall_atomic_checkpoint_save
-if sys.argv[2] == 'mmengine':
-    uninstall_atomic_checkpoint_save()
 work = sys.argv[1]
-runner = toy_runner(work)
+hook = dict(mmkdflow='mmkdflow.SafeCheckpointHook',
+            mmengine='CheckpointHook')[sys.argv[2]]
+runner = toy_runner(work, hook)
 runner.train()
 first = os.path.join(work, 'epoch_1.pth')
 size = os.path.getsize(first)
@@ -183,9 +186,11 @@ signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
 resource.setrlimit(resource.RLIMIT_FSIZE, (size // 2, hard))
 errors = []
-for name in ('epoch_2.pth', 'epoch_1.pth'):
+checkpoint_hook = [h for h in runner.hooks if 'Checkpoint' in type(h).__name__][0]
+for step in (2, 1):
     try:
-        runner.save_checkpoint(work, name)
+        checkpoint_hook._save_checkpoint_with_step(
+            runner, step, dict(epoch=step, iter=2 * step))
     except OSError as err:
         errors.append(err.errno)
 resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
@@ -196,52 +201,45 @@ print(json.dumps(dict(errors=errors, size=size, files={
 
 
 def _half_written_then_fail(monkeypatch):
-    """Make the next ``torch.save`` write half of its bytes, then fail as
-    a full disk would."""
-    import io
-    real_save = torch.save
+    """Make the next checkpoint write put half of its bytes on disk, then
+    fail as a full disk would."""
+    from mmengine.fileio.backends.local_backend import LocalBackend
 
-    def save(obj, f, *args, **kwargs):
-        buffer = io.BytesIO()
-        real_save(obj, buffer, *args, **kwargs)
-        data = buffer.getvalue()
-        f.write(data[:len(data) // 2])
+    def put(self, obj, filepath):
+        with open(filepath, 'wb') as f:
+            f.write(obj[:len(obj) // 2])
         raise OSError(28, 'No space left on device')
 
-    monkeypatch.setattr(torch, 'save', save)
+    monkeypatch.setattr(LocalBackend, 'put', put)
 
 
 def test_runner_checkpoints_are_never_half_written(tmp_path, monkeypatch):
-    from mmengine.runner import checkpoint as mmengine_checkpoint
-    from mmengine.runner import runner as mmengine_runner
-    for module in (mmengine_checkpoint, mmengine_runner):
-        assert module.save_checkpoint._mmkdflow_atomic
     runner = _toy_runner(tmp_path)
     runner.train()
     first = tmp_path / 'epoch_1.pth'
     saved = first.read_bytes()
     assert oct(first.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    assert (tmp_path / 'last_checkpoint').read_text() == str(first)
 
-    # a new checkpoint that fails midway: nothing under its name
+    # a new checkpoint that fails midway: nothing under its name, the
+    # previous one and last_checkpoint untouched
     runner.train_loop._max_epochs = 2
     _half_written_then_fail(monkeypatch)
     with pytest.raises(OSError, match='No space left'):
         runner.train()
     assert not (tmp_path / 'epoch_2.pth').exists()
-    # overwriting an existing checkpoint that fails midway: old bytes kept
-    with pytest.raises(OSError, match='No space left'):
-        runner.save_checkpoint(str(tmp_path), 'epoch_1.pth')
+    assert (tmp_path / 'last_checkpoint').read_text() == str(first)
     assert first.read_bytes() == saved
     assert not [f for f in os.listdir(tmp_path) if f.endswith('.tmp')]
     monkeypatch.undo()
     assert load_checkpoint_file(str(first))['meta']['epoch'] == 1
 
 
-@pytest.mark.parametrize('saver', ['mmkdflow', 'mmengine'])
-def test_disk_full_mid_write(tmp_path, saver):
-    """A real short write (file size limit): with mmkdflow imported the
+@pytest.mark.parametrize('hook', ['mmkdflow', 'mmengine'])
+def test_disk_full_mid_write(tmp_path, hook):
+    """A real short write (file size limit): with SafeCheckpointHook the
     new checkpoint is absent and the overwritten one intact; MMEngine's own
-    save (uninstalled patch, the control) leaves both half-written."""
+    CheckpointHook (the control) leaves both half-written."""
     import errno
     import json
     import subprocess
@@ -250,13 +248,13 @@ def test_disk_full_mid_write(tmp_path, saver):
     script.write_text(DISK_FULL_SCRIPT)
     work = tmp_path / 'work'
     out = subprocess.run(
-        [sys.executable, str(script), str(work), saver], check=True,
+        [sys.executable, str(script), str(work), hook], check=True,
         capture_output=True, text=True,
         env=dict(os.environ, OMP_NUM_THREADS='1')).stdout
     result = json.loads(out.strip().splitlines()[-1])
     assert result['errors'] == [errno.EFBIG, errno.EFBIG]
     files, size = result['files'], result['size']
-    if saver == 'mmkdflow':
+    if hook == 'mmkdflow':
         assert files == {'epoch_1.pth': size}
         assert load_checkpoint_file(str(work / 'epoch_1.pth'))
     else:
@@ -271,28 +269,18 @@ def _umask() -> int:
     return mask
 
 
-def test_atomic_save_can_be_uninstalled_and_skips_remote_targets():
+def test_importing_mmkdflow_leaves_mmengine_saving_alone():
+    """Atomic saving is the hook's job, not an import side effect."""
+    from mmengine.runner import checkpoint as mmengine_checkpoint
     from mmengine.runner import runner as mmengine_runner
-
-    from mmkdflow.utils.checkpoint import (_is_local_target,
-                                           install_atomic_checkpoint_save,
-                                           uninstall_atomic_checkpoint_save)
-    assert _is_local_target('/tmp/x.pth', None, None)
-    assert not _is_local_target('http://host/x.pth', None, None)
-    assert not _is_local_target('/tmp/x.pth', dict(backend='disk'), None)
-    uninstall_atomic_checkpoint_save()
-    try:
-        assert not hasattr(mmengine_runner.save_checkpoint,
-                           '_mmkdflow_atomic')
-    finally:
-        install_atomic_checkpoint_save()
-    install_atomic_checkpoint_save()  # idempotent: wrapped once
-    assert not hasattr(mmengine_runner.save_checkpoint.__wrapped__,
-                       '_mmkdflow_atomic')
+    assert mmengine_runner.save_checkpoint is \
+        mmengine_checkpoint.save_checkpoint
+    assert mmengine_checkpoint.save_checkpoint.__module__ == \
+        'mmengine.runner.checkpoint'
 
 
 def test_checkpoint_file_check_before_resume_or_test(tmp_path):
-    from mmkdflow.utils.checkpoint import check_checkpoint_file
+    from mmkdflow.utils import check_checkpoint_file
     good = str(tmp_path / 'good.pth')
     torch.save({'state_dict': {'w': torch.ones(3)}}, good)
     check_checkpoint_file(good)

@@ -98,6 +98,39 @@ def test_pickled_code_never_runs(tmp_path, det_data):
     assert not marker.exists()
 
 
+def test_pickled_code_is_refused_in_mmkdflow_words_by_every_tool(
+        tmp_path, det_data):
+    """--resume, load_from, tools/test.py and tools/export_student.py
+    refuse it before MMEngine sees it, and never suggest turning safe
+    loading off (torch's own message suggests weights_only=False)."""
+    marker = tmp_path / 'pwned'
+    hostile = str(tmp_path / 'hostile.pth')
+    torch.save({'meta': {}, 'state_dict': {}, 'x': Payload(str(marker))},
+               hostile)
+    config = str(tmp_path / 'cfg.py')
+    distill_cfg(tmp_path, det_data).dump(config)
+    train, test = load_tool('train'), load_tool('test')
+    export = load_tool('export_student')
+    calls = [
+        ('resume checkpoint', lambda: train.main([config, '--resume',
+                                                  hostile])),
+        ('load_from', lambda: train.main(
+            [config, '--cfg-options', f'load_from={hostile}'])),
+        ('checkpoint', lambda: test.main([config, hostile])),
+        ('checkpoint', lambda: export.export(
+            config, hostile, str(tmp_path / 'out.pth'))),
+    ]
+    for role, call in calls:
+        with pytest.raises(CheckpointError) as excinfo:
+            call()
+        message = str(excinfo.value)
+        assert message.startswith(f'{role} {hostile!r} was refused by safe '
+                                  f'loading'), message
+        assert 'system' in message and 'weights_only' not in message
+    assert not marker.exists()
+    assert not (tmp_path / 'out.pth').exists()
+
+
 # --------------------------------------------------- broken checkpoints
 def load_tool(name: str):
     spec = importlib.util.spec_from_file_location(
@@ -126,14 +159,17 @@ def test_broken_resume_checkpoints_stop_the_tools_first(tmp_path, det_data):
             train.main([config, '--resume', path])
         with pytest.raises(error, match=message.replace('resume ', '')):
             test.main([config, path])
-    # the latest checkpoint of the work dir (--resume without a path)
+    # the latest checkpoint of the work dir (--resume without a path) is
+    # truncated: the newest complete one is taken instead, and said so
+    from mmkdflow.engine.runner_utils import apply_resume
     work = tmp_path / 'work'
     work.mkdir()
+    shutil.copy(good, work / 'epoch_2.pth')
     shutil.copy(tmp_path / 'cut.pth', work / 'epoch_3.pth')
     (work / 'last_checkpoint').write_text(str(work / 'epoch_3.pth'))
-    with pytest.raises(CheckpointError, match='latest checkpoint of the work '
-                       'dir .*truncated'):
-        train.main([config, '--resume'])
+    cfg = Config(dict(work_dir=str(work)))
+    apply_resume(cfg, 'auto')
+    assert cfg.resume and cfg.load_from == str(work / 'epoch_2.pth')
 
 
 def test_resume_checkpoint_of_another_architecture(tmp_path, det_data):

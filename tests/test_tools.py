@@ -112,8 +112,8 @@ def test_shared_tool_setup(tmp_path, monkeypatch):
     ru.apply_resume(cfg, ckpt)
     assert cfg.resume and cfg.load_from == ckpt
     cfg.work_dir = str(tmp_path / 'fresh')
-    ru.apply_resume(cfg, 'auto')  # nothing to check in a new work dir
-    assert cfg.resume and cfg.load_from is None
+    ru.apply_resume(cfg, 'auto')  # nothing to resume in a new work dir
+    assert not cfg.resume and cfg.load_from is None
 
     ru.add_resume_state_hook(cfg)
     ru.add_resume_state_hook(cfg)  # once

@@ -1,5 +1,10 @@
 """Train a distiller (or any OpenMMLab model) with MMEngine's Runner.
 
+Every run is safe to kill: checkpoints are written atomically and rotated
+only once the new one is in place, and ``--resume`` continues from the
+newest complete checkpoint, inside an epoch if it was written there (see
+:func:`mmkdflow.engine.runner_utils.use_safe_checkpointing`).
+
 Without a GPU, ``--launcher pytorch`` (``tools/dist_train.sh``) and
 ``--launcher slurm`` run on CPU with the gloo backend (see
 :mod:`mmkdflow.engine.runner_utils`).
@@ -8,11 +13,12 @@ import argparse
 
 from mmengine.runner import Runner
 
-import mmkdflow  # noqa: F401  registers mmkdflow, safe and atomic checkpoints
+import mmkdflow  # noqa: F401  registers mmkdflow, safe checkpoint loading
 from mmkdflow.engine.runner_utils import (add_common_args,
                                           add_resume_state_hook, apply_amp,
                                           apply_resume, load_config,
-                                          parse_args, setup_distributed)
+                                          parse_args, setup_distributed,
+                                          use_safe_checkpointing)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,9 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
         '(mmkdflow.AutocastOptimWrapper) on CPU')
     parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
-        help='resume from the given checkpoint, or from the latest one in '
-        'the work dir when no path is given (model, optimizer, schedulers, '
-        'EMA and random states)')
+        help='resume from the given checkpoint, or from the latest complete '
+        'one in the work dir when no path is given (model, optimizer, '
+        'schedulers, EMA, random states and the position in the epoch)')
     add_common_args(parser)
     return parser
 
@@ -37,6 +43,7 @@ def main(argv=None) -> None:
     if args.amp:
         apply_amp(cfg)
     apply_resume(cfg, args.resume)
+    use_safe_checkpointing(cfg)
     add_resume_state_hook(cfg)
     setup_distributed(cfg)
     if 'runner_type' in cfg:

@@ -1,6 +1,7 @@
 """What ``tools/train.py`` and ``tools/test.py`` share: arguments, config
-set-up, distributed start on machines without a GPU, and the hook that makes
-``--resume`` exact (random states, strict weights).
+set-up, distributed start on machines without a GPU, safe checkpointing
+(:func:`use_safe_checkpointing`), and the choice and checks of the
+checkpoint ``--resume`` continues from.
 
 Distributed runs without a GPU
     MMEngine 0.10.7 starts every launcher with ``torch.cuda.set_device`` and
@@ -22,7 +23,7 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
-from mmkdflow.utils.checkpoint import check_checkpoint_file
+from mmkdflow.utils.checkpoint_loading import check_checkpoint_file
 
 #: Environment variable naming the ``torch.distributed`` backend to use
 #: (``gloo``, ``nccl``, ``mpi``); it overrides ``env_cfg.dist_cfg.backend``.
@@ -87,21 +88,66 @@ def apply_amp(cfg: Config, cuda: Optional[bool] = None) -> None:
 
 
 def apply_resume(cfg: Config, resume: Optional[str]) -> None:
-    """``--resume`` (latest checkpoint of the work dir) or ``--resume
-    PATH``; the checkpoint file is checked first
-    (:func:`~mmkdflow.utils.checkpoint.check_checkpoint_file`)."""
+    """``--resume`` (the latest complete checkpoint of the work dir) or
+    ``--resume PATH``; a ``load_from`` of the config is checked as well.
+
+    Without a path the checkpoint is chosen here, not by MMEngine:
+    ``last_checkpoint`` when it names a complete file, else the newest
+    complete checkpoint of the work dir, with a log line saying why (see
+    :func:`~mmkdflow.engine.hooks.find_resume_checkpoint`). Every file is
+    checked first (:func:`~mmkdflow.utils.check_checkpoint_file`), so a
+    missing, damaged or unsafe file is reported in mmkdflow's words.
+    """
     if resume is None:
+        if cfg.get('load_from'):
+            check_checkpoint_file(cfg.load_from, 'load_from')
         return
     cfg.resume = True
-    cfg.load_from = None if resume == 'auto' else resume
-    if cfg.load_from is not None:
-        check_checkpoint_file(cfg.load_from, 'resume checkpoint')
-    else:
-        from mmengine.runner import find_latest_checkpoint
-        latest = find_latest_checkpoint(cfg.work_dir) \
-            if osp.isdir(cfg.work_dir) else None
-        if latest is not None:
-            check_checkpoint_file(latest, 'latest checkpoint of the work dir')
+    if resume != 'auto':
+        check_checkpoint_file(resume, 'resume checkpoint')
+        cfg.load_from = resume
+        return
+    from .hooks.safe_checkpoint_hook import find_resume_checkpoint
+    cfg.load_from = find_resume_checkpoint(cfg.work_dir)
+    if cfg.load_from is None:
+        cfg.resume = False
+        print_log(f'--resume: no checkpoint in {cfg.work_dir}; training '
+                  f'starts from scratch', 'current')
+
+
+def use_safe_checkpointing(cfg: Config) -> None:
+    """Make the run safe to kill at any moment (``tools/train.py`` calls
+    this for every config).
+
+    * ``default_hooks.checkpoint``: MMEngine's ``CheckpointHook`` becomes
+      :class:`~mmkdflow.engine.SafeCheckpointHook` with the same arguments
+      (atomic writes; the old checkpoint is deleted only after the new one
+      and ``last_checkpoint`` are in place);
+    * ``train_cfg``: MMEngine's ``EpochBasedTrainLoop`` becomes
+      :class:`~mmkdflow.engine.ResumableEpochBasedTrainLoop` (resuming from
+      an iteration checkpoint continues inside the epoch) and its
+      ``IterBasedTrainLoop`` :class:`~mmkdflow.engine.ResumableIterBasedTrainLoop`
+      (the random states survive the skipping of trained batches).
+
+    Other hook and loop types (a config's own) are left as they are.
+    """
+    hooks = cfg.get('default_hooks')
+    checkpoint = hooks.get('checkpoint') if hooks else None
+    if isinstance(checkpoint, dict) and str(checkpoint.get(
+            'type', '')).split('.')[-1] == 'CheckpointHook':
+        checkpoint['type'] = 'mmkdflow.SafeCheckpointHook'
+    train_cfg = cfg.get('train_cfg')
+    if isinstance(train_cfg, dict):
+        loop = train_cfg.get('type')
+        if loop is None and train_cfg.get('by_epoch', False):
+            train_cfg.pop('by_epoch')
+            loop = 'EpochBasedTrainLoop'
+        if loop is None and train_cfg.get('by_epoch') is False:
+            train_cfg.pop('by_epoch')
+            loop = 'IterBasedTrainLoop'
+        name = str(loop).split('.')[-1]
+        if name in ('EpochBasedTrainLoop', 'IterBasedTrainLoop'):
+            train_cfg['type'] = f'mmkdflow.Resumable{name}'
 
 
 def add_resume_state_hook(cfg: Config) -> None:

@@ -9,7 +9,8 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
 from mmkdflow.registry import HOOKS
-from mmkdflow.utils.checkpoint import CheckpointError, state_dict_mismatch
+from mmkdflow.utils.checkpoint_loading import (CheckpointError,
+                                               state_dict_mismatch)
 
 #: The checkpoint entry written by :class:`ResumeStateHook`.
 RANDOM_STATES_KEY = 'random_states'

@@ -52,6 +52,9 @@ class DistillPoint:
     replace_path: Optional[str]
     connector_cfg: Any
     loss_cfg: Any
+    #: The config keys that set the indices (for messages).
+    student_index_key: str = 'index'
+    teacher_index_key: str = 'index'
 
     @classmethod
     def from_cfg(cls, name: str, cfg: dict) -> 'DistillPoint':
@@ -101,7 +104,11 @@ class DistillPoint:
                    teacher=cfg.get('teacher'), student_index=s_index,
                    teacher_index=t_index, replace_path=replace_path,
                    connector_cfg=cfg.get('connector'),
-                   loss_cfg=cfg.get('loss'))
+                   loss_cfg=cfg.get('loss'),
+                   student_index_key='student_index'
+                   if 'student_index' in cfg else 'index',
+                   teacher_index_key='teacher_index'
+                   if 'teacher_index' in cfg else 'index')
 
 
     @property

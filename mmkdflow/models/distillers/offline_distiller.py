@@ -13,7 +13,10 @@ from ..recorders import ModuleOutputRecorder
 from ..utils import DistillContext, build_mmkdflow_module, build_task_model
 from .distill_point import DistillPoint, put_back, select
 from .nonfinite import NONFINITE_POLICIES, NonFiniteGuardMixin
+from .pretrained import fetch_pretrained
 from .teacher import load_teacher
+from .validation import (about_point, check_index_range,
+                         check_nonnegative_weight)
 
 _TEACHER_FORWARDS = ('auto', 'extract_feat', 'tensor')
 
@@ -45,7 +48,8 @@ class OfflineDistiller(NonFiniteGuardMixin, BaseModel):
             backbone/neck, ``'tensor'`` its full tensor forward (for logits),
             ``'auto'`` picks ``extract_feat`` when every teacher path lies in
             the backbone or neck.
-        student_loss_weight: Factor on the student's own task losses.
+        student_loss_weight: Factor (>= 0) on the student's own task
+            losses; 0 leaves the student to the distillation losses alone.
         predict_with: ``'student'`` (default) or ``'teacher'``: which model
             answers ``val_step``/``test_step``.
         nonfinite: What a NaN/Inf loss does. ``'raise'`` (default): stop
@@ -91,7 +95,8 @@ class OfflineDistiller(NonFiniteGuardMixin, BaseModel):
             data_preprocessor, dict) else None
         self.student = build_task_model(student, 'student', default_dp)
         self.data_preprocessor = self.student.data_preprocessor
-        self.student_loss_weight = float(student_loss_weight)
+        self.student_loss_weight = check_nonnegative_weight(
+            student_loss_weight, 'student_loss_weight', 'OfflineDistiller')
         self.teacher_ckpt = teacher_ckpt
         self._teacher_tensors: Dict[str, List[Tensor]] = {}
 
@@ -117,7 +122,8 @@ class OfflineDistiller(NonFiniteGuardMixin, BaseModel):
         self.distill_losses = nn.ModuleDict()
         for point in self.points:
             if point.connector_cfg is not None:
-                connector = build_mmkdflow_module(point.connector_cfg)
+                with about_point(point.name, 'connector'):
+                    connector = build_mmkdflow_module(point.connector_cfg)
                 if not isinstance(connector, BaseConnector):
                     raise TypeError(
                         f'distill point {point.name!r}: connector must be a '
@@ -125,8 +131,9 @@ class OfflineDistiller(NonFiniteGuardMixin, BaseModel):
                         f'{type(connector).__name__}')
                 self.connectors[point.name] = connector
             if point.loss_cfg is not None:
-                self.distill_losses[point.name] = build_mmkdflow_module(
-                    point.loss_cfg)
+                with about_point(point.name, 'loss'):
+                    self.distill_losses[point.name] = build_mmkdflow_module(
+                        point.loss_cfg)
 
         self.student_recorder = ModuleOutputRecorder(
             self.student,
@@ -139,6 +146,7 @@ class OfflineDistiller(NonFiniteGuardMixin, BaseModel):
                 [p.teacher for p in self.points if p.teacher is not None],
                 'teacher')
         self.teacher_forward = self._resolve_teacher_forward(teacher_forward)
+        self._check_indices()
         self._check_channels()
         self._replaced: Dict[str, ConnectorOutput] = {}
         self._context = DistillContext()
@@ -157,6 +165,29 @@ class OfflineDistiller(NonFiniteGuardMixin, BaseModel):
         if inside_feat and hasattr(self.teacher, 'extract_feat'):
             return 'extract_feat'
         return 'tensor'
+
+    def _check_indices(self) -> None:
+        """Build-time check of ``index`` ranges where modules declare their
+        number of outputs (FPN ``num_outs``, backbone ``out_indices``)."""
+        for point in self.points:
+            check_index_range(
+                point.name, 'student', point.student,
+                self.student_recorder.modules[point.student],
+                point.student_index, point.student_index_key)
+            if point.teacher is not None:
+                check_index_range(
+                    point.name, 'teacher', point.teacher,
+                    self.teacher_recorder.modules[point.teacher],
+                    point.teacher_index, point.teacher_index_key)
+
+    def init_weights(self) -> None:
+        """Fetch the student's remote ``Pretrained`` weights first (an
+        unreachable one is reported with the module that asks for it, see
+        :func:`~.pretrained.fetch_pretrained`), then MMEngine's
+        initialisation (the loaded teacher is marked initialised and left
+        alone)."""
+        fetch_pretrained(self.student, 'student')
+        super().init_weights()
 
     def _check_channels(self) -> None:
         """Build-time check of channel counts where modules declare them."""

@@ -1,5 +1,6 @@
 """The protocol shared by every distillation loss of mmkdflow."""
 import contextlib
+import math
 from abc import abstractmethod
 from typing import ContextManager, Optional, Sequence, Tuple
 
@@ -59,12 +60,13 @@ class BaseDistillLoss(BaseModule):
     ``allowed_reductions``.
 
     Args:
-        loss_weight: Factor the loss is multiplied by.
+        loss_weight: Factor (>= 0) the loss is multiplied by.
         reduction: How the loss is reduced; one of ``allowed_reductions``.
         init_cfg: Initialisation config of :class:`BaseModule`.
 
     Raises:
-        ValueError: If ``reduction`` is not one of ``allowed_reductions``.
+        ValueError: If ``reduction`` is not one of ``allowed_reductions``,
+            or ``loss_weight`` is negative, infinite or NaN.
     """
 
     #: Whether :meth:`forward` needs a context with ground-truth labels.
@@ -82,6 +84,12 @@ class BaseDistillLoss(BaseModule):
                 f'{type(self).__name__}: reduction must be one of '
                 f'{self.allowed_reductions}, got {reduction!r}')
         self.loss_weight = float(loss_weight)
+        if not math.isfinite(self.loss_weight) or self.loss_weight < 0:
+            raise ValueError(
+                f'{type(self).__name__}: loss_weight must be a finite number '
+                f'>= 0, got {loss_weight!r}: a negative weight maximises the '
+                f'distance to the teacher instead of minimising it. Use a '
+                f'weight >= 0 (0 switches the loss off)')
         self.reduction = reduction
 
     def forward(self,

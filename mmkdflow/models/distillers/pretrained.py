@@ -1,0 +1,79 @@
+"""Pretrained weights named by ``init_cfg``: fetched before training, or an
+error that says which module asked for them and how to change that.
+
+A downstream model config often keeps ``init_cfg=dict(type='Pretrained',
+checkpoint='torchvision://resnet50')`` in its backbone. MMEngine downloads
+it inside ``init_weights``, after the whole runner is built, and on a
+machine without internet fails with a bare ``URLError`` that names no
+module. :func:`fetch_pretrained` runs first (from the distiller's
+``init_weights``): it resolves each remote ``Pretrained`` checkpoint of the
+modules still to be initialised to its URL, downloads it into the cache
+MMEngine reads (once), and raises :class:`~mmkdflow.utils.CheckpointError`
+naming the module and the fix when that fails.
+"""
+from typing import List, Optional, Tuple
+
+import torch.nn as nn
+
+from mmkdflow.utils.checkpoint_loading import fetch_url, is_remote
+
+
+def _url_of(checkpoint: str) -> Optional[str]:
+    """The download URL MMEngine uses for a ``Pretrained`` checkpoint name
+    (``None`` for a scheme mmkdflow leaves to MMEngine, e.g. ``s3://``)."""
+    from mmengine.runner import checkpoint as ckpt
+    if checkpoint.startswith(('http://', 'https://')):
+        return checkpoint
+    if checkpoint.startswith('torchvision://'):
+        return ckpt.get_torchvision_models().get(checkpoint[14:])
+    if checkpoint.startswith('mmcls://'):
+        return ckpt.get_mmcls_models().get(checkpoint[8:])
+    for prefix in ('open-mmlab://', 'openmmlab://'):
+        if checkpoint.startswith(prefix):
+            name = checkpoint[len(prefix):]
+            name = ckpt.get_deprecated_model_names().get(name, name)
+            url = ckpt.get_external_models().get(name)
+            return url if url and url.startswith('http') else None
+    return None
+
+
+def remote_pretrained(model: nn.Module, prefix: str
+                      ) -> List[Tuple[str, str]]:
+    """``(module path, checkpoint)`` for every ``Pretrained`` ``init_cfg``
+    with a remote checkpoint among the modules of ``model`` that
+    ``init_weights`` will still initialise."""
+    found = []
+    for name, module in model.named_modules():
+        if getattr(module, '_is_init', False):
+            continue
+        cfgs = getattr(module, 'init_cfg', None)
+        for cfg in cfgs if isinstance(cfgs, list) else [cfgs]:
+            if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained' \
+                    and is_remote(cfg.get('checkpoint')):
+                path = f'{prefix}.{name}' if name else prefix
+                found.append((path, cfg['checkpoint']))
+    return found
+
+
+def fetch_pretrained(model: nn.Module, prefix: str) -> None:
+    """Download the remote ``Pretrained`` checkpoints of ``model`` now.
+
+    Args:
+        model: The model whose ``init_weights`` follows (the student).
+        prefix: Its name in messages (``'student'``).
+
+    Raises:
+        CheckpointError: A download failed; the message names the module,
+            its ``init_cfg`` checkpoint, the cache file to put it at, and
+            how to point ``init_cfg`` at a local file or remove it.
+    """
+    for path, checkpoint in remote_pretrained(model, prefix):
+        url = _url_of(checkpoint)
+        if url is None:
+            continue
+        fetch_url(
+            url, f'the init_cfg of {path} (Pretrained, checkpoint='
+            f'{checkpoint!r})',
+            f"set that init_cfg's checkpoint to a local file in the config "
+            f"(model.{path}.init_cfg.checkpoint), or set "
+            f'model.{path}.init_cfg=None to start from random weights')

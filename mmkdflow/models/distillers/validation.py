@@ -1,0 +1,96 @@
+"""Build-time checks of a distiller's settings, in the user's terms.
+
+Settings that cannot be meant (a negative weight, an index past the last
+output of a module) are refused when the model is built, not at the first
+iteration, and every message names the distillation point, the setting and
+the fix.
+"""
+import contextlib
+import math
+from typing import Iterator, Optional, Sequence
+
+import torch.nn as nn
+
+
+def check_nonnegative_weight(value, name: str, where: str) -> float:
+    """Return ``value`` as a float if it is a finite number >= 0.
+
+    Args:
+        value: The configured weight.
+        name: The setting's name (``student_loss_weight``).
+        where: Where it is set, for the message (``OfflineDistiller``).
+
+    Raises:
+        ValueError: For a negative, infinite or NaN weight (a negative one
+            would maximise the loss it scales), or a non-number.
+    """
+    try:
+        weight = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f'{where}: {name} must be a number >= 0, got '
+                         f'{value!r}') from None
+    if not math.isfinite(weight) or weight < 0:
+        raise ValueError(
+            f'{where}: {name} must be a finite number >= 0, got {value!r}: a '
+            f'negative weight maximises the loss it scales instead of '
+            f'minimising it. Use a weight >= 0 (0 switches the loss off)')
+    return weight
+
+
+@contextlib.contextmanager
+def about_point(point: str, part: str) -> Iterator[None]:
+    """Prefix a ``ValueError``/``TypeError`` raised while building part of
+    a distillation point (its connector or loss) with the point's name."""
+    try:
+        yield
+    except (ValueError, TypeError) as err:
+        try:
+            named = type(err)(f'distill point {point!r}, {part}: {err}')
+        except Exception:  # an exception type with other arguments
+            raise err
+        raise named from err
+
+
+def declared_num_outputs(module: nn.Module) -> Optional[int]:
+    """How many tensors ``module`` returns, when its settings say so without
+    running it: ``num_outs`` of FPN-like necks, ``out_indices`` of
+    backbones (mmdet, mmseg and mmpretrain ResNets, MobileNets ...);
+    ``None`` when unknown."""
+    num_outs = getattr(module, 'num_outs', None)
+    if isinstance(num_outs, int) and not isinstance(num_outs, bool):
+        return num_outs
+    out_indices = getattr(module, 'out_indices', None)
+    if isinstance(out_indices, (list, tuple)) and out_indices:
+        return len(out_indices)
+    return None
+
+
+def check_index_range(point: str, side: str, path: str, module: nn.Module,
+                      index: Optional[Sequence[int]], key: str) -> None:
+    """Refuse entries of ``index`` outside the outputs ``module`` declares.
+
+    Args:
+        point: The distillation point's name.
+        side: ``'student'`` or ``'teacher'``.
+        path: The module's dotted path.
+        module: The module read.
+        index: The selected entries (``None``: the whole output).
+        key: The config key that set them (``index``, ``student_index``).
+
+    Raises:
+        IndexError: Naming the point, the module, how many tensors it
+            returns and the valid range.
+    """
+    if index is None:
+        return
+    count = declared_num_outputs(module)
+    if count is None:
+        return
+    bad = [i for i in index if not -count <= i < count]
+    if bad:
+        raise IndexError(
+            f'distill point {point!r}: {key} {list(index)} selects entry '
+            f'{bad[0]} of {side} {path!r}, which returns {count} tensors '
+            f'({type(module).__name__}); use indices 0..{count - 1} (or '
+            f'-{count}..-1 from the end), or change the module\'s number of '
+            f'outputs')
