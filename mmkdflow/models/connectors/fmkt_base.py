@@ -51,6 +51,11 @@ class BaseFMKTConnector(BaseConnector):
         self.distance = build_mmkdflow_module(distance)
 
     @property
+    def schedule(self):
+        """The flow's interpolant schedule."""
+        return self.flows.schedule
+
+    @property
     def num_steps(self) -> int:
         """N in training."""
         return self.flows.num_steps
