@@ -211,3 +211,25 @@ def test_use_safe_checkpointing_swaps_mmengine_types_only():
     use_safe_checkpointing(cfg)
     assert cfg.default_hooks.checkpoint.type == 'MyHook'
     assert cfg.train_cfg.type == 'MyLoop'
+
+
+def test_zero_counts_are_refused_when_the_runner_is_built(tmp_path):
+    from mmengine.registry import HOOKS
+    with pytest.raises(ValueError, match='interval=0 would never save'):
+        HOOKS.build(dict(type='mmkdflow.SafeCheckpointHook', interval=0))
+    with pytest.raises(ValueError, match='max_keep_ckpts=0 is ambiguous'):
+        HOOKS.build(dict(type='mmkdflow.SafeCheckpointHook',
+                         max_keep_ckpts=0))
+    from test_checkpoint import _toy
+    for train_cfg, message in (
+            (dict(type='mmkdflow.ResumableEpochBasedTrainLoop',
+                  max_epochs=0), 'max_epochs must be an integer >= 1'),
+            (dict(type='mmkdflow.ResumableEpochBasedTrainLoop',
+                  max_epochs=2, val_interval=0),
+             'val_interval must be .*set val_cfg=None'),
+            (dict(type='mmkdflow.ResumableIterBasedTrainLoop',
+                  max_iters=0), 'max_iters must be an integer >= 1')):
+        runner = _toy['toy_runner'](tmp_path / 'work')
+        runner._train_loop = train_cfg
+        with pytest.raises(ValueError, match=message):
+            runner.train_loop

@@ -29,6 +29,24 @@ from .hooks.resume_state_hook import (capture_random_states,
 EPOCH_PROGRESS_KEY = 'mmkdflow_epoch_progress'
 
 
+def check_counts(loop: str, **counts) -> None:
+    """Refuse step counts below 1 (a run of 0 epochs trains nothing; a
+    validation interval of 0 divides by zero in MMEngine's loop).
+
+    Raises:
+        ValueError: Naming the setting and the fix.
+    """
+    for name, value in counts.items():
+        if not isinstance(value, int) or isinstance(value, bool) \
+                or value < 1:
+            raise ValueError(
+                f'{loop}: train_cfg.{name} must be an integer >= 1, got '
+                f'{value!r}; to skip validation set val_cfg=None (or a '
+                f'val_interval larger than the run)' if name == 'val_interval'
+                else f'{loop}: train_cfg.{name} must be an integer >= 1, '
+                f'got {value!r}')
+
+
 class _SkipFirstBatches:
     """A batch sampler that yields those of ``batch_sampler`` after the
     first ``skip`` (the skipped index lists are drawn, not loaded)."""
@@ -76,6 +94,8 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
                  val_begin: int = 1, val_interval: int = 1,
                  dynamic_intervals=None,
                  load_skipped: Optional[bool] = None) -> None:
+        check_counts('ResumableEpochBasedTrainLoop', max_epochs=max_epochs,
+                     val_interval=val_interval)
         super().__init__(runner, dataloader, max_epochs, val_begin,
                          val_interval, dynamic_intervals)
         self.load_skipped = load_skipped
@@ -178,6 +198,14 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
     ``ResumeStateHook`` are put back afterwards, so that the next batch and
     the next step draw what they drew in the uninterrupted run.
     """
+
+    def __init__(self, runner, dataloader, max_iters: int,
+                 val_begin: int = 1, val_interval: int = 1000,
+                 dynamic_intervals=None) -> None:
+        check_counts('ResumableIterBasedTrainLoop', max_iters=max_iters,
+                     val_interval=val_interval)
+        super().__init__(runner, dataloader, max_iters, val_begin,
+                         val_interval, dynamic_intervals)
 
     def run(self):
         """Launch training (MMEngine's loop with the states kept across

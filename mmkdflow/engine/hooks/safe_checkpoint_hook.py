@@ -73,6 +73,16 @@ class SafeCheckpointHook(CheckpointHook):
                  companion_suffixes: Sequence[str] = ('_student', ),
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if self.interval == 0:
+            raise ValueError(
+                'SafeCheckpointHook: interval=0 would never save a '
+                'checkpoint; give interval >= 1 (epochs or iterations '
+                'between checkpoints), or -1 to save only the last one')
+        if self.max_keep_ckpts == 0:
+            raise ValueError(
+                'SafeCheckpointHook: max_keep_ckpts=0 is ambiguous (MMEngine '
+                'reads it as "keep all"); give max_keep_ckpts >= 1 to keep '
+                'that many, or -1 to keep all')
         self.companion_suffixes = tuple(companion_suffixes)
 
     # ------------------------------------------------------------ start
