@@ -165,9 +165,7 @@ def test_unreachable_pretrained_init_cfg_names_the_module(
     student['backbone']['init_cfg'] = dict(type='Pretrained',
                                            checkpoint=UNREACHABLE)
     model = build(saved_teacher, student=student)  # building needs nothing
-    assert remote_pretrained(model.student, 'student') == [
-        ('student.backbone', UNREACHABLE)]
-    assert remote_pretrained(model.teacher, 'teacher') == []
+    assert remote_pretrained(model) == [('student.backbone', UNREACHABLE)]
     with pytest.raises(CheckpointError) as excinfo:
         model.init_weights()  # what the Runner calls before training
     message = str(excinfo.value)
@@ -203,3 +201,30 @@ def test_pretrained_checkpoint_in_the_cache_initialises_the_student(
     model.init_weights()
     torch.testing.assert_close(model.student.backbone.conv1.weight,
                                source.backbone.conv1.weight)
+
+
+def test_missing_local_pretrained_checkpoint_names_the_module(
+        saved_teacher, tmp_path):
+    student = tiny_retinanet(8, 16)
+    missing = str(tmp_path / 'backbone_pretrained.pth')
+    student['backbone']['init_cfg'] = dict(type='Pretrained',
+                                           checkpoint=missing)
+    model = build(saved_teacher, student=student)
+    with pytest.raises(CheckpointError) as excinfo:
+        model.init_weights()
+    assert str(excinfo.value).startswith(
+        f'the init_cfg of student.backbone (Pretrained) names {missing!r}, '
+        f'which does not exist: set that init_cfg')
+
+
+def test_random_teacher_pretrained_url_is_checked_too(tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'hub'))
+    teacher = tiny_retinanet(16, 32)
+    teacher['backbone']['init_cfg'] = dict(type='Pretrained',
+                                           checkpoint=UNREACHABLE)
+    model = OfflineDistiller(
+        student=tiny_retinanet(8, 16), teacher=teacher,
+        allow_random_teacher=True, distill_points=dict(fpn=fpn_point()))
+    with pytest.raises(CheckpointError,
+                       match=r'^the init_cfg of teacher\.backbone'):
+        model.init_weights()

@@ -181,12 +181,13 @@ class OfflineDistiller(NonFiniteGuardMixin, BaseModel):
                     point.teacher_index, point.teacher_index_key)
 
     def init_weights(self) -> None:
-        """Fetch the student's remote ``Pretrained`` weights first (an
-        unreachable one is reported with the module that asks for it, see
+        """Fetch the remote ``Pretrained`` weights of the modules still to
+        be initialised first (an unreachable or missing one is reported
+        with the module that asks for it, see
         :func:`~.pretrained.fetch_pretrained`), then MMEngine's
         initialisation (the loaded teacher is marked initialised and left
         alone)."""
-        fetch_pretrained(self.student, 'student')
+        fetch_pretrained(self)
         super().init_weights()
 
     def _check_channels(self) -> None:

@@ -7,15 +7,19 @@ it inside ``init_weights``, after the whole runner is built, and on a
 machine without internet fails with a bare ``URLError`` that names no
 module. :func:`fetch_pretrained` runs first (from the distiller's
 ``init_weights``): it resolves each remote ``Pretrained`` checkpoint of the
-modules still to be initialised to its URL, downloads it into the cache
-MMEngine reads (once), and raises :class:`~mmkdflow.utils.CheckpointError`
-naming the module and the fix when that fails.
+modules still to be initialised (student, and a teacher without
+``teacher_ckpt``) to its URL, downloads it into the cache MMEngine reads
+(once), checks that local ones exist, and raises
+:class:`~mmkdflow.utils.CheckpointError` naming the module and the fix when
+that fails.
 """
+import os.path as osp
 from typing import List, Optional, Tuple
 
 import torch.nn as nn
 
-from mmkdflow.utils.checkpoint_loading import fetch_url, is_remote
+from mmkdflow.utils.checkpoint_loading import (CheckpointError, fetch_url,
+                                               is_remote)
 
 
 def _url_of(checkpoint: str) -> Optional[str]:
@@ -37,11 +41,11 @@ def _url_of(checkpoint: str) -> Optional[str]:
     return None
 
 
-def remote_pretrained(model: nn.Module, prefix: str
-                      ) -> List[Tuple[str, str]]:
+def pretrained_checkpoints(model: nn.Module, prefix: str = ''
+                           ) -> List[Tuple[str, str]]:
     """``(module path, checkpoint)`` for every ``Pretrained`` ``init_cfg``
-    with a remote checkpoint among the modules of ``model`` that
-    ``init_weights`` will still initialise."""
+    among the modules of ``model`` that ``init_weights`` will still
+    initialise (a loaded teacher is marked initialised and skipped)."""
     found = []
     for name, module in model.named_modules():
         if getattr(module, '_is_init', False):
@@ -49,31 +53,49 @@ def remote_pretrained(model: nn.Module, prefix: str
         cfgs = getattr(module, 'init_cfg', None)
         for cfg in cfgs if isinstance(cfgs, list) else [cfgs]:
             if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained' \
-                    and is_remote(cfg.get('checkpoint')):
-                path = f'{prefix}.{name}' if name else prefix
+                    and isinstance(cfg.get('checkpoint'), str):
+                path = '.'.join(p for p in (prefix, name) if p)
                 found.append((path, cfg['checkpoint']))
     return found
 
 
-def fetch_pretrained(model: nn.Module, prefix: str) -> None:
-    """Download the remote ``Pretrained`` checkpoints of ``model`` now.
+def remote_pretrained(model: nn.Module, prefix: str = ''
+                      ) -> List[Tuple[str, str]]:
+    """The :func:`pretrained_checkpoints` that name a remote file."""
+    return [(path, ckpt) for path, ckpt in
+            pretrained_checkpoints(model, prefix) if is_remote(ckpt)]
+
+
+def fetch_pretrained(model: nn.Module, prefix: str = '') -> None:
+    """Download the remote ``Pretrained`` checkpoints of ``model`` now, and
+    check that the local ones exist.
 
     Args:
-        model: The model whose ``init_weights`` follows (the student).
-        prefix: Its name in messages (``'student'``).
+        model: The model whose ``init_weights`` follows (the distiller).
+        prefix: Its name in messages and config keys (``''`` for the
+            distiller itself: ``student.backbone``).
 
     Raises:
-        CheckpointError: A download failed; the message names the module,
-            its ``init_cfg`` checkpoint, the cache file to put it at, and
-            how to point ``init_cfg`` at a local file or remove it.
+        CheckpointError: A download failed or a local file is missing or a
+            directory; the message names the module, its ``init_cfg``
+            checkpoint, and how to point ``init_cfg`` at a local file or
+            remove it (and for a download, the cache file to put it at).
     """
-    for path, checkpoint in remote_pretrained(model, prefix):
+    for path, checkpoint in pretrained_checkpoints(model, prefix):
+        fix = (f"set that init_cfg's checkpoint to a local file in the "
+               f'config (model.{path}.init_cfg.checkpoint), or set '
+               f'model.{path}.init_cfg=None to start from random weights')
+        if not is_remote(checkpoint):
+            if not osp.isfile(checkpoint):
+                problem = 'is a directory' if osp.isdir(checkpoint) \
+                    else 'does not exist'
+                raise CheckpointError(
+                    f'the init_cfg of {path} (Pretrained) names '
+                    f'{checkpoint!r}, which {problem}: {fix}')
+            continue
         url = _url_of(checkpoint)
         if url is None:
             continue
         fetch_url(
             url, f'the init_cfg of {path} (Pretrained, checkpoint='
-            f'{checkpoint!r})',
-            f"set that init_cfg's checkpoint to a local file in the config "
-            f"(model.{path}.init_cfg.checkpoint), or set "
-            f'model.{path}.init_cfg=None to start from random weights')
+            f'{checkpoint!r})', fix)
