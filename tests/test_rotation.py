@@ -233,3 +233,28 @@ def test_zero_counts_are_refused_when_the_runner_is_built(tmp_path):
         runner._train_loop = train_cfg
         with pytest.raises(ValueError, match=message):
             runner.train_loop
+
+
+def test_every_shipped_training_config_gets_safe_checkpointing():
+    """What tools/train.py does to each config under configs/ (demo and
+    paper rows): SafeCheckpointHook with the config's own arguments
+    (max_keep_ckpts included) and a resumable loop."""
+    import glob
+
+    from conftest import CONFIGS
+    paths = sorted(p for p in glob.glob(f'{CONFIGS}/**/*.py', recursive=True)
+                   if f'{os.sep}_base_{os.sep}' not in p)
+    assert len(paths) > 30
+    for path in paths:
+        cfg = Config.fromfile(path)
+        if cfg.get('train_cfg') is None:
+            continue
+        before = dict(cfg.default_hooks.checkpoint)
+        use_safe_checkpointing(cfg)
+        after = dict(cfg.default_hooks.checkpoint)
+        assert after.pop('type') == 'mmkdflow.SafeCheckpointHook', path
+        before.pop('type')
+        assert after == before, path
+        assert cfg.train_cfg.type in (
+            'mmkdflow.ResumableEpochBasedTrainLoop',
+            'mmkdflow.ResumableIterBasedTrainLoop'), (path, cfg.train_cfg)
