@@ -75,7 +75,7 @@ def _recorder():
     return Recorder()
 
 
-def noisy_runner(work_dir, loop: str, resume_from=None):
+def noisy_runner(work_dir, loop: str, resume_from=None, workers: int = 0):
     """A real Runner: 8 noisy samples, batch 2, shuffled; an iteration
     checkpoint every 3 iterations; random states saved."""
     from mmengine.runner import Runner
@@ -89,7 +89,8 @@ def noisy_runner(work_dir, loop: str, resume_from=None):
     runner = Runner(
         model=_noisy_model(), work_dir=str(work_dir),
         train_dataloader=dict(dataset=NoisyData(), batch_size=2,
-                              sampler=sampler, num_workers=0),
+                              sampler=sampler, num_workers=workers,
+                              persistent_workers=False),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05,
                                           momentum=0.9)),
         train_cfg=train_cfg,
@@ -102,17 +103,20 @@ def noisy_runner(work_dir, loop: str, resume_from=None):
     return runner, recorder
 
 
-@pytest.mark.parametrize('loop', ['mmkdflow.ResumableEpochBasedTrainLoop',
-                                  'mmkdflow.ResumableIterBasedTrainLoop'])
+@pytest.mark.parametrize('loop,workers', [
+    ('mmkdflow.ResumableEpochBasedTrainLoop', 0),
+    ('mmkdflow.ResumableEpochBasedTrainLoop', 2),  # skipped batches loaded
+    ('mmkdflow.ResumableIterBasedTrainLoop', 0)])
 def test_resume_inside_an_epoch_matches_the_uninterrupted_run(tmp_path,
-                                                              loop):
-    runner, reference = noisy_runner(tmp_path / 'ref', loop)
+                                                              loop, workers):
+    runner, reference = noisy_runner(tmp_path / 'ref', loop, workers=workers)
     runner.train()
     assert [r[0] for r in reference.records] == list(range(12))
     # resumed from iter_6.pth: inside epoch 2 (2 of its 4 batches trained)
     # for the epoch-based loop
     runner, resumed = noisy_runner(tmp_path / 'cut', loop,
-                                   str(tmp_path / 'ref' / 'iter_6.pth'))
+                                   str(tmp_path / 'ref' / 'iter_6.pth'),
+                                   workers=workers)
     runner.train()
     assert resumed.records == reference.records[6:]
     assert runner.iter == 12
