@@ -65,12 +65,14 @@ def _recorder():
 
         def __init__(self):
             self.records = []
+            self.etas = []  # seconds left, from MMEngine's IterTimerHook
 
         def after_train_iter(self, runner, batch_idx, data_batch=None,
                              outputs=None):
             self.records.append((runner.iter, runner.epoch, batch_idx,
                                  list(data_batch['index']),
                                  float(outputs['loss'])))
+            self.etas.append(runner.message_hub.get_info('eta'))
 
     return Recorder()
 
@@ -120,6 +122,7 @@ def test_resume_inside_an_epoch_matches_the_uninterrupted_run(tmp_path,
     runner.train()
     assert resumed.records == reference.records[6:]
     assert runner.iter == 12
+    assert min(resumed.etas) >= 0 and resumed.etas[-1] == 0
 
 
 def test_mmengine_epoch_loop_restarts_the_epoch_the_control(tmp_path):
@@ -133,6 +136,7 @@ def test_mmengine_epoch_loop_restarts_the_epoch_the_control(tmp_path):
     runner.train()
     assert resumed.records[0][:3] == (6, 1, 0)  # batch 0 of epoch 2 again
     assert runner.iter == 14
+    assert resumed.etas[-1] < 0  # MMEngine's "eta: -1 day, 23:59:..."
 
 
 # ------------------------------------------- slow: SIGKILL, tools/train.py
