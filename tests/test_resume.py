@@ -77,7 +77,8 @@ def _recorder():
     return Recorder()
 
 
-def noisy_runner(work_dir, loop: str, resume_from=None, workers: int = 0):
+def noisy_runner(work_dir, loop: str, resume_from=None, workers: int = 0,
+                 batch_size: int = 2):
     """A real Runner: 8 noisy samples, batch 2, shuffled; an iteration
     checkpoint every 3 iterations; random states saved."""
     from mmengine.runner import Runner
@@ -90,7 +91,7 @@ def noisy_runner(work_dir, loop: str, resume_from=None, workers: int = 0):
         sampler = dict(type='InfiniteSampler', shuffle=True)
     runner = Runner(
         model=_noisy_model(), work_dir=str(work_dir),
-        train_dataloader=dict(dataset=NoisyData(), batch_size=2,
+        train_dataloader=dict(dataset=NoisyData(), batch_size=batch_size,
                               sampler=sampler, num_workers=workers,
                               persistent_workers=False),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05,
@@ -137,6 +138,21 @@ def test_mmengine_epoch_loop_restarts_the_epoch_the_control(tmp_path):
     assert resumed.records[0][:3] == (6, 1, 0)  # batch 0 of epoch 2 again
     assert runner.iter == 14
     assert resumed.etas[-1] < 0  # MMEngine's "eta: -1 day, 23:59:..."
+
+
+def test_mid_epoch_resume_with_other_batches_per_epoch_is_refused(
+        tmp_path):
+    runner, _ = noisy_runner(tmp_path / 'ref',
+                             'mmkdflow.ResumableEpochBasedTrainLoop')
+    runner.train()
+    runner, _ = noisy_runner(tmp_path / 'cut',
+                             'mmkdflow.ResumableEpochBasedTrainLoop',
+                             str(tmp_path / 'ref' / 'iter_6.pth'),
+                             batch_size=4)
+    with pytest.raises(ValueError, match=r'written after 2 of the 4 batches '
+                       r'of epoch 2, but this run has 2 batches per epoch: '
+                       r'resume with the dataset, batch size'):
+        runner.train()
 
 
 # ------------------------------------------- slow: SIGKILL, tools/train.py
