@@ -15,8 +15,7 @@ from .distill_point import DistillPoint, put_back, select
 from .nonfinite import NONFINITE_POLICIES, NonFiniteGuardMixin
 from .pretrained import fetch_pretrained
 from .teacher import load_teacher
-from .validation import (about_point, check_index_range,
-                         check_nonnegative_weight)
+from .validation import about_point, check_nonnegative_weight, check_points
 
 _TEACHER_FORWARDS = ('auto', 'extract_feat', 'tensor')
 
@@ -146,8 +145,10 @@ class OfflineDistiller(NonFiniteGuardMixin, BaseModel):
                 [p.teacher for p in self.points if p.teacher is not None],
                 'teacher')
         self.teacher_forward = self._resolve_teacher_forward(teacher_forward)
-        self._check_indices()
-        self._check_channels()
+        check_points(self.points, self.student_recorder.modules,
+                     self.teacher_recorder.modules
+                     if self.teacher_recorder is not None else {},
+                     set(self.connectors))
         self._replaced: Dict[str, ConnectorOutput] = {}
         self._context = DistillContext()
         for point in self.points:
@@ -166,20 +167,6 @@ class OfflineDistiller(NonFiniteGuardMixin, BaseModel):
             return 'extract_feat'
         return 'tensor'
 
-    def _check_indices(self) -> None:
-        """Build-time check of ``index`` ranges where modules declare their
-        number of outputs (FPN ``num_outs``, backbone ``out_indices``)."""
-        for point in self.points:
-            check_index_range(
-                point.name, 'student', point.student,
-                self.student_recorder.modules[point.student],
-                point.student_index, point.student_index_key)
-            if point.teacher is not None:
-                check_index_range(
-                    point.name, 'teacher', point.teacher,
-                    self.teacher_recorder.modules[point.teacher],
-                    point.teacher_index, point.teacher_index_key)
-
     def init_weights(self) -> None:
         """Fetch the remote ``Pretrained`` weights of the modules still to
         be initialised first (an unreachable or missing one is reported
@@ -189,25 +176,6 @@ class OfflineDistiller(NonFiniteGuardMixin, BaseModel):
         alone)."""
         fetch_pretrained(self)
         super().init_weights()
-
-    def _check_channels(self) -> None:
-        """Build-time check of channel counts where modules declare them."""
-        if self.teacher_recorder is None:
-            return
-        for point in self.points:
-            if point.teacher is None or point.name in self.connectors:
-                continue
-            s_ch = _declared_channels(self.student_recorder.modules[
-                point.student])
-            t_ch = _declared_channels(self.teacher_recorder.modules[
-                point.teacher])
-            if s_ch is not None and t_ch is not None and s_ch != t_ch:
-                raise ValueError(
-                    f'distill point {point.name!r}: student '
-                    f"'{point.student}' gives {s_ch} channels but teacher "
-                    f"'{point.teacher}' gives {t_ch}; add a connector such as "
-                    f"dict(type='ConvAdapter', in_channels={s_ch}, "
-                    f'out_channels={t_ch}) or read matching modules')
 
     # ------------------------------------------------------------- helpers
     def _make_replacer(self, point: DistillPoint):
@@ -377,10 +345,3 @@ def _scale(value, factor: float):
         return type(value)(v * factor for v in value)
     return value * factor
 
-
-def _declared_channels(module: nn.Module) -> Optional[int]:
-    for attr in ('out_channels', 'out_features'):
-        value = getattr(module, attr, None)
-        if isinstance(value, int):
-            return value
-    return None

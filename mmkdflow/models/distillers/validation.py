@@ -7,7 +7,7 @@ the fix.
 """
 import contextlib
 import math
-from typing import Iterator, Optional, Sequence
+from typing import Dict, Iterable, Iterator, Optional, Sequence, Set
 
 import torch.nn as nn
 
@@ -94,3 +94,53 @@ def check_index_range(point: str, side: str, path: str, module: nn.Module,
             f'({type(module).__name__}); use indices 0..{count - 1} (or '
             f'-{count}..-1 from the end), or change the module\'s number of '
             f'outputs')
+
+
+def declared_channels(module: nn.Module) -> Optional[int]:
+    """The channels (or features) ``module`` declares it outputs
+    (``out_channels``, ``out_features``); ``None`` when unknown."""
+    for attr in ('out_channels', 'out_features'):
+        value = getattr(module, attr, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def check_points(points: Iterable, student_modules: Dict[str, nn.Module],
+                 teacher_modules: Dict[str, nn.Module],
+                 with_connector: Set[str]) -> None:
+    """Build-time checks of every distillation point: ``index`` ranges
+    (:func:`check_index_range`) and, for points without a connector, equal
+    declared channel counts of the student and teacher modules.
+
+    Args:
+        points: The parsed ``DistillPoint`` s.
+        student_modules: Module path -> student module read.
+        teacher_modules: Module path -> teacher module read.
+        with_connector: Names of the points that have a connector.
+
+    Raises:
+        IndexError: An index past a module's declared outputs.
+        ValueError: Different channel counts without a connector, naming
+            both and the adapter that maps one to the other.
+    """
+    for point in points:
+        check_index_range(point.name, 'student', point.student,
+                          student_modules[point.student],
+                          point.student_index, point.student_index_key)
+        if point.teacher is None:
+            continue
+        check_index_range(point.name, 'teacher', point.teacher,
+                          teacher_modules[point.teacher],
+                          point.teacher_index, point.teacher_index_key)
+        if point.name in with_connector:
+            continue
+        s_ch = declared_channels(student_modules[point.student])
+        t_ch = declared_channels(teacher_modules[point.teacher])
+        if s_ch is not None and t_ch is not None and s_ch != t_ch:
+            raise ValueError(
+                f'distill point {point.name!r}: student '
+                f"'{point.student}' gives {s_ch} channels but teacher "
+                f"'{point.teacher}' gives {t_ch}; add a connector such as "
+                f"dict(type='ConvAdapter', in_channels={s_ch}, "
+                f'out_channels={t_ch}) or read matching modules')
