@@ -61,8 +61,9 @@ def test_quick_benchmark_writes_every_section(tmp_path):
     assert len(section['fpn_shapes']) == 5
     assert all(s[1] == 256 for s in section['fpn_shapes'])
     names = [r['name'] for r in section['connectors']]
-    assert names == ['DiffKD', 'FM-KT (N=1, convnext)',
-                     'FM-KT (N=4, convnext)', 'FM-KT (N=8, convnext)']
+    assert names == ['DiffKD'] + [
+        f'FM-KT (N={n}, convnext{extra})' for n in (1, 4, 8)
+        for extra in ('', ', checkpointed')]  # --quick: no compiled rows
     for row in [section['student']] + section['connectors']:
         for key in ('params', 'gflops', 'time_s', 's_per_gflop',
                     'time_rel_student', 'peak_mem_mb'):
@@ -82,6 +83,22 @@ def test_quick_benchmark_writes_every_section(tmp_path):
         fmkt['FM-KT (N=4, convnext)']['gflops'] > \
         fmkt['FM-KT (N=1, convnext)']['gflops']
     assert len({r['params'] for r in section['connectors'][1:]}) == 1
+    for n in (1, 4, 8):  # checkpointing: same work, memory measured
+        ckpt = fmkt[f'FM-KT (N={n}, convnext, checkpointed)']
+        assert ckpt['checkpoint'] and not ckpt['compile'] and ckpt['n'] == n
+        assert ckpt['gflops'] == fmkt[f'FM-KT (N={n}, convnext)']['gflops']
+    scaling = section['flow_scaling']
+    assert scaling['base_n'] == 1
+    assert [p['n'] for p in scaling['variants']['plain']] == [1, 4, 8]
+    assert [p['n'] for p in scaling['variants']['checkpointed']] == [1, 4, 8]
+    assert 'against N, per variant' in printed
+    assert (tmp_path / 'bench.png').stat().st_size > 0  # the plot
+
+    # allocator: glibc defaults first, then mmkdflow's settings, one run
+    if meta['allocator']['applied']:
+        before = result['distill_step_default_malloc']['methods']
+        assert set(before) == {'DiffKD', 'FM-KT (N=4)'}
+        assert 'glibc default malloc' in printed
 
     methods = result['distill_step']['methods']
     assert set(methods) == {'DiffKD', 'FM-KT (N=4)'}
@@ -111,8 +128,28 @@ def test_quick_benchmark_writes_every_section(tmp_path):
 
     goals = result['goals']
     assert goals == evaluate_goals(result)
-    assert len(goals) == 4 + 2 + 2
+    before = 2 if meta['allocator']['applied'] else 0
+    # 7 connector rows, checkpoint memory, 2 steps (+ 2 before), 2 exports
+    assert len(goals) == 7 + 1 + 2 + before + 2
     assert all(isinstance(g['met'], bool) for g in goals)
+    assert sum(bool(g.get('informative')) for g in goals) == before
+
+
+def test_benchmark_switches():
+    """The allocator, checkpoint and compile switches of the tool."""
+    import importlib.util
+    from e2e_utils import ROOT
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_tool', f'{ROOT}/tools/benchmark.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    args = tool.parse_args(['--quick', '--no-allocator-tuning'])
+    assert args.no_allocator_tuning and args.compile is False
+    assert args.checkpoint and args.allocator_compare
+    args = tool.parse_args(['--no-checkpoint', '--compile',
+                            '--no-allocator-compare'])
+    assert not args.checkpoint and args.compile
+    assert not args.allocator_compare
 
 
 # ------------------------------------- DiffKD connector speed paths

@@ -4,6 +4,14 @@
     python tools/benchmark.py --device cuda --repeats 10
     python tools/benchmark.py --quick               # tiny sizes (the test)
 
+Allocator: the benchmark applies mmkdflow's glibc malloc settings
+(:mod:`mmkdflow.utils.allocator`) like ``tools/train.py`` does. With the
+``step`` section, it first measures the distillation step with glibc's
+defaults (``--no-allocator-compare`` skips that), then applies the
+settings and measures everything else: before and after in one run.
+``--no-allocator-tuning`` (or ``MMKDFLOW_ALLOCATOR=off``) keeps the
+defaults throughout.
+
 Measured in one process, on the same random inputs, every piece warmed up
 and then timed interleaved with the others (median of ``--repeats`` runs):
 
@@ -11,10 +19,15 @@ a) connector forward+backward time, peak memory, parameters and FLOPs of
    DiffKD and FM-KT (N in ``--steps``, convnext meta-encoder) on the FPN
    levels of a RetinaNet R50 student (5 levels, 256 channels, strides 8 to
    128 of the input), against the student network's own forward+backward;
+   also FM-KT with per-step activation checkpointing (``--no-checkpoint``
+   drops these rows) and DiffKD / FM-KT under ``torch.compile`` with
+   their compile time (``--no-compile`` drops these rows); FM-KT time and
+   peak memory against N per variant, also plotted (``--plot``);
 b) a whole distillation training step (teacher forward, student,
    connector, losses, SGD update) against a student-only step, RetinaNet
    R50 <- X101-64x4d, random weights, and what the distiller adds beyond
-   the teacher's forward and the connector's own work;
+   the teacher's forward and the connector's own work, with glibc's
+   default malloc and with mmkdflow's settings;
 c) inference latency, parameters and FLOPs of exported students (DiffKD,
    FM-KT-Theta, plain FM-KT with its flow) against the vanilla student;
 d) FLOPs (mmengine.analysis) of every piece, seconds per GFLOP, and whether
@@ -36,15 +49,21 @@ os.environ.setdefault('KINETO_LOG_LEVEL', '5')  # silence the CPU profiler
 import torch  # noqa: E402
 
 import mmkdflow  # noqa: E402,F401
+from mmkdflow.utils.allocator import (add_allocator_argument,  # noqa: E402
+                                      allocator_state, configure_allocator)
 from mmkdflow.benchmark import (FLOP_METHOD, MEMORY_METHODS,  # noqa: E402
                                 connector_section, evaluate_goals,
-                                export_section, format_report, step_section)
+                                export_section, format_report, plot_scaling,
+                                step_section)
 from mmkdflow.benchmark.builders import (STUDENT_CFG,  # noqa: E402
                                          TEACHER_CFG, build_detector,
                                          det_batch, padded_size)
 
 SECTIONS = ('connectors', 'step', 'export')
-QUICK = dict(input_size=[64, 96], batch=2, repeats=2, warmup=1)
+#: --quick: tiny sizes, and no torch.compile rows (each compilation costs
+#: minutes of CPU; tests/test_compile_paths.py covers the compiled paths)
+QUICK = dict(input_size=[64, 96], batch=2, repeats=1, warmup=1,
+             compile=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +86,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--diffkd-channels-last', action='store_true',
                         help='section a also measures DiffKD with '
                         'channels_last=True')
+    parser.add_argument('--checkpoint', action=argparse.BooleanOptionalAction,
+                        default=True,
+                        help='section a: FM-KT rows with per-step '
+                        'activation checkpointing (default: on)')
+    parser.add_argument('--compile', action=argparse.BooleanOptionalAction,
+                        default=True,
+                        help='section a: DiffKD and FM-KT rows under '
+                        'torch.compile, with compile time (default: on)')
+    parser.add_argument('--allocator-compare',
+                        action=argparse.BooleanOptionalAction, default=True,
+                        help='section b: also measure the step with glibc\'s '
+                        'default malloc first (default: on)')
+    add_allocator_argument(parser)
+    parser.add_argument('--plot', default=None,
+                        help='plot of FM-KT time and peak memory against N '
+                        '(default: next to --out, .png)')
     parser.add_argument('--sections', nargs='+', choices=SECTIONS,
                         default=list(SECTIONS))
     parser.add_argument('--threads', type=int,
@@ -126,13 +161,25 @@ def run(args: argparse.Namespace) -> dict:
     student = build_detector(args.student, device)
     inputs, samples = det_batch(args.batch, height, width, device,
                                 args.seed)
-    if 'connectors' in args.sections:
-        result['connectors'] = connector_section(
-            student, inputs, device, args.steps, args.warmup, args.repeats,
-            log, args.diffkd_channels_last)
+    teacher = None
+    tuning = not args.no_allocator_tuning
+    already = allocator_state() is not None and allocator_state().applied
     if 'step' in args.sections:
         log(f'building the teacher {args.teacher} (random weights)')
         teacher = build_detector(args.teacher, device)
+        if tuning and args.allocator_compare and not already:
+            log('[b] glibc default malloc (before the allocator settings)')
+            result['distill_step_default_malloc'] = step_section(
+                student, teacher, inputs, samples, device, args.student,
+                args.teacher, args.warmup, args.repeats, log)
+    state = configure_allocator(enabled=tuning)
+    result['meta']['allocator'] = state.as_dict()
+    log(f'allocator: {state.reason}')
+    if 'connectors' in args.sections:
+        result['connectors'] = connector_section(
+            student, inputs, device, args.steps, args.warmup, args.repeats,
+            log, args.diffkd_channels_last, args.checkpoint, args.compile)
+    if 'step' in args.sections:
         result['distill_step'] = step_section(
             student, teacher, inputs, samples, device, args.student,
             args.teacher, args.warmup, args.repeats, log)
@@ -155,6 +202,11 @@ def main(argv=None) -> dict:
     with open(args.out, 'w') as f:
         json.dump(result, f, indent=2)
     print(f'\nresults written to {args.out}')
+    scaling = (result.get('connectors') or {}).get('flow_scaling')
+    if scaling:
+        path = args.plot or osp.splitext(args.out)[0] + '.png'
+        if plot_scaling(result, path):
+            print(f'plot of FM-KT time and peak memory against N: {path}')
     return result
 
 
