@@ -52,6 +52,10 @@ def plot_scaling(result: Dict, path: str) -> bool:
         ax.set_xlabel('Euler steps N')
         ax.set_ylabel(ylabel)
         ax.set_xscale('log', base=2)
+        ns = sorted({p['n'] for points in scaling['variants'].values()
+                     for p in points})
+        ax.set_xticks(ns, [str(n) for n in ns])
+        ax.minorticks_off()
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(f'FM-KT connector on 5 FPN levels against N ({title})',
