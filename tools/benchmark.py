@@ -50,7 +50,8 @@ import torch  # noqa: E402
 
 import mmkdflow  # noqa: E402,F401
 from mmkdflow.utils.allocator import (add_allocator_argument,  # noqa: E402
-                                      allocator_state, configure_allocator)
+                                      allocator_state, configure_allocator,
+                                      disabled_by_env, user_tunes_malloc)
 from mmkdflow.benchmark import (FLOP_METHOD, MEMORY_METHODS,  # noqa: E402
                                 connector_section, evaluate_goals,
                                 export_section, format_report, plot_scaling,
@@ -164,10 +165,13 @@ def run(args: argparse.Namespace) -> dict:
     teacher = None
     tuning = not args.no_allocator_tuning
     already = allocator_state() is not None and allocator_state().applied
+    # a "before" only when the settings are about to change something
+    compare = tuning and args.allocator_compare and not already and \
+        not disabled_by_env() and not user_tunes_malloc()
     if 'step' in args.sections:
         log(f'building the teacher {args.teacher} (random weights)')
         teacher = build_detector(args.teacher, device)
-        if tuning and args.allocator_compare and not already:
+        if compare:
             log('[b] glibc default malloc (before the allocator settings)')
             result['distill_step_default_malloc'] = step_section(
                 student, teacher, inputs, samples, device, args.student,
