@@ -8,6 +8,7 @@ _base_ = [
     '../_base_/schedules/digits_seg_schedule.py',
 ]
 model = dict(
+    data_preprocessor=dict(size=(64, 64)),  # the 64x64 DigitsSeg canvases
     backbone=dict(
         init_cfg=dict(
             _delete_=True,  # the base model's init_cfg is None

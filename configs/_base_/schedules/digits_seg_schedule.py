@@ -1,7 +1,8 @@
 # Iteration-based schedule for DigitsSeg, the same for every method.
 max_iters = 600
+# validation every 100 iterations: the demo's learning curves
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
-                 val_interval=max_iters)
+                 val_interval=100)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(
