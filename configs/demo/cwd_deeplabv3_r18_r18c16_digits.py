@@ -1,5 +1,7 @@
 # Logit KD on DigitsSeg: channel-wise distillation (CWD, tau 1) on the
 # decode head's segmentation logits.
+# Tuning: none yet (0 tries on the tuning split, tools/demo.py --tune;
+# every method gets the same number of tries).
 _base_ = [
     '../_base_/datasets/digits_seg.py',
     '../_base_/schedules/digits_seg_schedule.py',

@@ -11,6 +11,8 @@
 # (COCO uses weight 5 for RetinaNet on 256-channel features of a real
 # teacher; on these tiny canvases the smaller weight keeps the task loss
 # dominant over the short demo schedule.)
+# Tuning: none yet (0 tries on the tuning split, tools/demo.py --tune;
+# every method gets the same number of tries).
 _base_ = [
     '../_base_/schedules/digits_det_distill_schedule.py',
 ]

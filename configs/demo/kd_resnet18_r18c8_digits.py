@@ -1,4 +1,6 @@
 # Hinton KD on DigitsCls: KL divergence of the logits with T = 4.
+# Tuning: none yet (0 tries on the tuning split, tools/demo.py --tune;
+# every method gets the same number of tries).
 _base_ = [
     '../_base_/datasets/digits_cls.py',
     '../_base_/schedules/digits_cls_schedule.py',

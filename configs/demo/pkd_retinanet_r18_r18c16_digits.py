@@ -1,5 +1,7 @@
 # Feature KD on DigitsDet: PKD on the five FPN levels, student FPN (64 ch)
 # mapped to the teacher's 128 channels by a shared 1x1 adapter.
+# Tuning: none yet (0 tries on the tuning split, tools/demo.py --tune;
+# every method gets the same number of tries).
 _base_ = [
     '../_base_/schedules/digits_det_distill_schedule.py',
 ]
