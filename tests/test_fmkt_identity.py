@@ -308,3 +308,32 @@ def test_demo_fmkt_leaves_the_focal_loss_plateau(tmp_path, saved_teacher):
     history = runner.message_hub.get_scalar('train/student.loss_cls')
     assert len(history.data[0]) >= 300
     assert history.mean(20) < 0.9, history.mean(20)
+
+
+def test_checkpointed_connector_equals_plain():
+    """``checkpoint=True`` on the connector reaches every field and changes
+    neither the output nor any gradient."""
+    def run(checkpoint):
+        torch.manual_seed(0)
+        conn = FMKTFeatureConnector(8, 'convnext', num_steps=3,
+                                    level_weights=[1., 2.],
+                                    checkpoint=checkpoint)
+        with torch.no_grad():
+            for field in conn.flows.fields.values():
+                field.velocity_gain.fill_(0.5)
+        z = [torch.randn(2, 8, 5, 5, requires_grad=True),
+             torch.randn(2, 8, 3, 3, requires_grad=True)]
+        out = conn(z, [torch.randn(2, 8, 5, 5), torch.randn(2, 8, 3, 3)],
+                   DistillContext())
+        total = sum(out.losses.values()) + sum(o.sum() for o in out.student)
+        grads = torch.autograd.grad(total, list(conn.parameters()) + z)
+        return conn, out, grads
+
+    conn, plain, plain_grads = run(False)
+    ckpt_conn, ckpt, ckpt_grads = run(True)
+    assert all(f.checkpoint for f in ckpt_conn.flows.fields.values())
+    assert not any(f.checkpoint for f in conn.flows.fields.values())
+    for a, b in zip(plain.student, ckpt.student):
+        torch.testing.assert_close(a, b)
+    for a, b in zip(plain_grads, ckpt_grads):
+        torch.testing.assert_close(a, b)

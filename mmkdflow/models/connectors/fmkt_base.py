@@ -110,9 +110,10 @@ class BaseFMKTConnector(BaseConnector):
 def flow_options(meta_encoder: Union[str, dict, nn.Module], schedule,
                  num_steps: int, num_steps_test: Optional[int],
                  num_steps_choices: Optional[Sequence[int]], anchor: str,
-                 init: str) -> dict:
+                 init: str, checkpoint: bool = False,
+                 compile: Union[bool, dict] = False) -> dict:
     """The :class:`EulerFlow` arguments both connectors pass through."""
     return dict(meta_encoder=meta_encoder, schedule=schedule,
                 num_steps=num_steps, num_steps_test=num_steps_test,
                 num_steps_choices=num_steps_choices, anchor=anchor,
-                init=init)
+                init=init, checkpoint=checkpoint, compile=compile)

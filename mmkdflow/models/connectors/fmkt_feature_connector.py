@@ -88,6 +88,11 @@ class FMKTFeatureConnector(BaseFMKTConnector):
         anchor: ``'start'`` (released) or ``'state'``.
         time_embed: ``'linear'`` (default) or ``'mlp'``.
         init: ``'identity'`` (default) or ``'released'``.
+        checkpoint: Recompute each Euler step's meta-encoder activations in
+            the backward pass (flow memory independent of N, for one more
+            meta-encoder forward per step).
+        compile: ``torch.compile`` the meta-encoder call (``True`` or a dict
+            of ``torch.compile`` options).
         init_cfg: MMEngine initialisation config.
     """
 
@@ -110,6 +115,8 @@ class FMKTFeatureConnector(BaseFMKTConnector):
                  anchor: str = 'start',
                  time_embed: str = 'linear',
                  init: str = 'identity',
+                 checkpoint: bool = False,
+                 compile: Union[bool, dict] = False,
                  init_cfg: Optional[dict] = None) -> None:
         weights = None if level_weights is None else [
             check_weight(f'level_weights[{k}]', w)
@@ -134,7 +141,8 @@ class FMKTFeatureConnector(BaseFMKTConnector):
         flows = EulerFlow(
             channels, levels=levels, shared=shared, time_embed=time_embed,
             **flow_options(meta_encoder, schedule, num_steps,
-                           num_steps_test, num_steps_choices, anchor, init))
+                           num_steps_test, num_steps_choices, anchor, init,
+                           checkpoint, compile))
         super().__init__(flows, distance, dirac_ratio, init_cfg)
         self.level_weights = weights
         self.theta = bool(theta)

@@ -79,6 +79,11 @@ class FMKTLogitConnector(BaseFMKTConnector):
         anchor: ``'start'`` (released) or ``'state'``.
         time_embed: ``'mlp'`` (default) or ``'linear'``.
         init: ``'identity'`` (default) or ``'released'``.
+        checkpoint: Recompute each Euler step's meta-encoder activations in
+            the backward pass (flow memory independent of N, for one more
+            meta-encoder forward per step).
+        compile: ``torch.compile`` the meta-encoder call (``True`` or a dict
+            of ``torch.compile`` options).
         init_cfg: MMEngine initialisation config.
     """
 
@@ -103,6 +108,8 @@ class FMKTLogitConnector(BaseFMKTConnector):
                  anchor: str = 'start',
                  time_embed: str = 'mlp',
                  init: str = 'identity',
+                 checkpoint: bool = False,
+                 compile: Union[bool, dict] = False,
                  init_cfg: Optional[dict] = None) -> None:
         if not num_classes or int(num_classes) < 1:
             raise ValueError(f'{type(self).__name__} needs num_classes >= 1 '
@@ -114,7 +121,8 @@ class FMKTLogitConnector(BaseFMKTConnector):
         flows = EulerFlow(
             channels, levels=(0, ), shared=True, time_embed=time_embed,
             **flow_options(meta_encoder, schedule, num_steps,
-                           num_steps_test, num_steps_choices, anchor, init))
+                           num_steps_test, num_steps_choices, anchor, init,
+                           checkpoint, compile))
         super().__init__(flows, distance, dirac_ratio, init_cfg)
         self.flow_weight = check_weight('flow_weight', flow_weight)
         self.ce_weight = check_weight('ce_weight', ce_weight)

@@ -51,11 +51,13 @@ class GatedVelocityField(VelocityField):
         meta_encoder: The meta-encoder :math:`E`.
         time_embed: The time embedding.
         channels: ``C``, the size of :math:`g`.
+        **options: ``checkpoint`` / ``compile`` of
+            :class:`~mmkdflow.models.flows.VelocityField`.
     """
 
     def __init__(self, meta_encoder: nn.Module, time_embed: TimeEmbedding,
-                 channels: int) -> None:
-        super().__init__(meta_encoder, time_embed)
+                 channels: int, **options) -> None:
+        super().__init__(meta_encoder, time_embed, **options)
         self.velocity_gain = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: Tensor, t: float,
@@ -91,6 +93,11 @@ class EulerFlow(nn.Module):
         time_embed: ``'linear'`` (feature flows) or ``'mlp'`` (logit flows).
         init: ``'identity'`` (default) or ``'released'``, see the module
             docstring.
+        checkpoint: Recompute each step's meta-encoder activations in the
+            backward pass (peak memory near N = 1's whatever N; see
+            :mod:`~mmkdflow.models.flows.sampler`).
+        compile: ``torch.compile`` the meta-encoder call: ``True`` or a dict
+            of its options.
     """
 
     def __init__(self,
@@ -104,7 +111,9 @@ class EulerFlow(nn.Module):
                  shared: bool = True,
                  anchor: str = 'start',
                  time_embed: str = 'linear',
-                 init: str = 'identity') -> None:
+                 init: str = 'identity',
+                 checkpoint: bool = False,
+                 compile: Union[bool, dict] = False) -> None:
         super().__init__()
         if num_steps_test is None:
             num_steps_test = num_steps
@@ -141,6 +150,8 @@ class EulerFlow(nn.Module):
         self.num_steps_choices = tuple(int(n) for n in num_steps_choices) \
             if num_steps_choices else None
         self.shared, self.anchor, self.init = bool(shared), anchor, init
+        self.field_options = dict(checkpoint=bool(checkpoint),
+                                  compile=compile)
         keys = ['0'] if self.shared else [str(k) for k in self.levels]
         if isinstance(meta_encoder, nn.Module) and len(keys) > 1:
             raise ValueError('a meta-encoder module instance can serve one '
@@ -154,8 +165,9 @@ class EulerFlow(nn.Module):
         encoder = build_meta_encoder(meta_encoder, self.channels)
         embed = TimeEmbedding(self.channels, time_embed)
         if self.init == 'identity':
-            return GatedVelocityField(encoder, embed, self.channels)
-        return VelocityField(encoder, embed)
+            return GatedVelocityField(encoder, embed, self.channels,
+                                      **self.field_options)
+        return VelocityField(encoder, embed, **self.field_options)
 
     def has_flow(self, level: int) -> bool:
         """Whether ``level`` has a flow (else its raw tensor is kept)."""
