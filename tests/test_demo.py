@@ -258,7 +258,7 @@ def _last_logged(work_dir: str, metric: str) -> float:
 # a busy 2-core machine (every run is a subprocess that imports mmdet /
 # mmseg / mmpretrain); the other configs are built and stepped in
 # test_demo_configs_take_a_training_step
-SMOKE_METHODS = {'det': ['student', 'pkd'],
+SMOKE_METHODS = {'det': ['student', 'fmkt'],
                  'seg': ['student', 'fmkt'],
                  'cls': ['student', 'kd']}
 
@@ -272,7 +272,7 @@ def test_printed_numbers_are_the_logged_ones(tmp_path, task):
     proc = subprocess.run(
         [sys.executable, osp.join(ROOT, 'tools', 'demo.py'), '--smoke',
          '--task', task, '--work-dir', str(tmp_path), '--methods',
-         *SMOKE_METHODS[task]],
+         *SMOKE_METHODS[task], '--fmkt-steps', '1', '2'],
         cwd=ROOT, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     spec = demo.TASKS[task]
@@ -292,6 +292,14 @@ def test_printed_numbers_are_the_logged_ones(tmp_path, task):
     assert report['metric'] == metric and report['scale'] == scale
     for name in ('results.png', 'curves.png'):
         assert (work / name).read_bytes()[:4] == b'\x89PNG'
+    if task == 'det':  # the exported FM-KT student at N = 1 and 2 steps
+        steps = json.loads((work / 'fmkt_steps.json').read_text())
+        assert [r['steps'] for r in steps] == [1, 2]
+        for row in steps:
+            logged = _last_logged(str(work / 'fmkt_steps' /
+                                      f'N{row["steps"]}'), metric)
+            assert f'{row["value"]:.1f}' == f'{100 * logged:.1f}'
+        assert (work / 'fmkt_steps.png').read_bytes()[:4] == b'\x89PNG'
 
 
 def test_test_log_values():

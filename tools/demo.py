@@ -434,7 +434,8 @@ def run_task(name: str, args: argparse.Namespace):
         test_options = [
             o.replace('val_', 'test_', 1)
             for o in run_options(fmkt_cfg, args.smoke, tune)
-            if o.startswith(('val_dataloader.dataset', 'val_evaluator'))]
+            if o.startswith(('val_dataloader.dataset', 'val_evaluator',
+                             'model.student.test_cfg'))]
         fmkt_steps(name, work_dir, args.fmkt_steps, test_options)
     return report
 
@@ -464,7 +465,8 @@ def test_log_values(text: str, metric: str) -> Dict[str, float]:
                 if ' time:' in line else float('nan')
             return dict(value=value, time=seconds)
     raise RuntimeError(f'no test line with {metric} in the tools/test.py '
-                       f'output')
+                       f'output (mmdet logs no metric when no box passes '
+                       f'the score threshold)')
 
 
 def fmkt_steps(name: str, work_dir: str, steps: Sequence[int],
