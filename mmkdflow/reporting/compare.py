@@ -254,6 +254,8 @@ def learning_curves(curves: Dict[str, Sequence[RunRecord]], metric_name: str,
                             color=line.get_color(), alpha=0.15)
     if teacher is not None:
         ax.axhline(teacher, color='#888888', ls='--', lw=1, label='teacher')
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel('epoch' if by_epoch else 'iteration')
     ax.set_ylabel(f'val {metric_name}')
     if title:
