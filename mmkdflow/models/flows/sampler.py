@@ -58,6 +58,11 @@ up to float rounding):
   within a run (a fixed padded batch shape) when compiling; each new level
   shape costs one compilation. Nothing compiled is stored on the module,
   so ``deepcopy`` (EMA), pickling and ``state_dict`` are unaffected.
+  Off by default: on a 2-core CPU the compiled ConvNeXt field was not
+  faster than eager (largest FPN level at 320x544: the 1x1 GEMMs, about
+  60% of the time, stay the same library calls, and the depthwise 7x7
+  backward got slower), while DiffKD's compiled denoiser was (measured
+  on a loaded machine; ``tools/benchmark.py`` has both rows).
 
 For VP and VE the start :math:`x = Z` stands for :math:`x_1 = \alpha_1 X_T
 + \sigma_1 \epsilon`: the implied noise is :math:`\epsilon = (Z - \alpha_1
