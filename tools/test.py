@@ -10,6 +10,8 @@ from mmengine.runner import Runner
 import mmkdflow  # noqa: F401  registers mmkdflow, safe checkpoint loading
 from mmkdflow.engine.runner_utils import (add_common_args, load_config,
                                           parse_args, setup_distributed)
+from mmkdflow.utils.allocator import (add_allocator_argument,
+                                      configure_allocator)
 from mmkdflow.utils.checkpoint import check_checkpoint_file
 
 
@@ -21,11 +23,15 @@ def build_parser() -> argparse.ArgumentParser:
         '--teacher', action='store_true',
         help='evaluate the teacher instead of the student')
     add_common_args(parser)
+    add_allocator_argument(parser)
     return parser
 
 
 def main(argv=None) -> None:
     args = parse_args(build_parser(), argv)
+    # glibc keeps freed activations for reuse instead of returning them to
+    # the kernel at every step (see mmkdflow/utils/allocator.py)
+    configure_allocator(enabled=not args.no_allocator_tuning)
     cfg = load_config(args)
     if args.teacher:
         cfg.model.predict_with = 'teacher'

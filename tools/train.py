@@ -19,6 +19,8 @@ from mmkdflow.engine.runner_utils import (add_common_args,
                                           apply_resume, load_config,
                                           parse_args, setup_distributed,
                                           use_safe_checkpointing)
+from mmkdflow.utils.allocator import (add_allocator_argument,
+                                      configure_allocator)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,11 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
         'one in the work dir when no path is given (model, optimizer, '
         'schedulers, EMA, random states and the position in the epoch)')
     add_common_args(parser)
+    add_allocator_argument(parser)
     return parser
 
 
 def main(argv=None) -> None:
     args = parse_args(build_parser(), argv)
+    # glibc keeps freed activations for reuse instead of returning them to
+    # the kernel at every step (see mmkdflow/utils/allocator.py)
+    configure_allocator(enabled=not args.no_allocator_tuning)
     cfg = load_config(args)
     if args.amp:
         apply_amp(cfg)

@@ -10,6 +10,9 @@
 # weight). The mean prediction replaces each student level for the head, in
 # training and inference; the flow is evaluated with its EMA (decay 0.99:
 # this run has only 300 iterations, 0.999 in the COCO recipes).
+# Tuning: none yet (0 tries on the tuning split, tools/demo.py --tune;
+# the baseline PKD has 0 too). The identity start (init='identity') is the
+# default of every FM-KT connector, not a tuned value.
 _base_ = [
     '../_base_/schedules/digits_det_distill_schedule.py',
 ]

@@ -5,6 +5,9 @@
 # levels are never replaced, so the deployed detector is the vanilla student
 # (exported without mmkdflow). Same student, teacher, teacher checkpoint and
 # schedule as pkd_retinanet_r18_r18c16_digits.py.
+# Tuning: none yet (0 tries on the tuning split, tools/demo.py --tune;
+# the baseline PKD has 0 too). The identity start (init='identity') is the
+# default of every FM-KT connector, not a tuned value.
 _base_ = './fmkt_retinanet_r18_r18c16_digits.py'
 
 model = dict(distill_points=dict(fpn=dict(connector=dict(theta=True))))
