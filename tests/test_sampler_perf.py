@@ -85,8 +85,9 @@ def test_checkpointing_keeps_less_alive_as_n_grows():
     peaks = {(name, n): peak_memory(step(vf, n), torch.device('cpu'))[0]
              for name, vf in (('plain', plain), ('ckpt', ckpt))
              for n in (1, 8)}
-    if None in peaks.values():
-        pytest.skip('the profiler gave no allocation events')
+    # the CPU profiler reports allocation events on this stack: a missing
+    # peak is a broken measurement, not a reason to pass
+    assert None not in peaks.values(), peaks
     assert peaks['ckpt', 8] < 0.6 * peaks['plain', 8]
     assert peaks['plain', 8] > peaks['plain', 1]
 

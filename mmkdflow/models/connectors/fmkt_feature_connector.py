@@ -197,8 +197,8 @@ class FMKTFeatureConnector(BaseFMKTConnector):
         table = self.flows.time_embeddings(num_steps, student[0].dim())
         outputs, losses = [], {}
         for k, z in enumerate(student):
-            if weights[k] == 0 or not self.has_flow(k):
-                outputs.append(z)  # no flow on this level: the raw tensor
+            if not self.has_flow(k):  # weight 0: no flow, the raw tensor
+                outputs.append(z)
                 continue
             traj = self.flows(z, k, num_steps, table)
             # back to the default layout for the student's head (e.g.
