@@ -7,9 +7,10 @@ import torch.nn as nn
 
 from mmkdflow.models import OfflineDistiller
 from mmkdflow.models.connectors import FMKTConnector
-from mmkdflow.models.flows import (META_ENCODERS, TimeEmbedding,
-                                   build_meta_encoder, build_schedule,
-                                   decoupling_permutation, euler_sample)
+from mmkdflow.models.flows import (META_ENCODERS, FlowLogitHead,
+                                   TimeEmbedding, build_meta_encoder,
+                                   build_schedule, decoupling_permutation,
+                                   euler_sample)
 from mmkdflow.models.losses import BaseDistillLoss, KDLoss
 from mmkdflow.models.utils import DistillContext, build_mmkdflow_module
 
@@ -435,6 +436,19 @@ def test_per_pixel_logit_flow_on_deeplabv3(saved_teacher):
     torch.testing.assert_close(
         conn.logit_head.label_loss(logits, ctx),
         nn.functional.cross_entropy(up, labels, ignore_index=255))
+
+    # class_weight: sum_p w[y_p] CE_p / sum_p w[y_p] over labelled pixels
+    weights = [0.1] + [1.0] * 10
+    head = FlowLogitHead(16, 11, pool=False, class_weight=weights)
+    per_pixel = -up.log_softmax(1).gather(
+        1, labels.clamp(max=10).unsqueeze(1)).squeeze(1)
+    w = torch.tensor(weights)[labels.clamp(max=10)] * (labels != 255)
+    torch.testing.assert_close(head.label_loss(logits, ctx),
+                               (w * per_pixel).sum() / w.sum())
+    with pytest.raises(ValueError, match='class_weight needs 11'):
+        FlowLogitHead(16, 11, pool=False, class_weight=[1.0] * 10)
+    with pytest.raises(ValueError, match='non-negative'):
+        FlowLogitHead(16, 11, pool=False, class_weight=[-1.0] * 11)
 
     model.eval()
     with torch.no_grad():

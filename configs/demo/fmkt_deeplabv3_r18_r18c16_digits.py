@@ -5,7 +5,8 @@
 # the Cityscapes config; 4 for CPU time); every step's prediction goes
 # through a per-pixel Linear(32, 11) and is matched to the teacher's
 # segmentation logits with DIST (beta = gamma = 1, tau = 1, rows = pixels)
-# plus per-pixel CE on the labels, weight 1 / N each. The mean logits
+# plus per-pixel CE on the labels (class-weighted as the decode head's),
+# weight 1 / N each. The mean logits
 # replace the student's conv_seg output in training and inference; the
 # student's own decode-head CE is off (no CE outside the flow). Same
 # student, teacher, teacher checkpoint, pretrained backbone and schedule as
@@ -37,6 +38,9 @@ model = dict(
                 head_mode=True,
                 head_pool=False,
                 num_classes=11,
+                # the decode head's class-weighted CE, which the flow's CE
+                # replaces (unweighted, it learned background only)
+                class_weight=_base_.seg_class_weight,
                 distance=dict(type='DISTLoss', beta=1.0, gamma=1.0,
                               tau=1.0)))))
 # iter_N_student.pth: the student with its flow, as deployed

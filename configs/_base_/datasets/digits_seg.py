@@ -9,6 +9,13 @@ custom_imports = dict(imports=['mmkdflow'], allow_failed_imports=False)
 default_scope = 'mmseg'
 dataset_type = 'mmkdflow.DigitsSegDataset'
 data_root = 'data/digits_seg/'
+# Class-weighted CE (background 0.1, digits 1): background is 85% of the
+# pixels, and with the plain CE the student alone predicted background only
+# (mIoU 7.7 at every validation, seed 0); with these weights the same
+# student run reached mIoU 39.9 (16.8, 26.3, 29.6, 34.5, 39.5, 39.9 after
+# 100 ... 600 iterations, busy 2-core machine). Teacher, every student
+# and the FM-KT flow's own CE use the same weights.
+seg_class_weight = [0.1] + [1.0] * 10
 digits_options = dict(seed=0, num_train=800, num_val=200, image_size=64,
                       scale_range=(16, 32))
 train_pipeline = [

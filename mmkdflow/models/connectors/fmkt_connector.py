@@ -9,7 +9,7 @@ from .fmkt_logit_connector import FMKTLogitConnector
 
 #: Arguments that only the logit flow takes (``head_mode=True``).
 LOGIT_ONLY = ('num_classes', 'head_pool', 'ce_weight', 'online',
-              'label_smoothing', 'flow_weight')
+              'label_smoothing', 'class_weight', 'flow_weight')
 
 
 def build_fmkt_connector(channels: int,

@@ -73,6 +73,9 @@ class FMKTLogitConnector(BaseFMKTConnector):
         ce_weight: c, factor on ``loss_ce``.
         online: OFM-KT.
         label_smoothing: Of ``loss_ce``; ``None``: 0.1 online, else 0.
+        class_weight: Per-class weights of ``loss_ce`` (e.g. the decode
+            head's ``loss_decode.class_weight`` when the flow replaces its
+            loss); ``None``: equal weights.
         theta: FM-KT-Theta for logits, see above.
         theta_weight: Extra factor on ``loss_theta``.
         dirac_ratio: Fraction of the batch kept in one-to-one pairs.
@@ -102,6 +105,7 @@ class FMKTLogitConnector(BaseFMKTConnector):
                  ce_weight: float = 1.0,
                  online: bool = False,
                  label_smoothing: Optional[float] = None,
+                 class_weight: Optional[Sequence[float]] = None,
                  theta: bool = False,
                  theta_weight: float = 1.0,
                  dirac_ratio: float = 1.0,
@@ -133,7 +137,8 @@ class FMKTLogitConnector(BaseFMKTConnector):
         if not 0. <= self.label_smoothing < 1.:
             raise ValueError(f'label_smoothing must be in [0, 1), got '
                              f'{label_smoothing}')
-        self.logit_head = FlowLogitHead(channels, num_classes, head_pool)
+        self.logit_head = FlowLogitHead(channels, num_classes, head_pool,
+                                        class_weight=class_weight)
 
     @property
     def identity_at_inference(self) -> bool:

@@ -15,10 +15,14 @@ The label loss of one step is the cross-entropy of :math:`o_i` with the
 ground truth: image labels for classification; for segmentation the
 per-pixel labels, with :math:`o_i` bilinearly resized to the label map and
 pixels labelled ``ignore_index`` (255, as in mmseg) left out, as mmseg's
-decode heads compute their own loss.
+decode heads compute their own loss. An optional per-class weight
+``class_weight`` (mmseg's ``CrossEntropyLoss(class_weight=...)``) weights
+each labelled pixel by its class, normalised by the sum of the weights of
+the labelled pixels, exactly as ``F.cross_entropy(weight=...)`` does.
 """
-from typing import Optional
+from typing import Optional, Sequence
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
@@ -36,10 +40,18 @@ class FlowLogitHead(nn.Module):
         pool: Global average pooling first (image classification);
             ``False`` keeps one prediction per pixel (segmentation).
         ignore_index: Label value left out of the per-pixel cross-entropy.
+        class_weight: One non-negative weight per class for the
+            cross-entropy (as the task head's ``loss_decode`` /
+            ``loss`` ``class_weight``), or ``None`` for equal weights.
+
+    Raises:
+        ValueError: For non-positive sizes or a ``class_weight`` of the
+            wrong length or with negative entries.
     """
 
     def __init__(self, channels: int, num_classes: int, pool: bool = True,
-                 ignore_index: int = 255) -> None:
+                 ignore_index: int = 255,
+                 class_weight: Optional[Sequence[float]] = None) -> None:
         super().__init__()
         if channels <= 0 or num_classes <= 0:
             raise ValueError(
@@ -48,6 +60,16 @@ class FlowLogitHead(nn.Module):
         self.pool = bool(pool)
         self.ignore_index = int(ignore_index)
         self.fc = nn.Linear(channels, num_classes)
+        weight = None
+        if class_weight is not None:
+            weight = torch.as_tensor(list(class_weight), dtype=torch.float32)
+            if weight.shape != (num_classes, ) or bool((weight < 0).any()):
+                raise ValueError(
+                    f'class_weight needs {num_classes} non-negative values '
+                    f'(one per class, as the decode head\'s loss_decode '
+                    f'class_weight), got {list(class_weight)}')
+        # not saved: a config setting, not a learned state
+        self.register_buffer('class_weight', weight, persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``(B, K)`` (pooled or 2-D input) or ``(B, K, H, W)``."""
@@ -77,15 +99,17 @@ class FlowLogitHead(nn.Module):
             label_smoothing: Of the cross-entropy (0.1 in OFM-KT).
         """
         logits = logits.float()
+        weight = self.class_weight
         if logits.dim() == 2:
             labels = ctx.gt_labels().to(logits.device)
-            return F.cross_entropy(logits, labels,
+            return F.cross_entropy(logits, labels, weight=weight,
                                    label_smoothing=label_smoothing)
         labels = ctx.gt_sem_seg().to(logits.device)
         if logits.shape[-2:] != labels.shape[-2:]:
             logits = F.interpolate(logits, size=labels.shape[-2:],
                                    mode='bilinear', align_corners=False)
-        return F.cross_entropy(logits, labels, ignore_index=self.ignore_index,
+        return F.cross_entropy(logits, labels, weight=weight,
+                               ignore_index=self.ignore_index,
                                label_smoothing=label_smoothing)
 
 
