@@ -183,6 +183,20 @@ def test_dkd_warmup_factor():
     close(loss(s, t, make_ctx(labels, epoch=20)), full)
 
 
+@pytest.mark.parametrize('name', ['alpha', 'beta'])
+@pytest.mark.parametrize('value', [-1.0, float('nan')])
+def test_dkd_refuses_negative_term_weights(name, value):
+    with pytest.raises(ValueError, match=f'DKDLoss {name} must be >= 0'):
+        DKDLoss(**{name: value})
+    s, t = rand(B, K, seed=13), rand(B, K, seed=14)
+    ctx = make_ctx(torch.tensor([2, 0, 4, 4]))
+    # 0 switches the term off: alpha=0 leaves NCKD only, and the two add up
+    close(DKDLoss(**{name: 0.0})(s, t, ctx) +
+          DKDLoss(alpha=0.0 if name == 'beta' else 1.0,
+                  beta=0.0 if name == 'alpha' else 8.0)(s, t, ctx),
+          DKDLoss()(s, t, ctx))
+
+
 def test_dkd_needs_context():
     with pytest.raises(ValueError, match='labels'):
         DKDLoss()(rand(B, K), rand(B, K, seed=1))

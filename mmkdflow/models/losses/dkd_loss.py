@@ -62,6 +62,12 @@ class DKDLoss(BaseDistillLoss):
             raise ValueError(f'temperature must be > 0, got {temperature}')
         if warmup < 0:
             raise ValueError(f'warmup must be >= 0, got {warmup}')
+        for name, value in (('alpha', alpha), ('beta', beta)):
+            if not value >= 0:  # also refuses NaN
+                raise ValueError(
+                    f'DKDLoss {name} must be >= 0 (a negative weight '
+                    f'maximises the divergence it should minimise; 0 turns '
+                    f'the term off), got {value}')
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.temperature = float(temperature)
