@@ -299,6 +299,18 @@ def test_negative_or_nonfinite_loss_weights_are_refused(key):
     assert getattr(connector(**{key: 0.0}, **extra), key) == 0.0
 
 
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(num_inference_steps=0), r'num_inference_steps must lie in \[1, '),
+    (dict(num_inference_steps=2000), r'num_inference_steps must lie in'),
+    (dict(num_train_timesteps=0), 'num_train_timesteps must be >= 1'),
+    (dict(start_timestep=1000), r'start_timestep must lie in \[0, 999\]'),
+])
+def test_step_counts_that_cannot_be_meant_are_refused_at_build(kwargs,
+                                                               match):
+    with pytest.raises(ValueError, match=match):
+        connector(**kwargs)
+
+
 def test_negative_kd_loss_weight_is_refused():
     with pytest.raises(ValueError, match='loss_weight.*-5.0'):
         connector(kd_loss=dict(type='MSELoss', loss_weight=-5.0))
