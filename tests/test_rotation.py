@@ -15,7 +15,7 @@ from mmengine.logging import MMLogger
 from test_checkpoint import TOY_RUNNER
 
 from mmkdflow.engine.hooks import find_resume_checkpoint
-from mmkdflow.engine.runner_utils import apply_resume, use_safe_checkpointing
+from mmkdflow.engine.resume_setup import apply_resume, use_safe_checkpointing
 from mmkdflow.utils import CheckpointError
 from mmkdflow.utils.atomic_files import (remove_stale_temporaries,
                                          stale_temporaries, temporary_name)
