@@ -82,7 +82,7 @@ def setup_distributed(cfg: Config, cuda: Optional[bool] = None) -> None:
     """
     if cfg.get('launcher', 'none') == 'none':
         return
-    cuda = torch.cuda.is_available() if cuda is None else cuda
+    cuda = gpu_available() if cuda is None else cuda
     env_cfg = cfg.setdefault('env_cfg', {})
     dist_cfg = env_cfg.setdefault('dist_cfg', {})
     backend = os.environ.get(BACKEND_ENV)
