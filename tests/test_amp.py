@@ -1,5 +1,6 @@
 """Mixed precision (bf16 autocast on CPU, fp16 AmpOptimWrapper on CUDA) with
-the DiffKD and FM-KT connectors, and the non-finite guard in Runner runs."""
+the DiffKD and FM-KT connectors under the non-finite guard's optim
+wrappers, and the guard in Runner runs."""
 import math
 
 import pytest
@@ -10,7 +11,7 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 
 from mmkdflow.models import OfflineDistiller
-from mmkdflow.models.distillers.nonfinite import NonFiniteLossError
+from mmkdflow.engine import NonFiniteLossError, apply_nonfinite_guard
 from mmkdflow.models.losses import MSELoss
 from mmkdflow.registry import MODELS
 
@@ -47,8 +48,9 @@ def distiller(name: str) -> OfflineDistiller:
 
 
 def run_steps(model, wrapper_cfg: dict, device: str = 'cpu') -> list:
-    """``STEPS`` MMEngine training steps; the per-step log_vars and the
-    dtypes seen at the student's backbone output and in the schedules."""
+    """``STEPS`` MMEngine training steps; the per-step log_vars, the dtypes
+    seen at the student's backbone output and in the schedules, and the
+    optim wrapper."""
     model = model.to(device)
     model.train()
     optim = build_optim_wrapper(model, dict(
@@ -71,7 +73,7 @@ def run_steps(model, wrapper_cfg: dict, device: str = 'cpu') -> list:
     for step in range(STEPS):
         log_vars = model.train_step(raw_batch(step), optim)
         logs.append({k: float(v.detach()) for k, v in log_vars.items()})
-    return logs, seen
+    return logs, seen, optim
 
 
 def check_fp32_state(model) -> None:
@@ -87,14 +89,15 @@ def check_fp32_state(model) -> None:
 @pytest.mark.parametrize('name', sorted(CONNECTORS))
 def test_bf16_autocast_on_cpu_many_steps(name):
     model = distiller(name)
-    logs, seen = run_steps(model, dict(type='mmkdflow.AutocastOptimWrapper',
-                                       device_type='cpu', dtype='bfloat16'))
+    logs, seen, optim = run_steps(model, dict(
+        type='mmkdflow.NonFiniteGuardAutocastOptimWrapper', device_type='cpu',
+        dtype='bfloat16'))
     assert seen['backbone'] == {torch.bfloat16}  # autocast really ran
     distill = [k for k in logs[0] if k.startswith('distill.')]
     assert distill and 'student.loss_cls' in logs[0]
     for step, log in enumerate(logs):
         assert all(math.isfinite(v) for v in log.values()), (step, log)
-    assert model.skipped_steps == 0
+    assert optim.skipped_steps == 0
     check_fp32_state(model)
     conn = model.connectors['fpn']
     if name == 'diffkd':
@@ -107,8 +110,9 @@ def test_bf16_autocast_on_cpu_many_steps(name):
 @pytest.mark.parametrize('name', sorted(CONNECTORS))
 def test_fp16_amp_optim_wrapper_on_cuda(name):
     model = distiller(name)
-    logs, seen = run_steps(model, dict(type='AmpOptimWrapper',
-                                       loss_scale='dynamic'), 'cuda')
+    logs, seen, _ = run_steps(model, dict(
+        type='mmkdflow.NonFiniteGuardAmpOptimWrapper', loss_scale='dynamic'),
+        'cuda')
     assert seen['backbone'] == {torch.float16}
     finite = [all(math.isfinite(v) for v in log.values()) for log in logs]
     # the dynamic loss scale may skip its first overflowing steps; the
@@ -154,7 +158,7 @@ def nan_runner(tmp_path, data_root: str, policy: str):
     cfg.model.teacher = tiny_retinanet(16, 32)
     cfg.model.teacher_ckpt = None
     cfg.model.allow_random_teacher = True
-    cfg.model.nonfinite = policy
+    cfg.model.nonfinite = policy  # what tools/train.py translates
     cfg.model.distill_points.fpn.connector.update(in_channels=16,
                                                   out_channels=32)
     cfg.model.distill_points.fpn.loss = dict(type='NaNFromIterLoss',
@@ -165,6 +169,7 @@ def nan_runner(tmp_path, data_root: str, policy: str):
     cfg.log_processor = dict(by_epoch=False)
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=2,
                                         by_epoch=False)
+    apply_nonfinite_guard(cfg)
     return Runner.from_cfg(cfg)
 
 
@@ -192,7 +197,7 @@ def test_nan_loss_stops_the_run_before_a_nan_checkpoint(tmp_path, det_root):
 def test_nan_loss_skip_policy_skips_the_updates(tmp_path, det_root):
     runner = nan_runner(tmp_path, det_root, 'skip')
     runner.train()
-    assert runner.model.skipped_steps == 2 and runner.iter == 4
+    assert runner.optim_wrapper.skipped_steps == 2 and runner.iter == 4
     work = tmp_path / 'skip'
     before = finite_student(str(work / 'iter_2.pth'))
     after = finite_student(str(work / 'iter_4.pth'))

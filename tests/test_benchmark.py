@@ -12,7 +12,7 @@ from e2e_utils import run_tool
 from mmkdflow.benchmark import (count_flops, evaluate_goals, peak_memory,
                                 time_side_by_side)
 from mmkdflow.models.connectors import DiffKDConnector
-from mmkdflow.models.utils import DistillContext
+from mmkdflow.models.core import DistillContext
 
 CTX = DistillContext()
 

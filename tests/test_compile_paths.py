@@ -13,7 +13,7 @@ import torch
 from mmkdflow.models.connectors import DiffKDConnector
 from mmkdflow.models.flows import (GatedVelocityField, TimeEmbedding,
                                    build_meta_encoder, euler_sample)
-from mmkdflow.models.utils import DistillContext
+from mmkdflow.models.core import DistillContext
 
 pytestmark = pytest.mark.skipif(
     not hasattr(torch.compiler, 'set_stance'),

@@ -14,7 +14,7 @@ from mmkdflow.models.diffusion import (DDIMSchedule, DiffusionBottleneck,
                                        FeatureNoisePredictor,
                                        LinearAutoencoder, VectorNoiseAdapter,
                                        VectorNoisePredictor)
-from mmkdflow.models.utils import DistillContext
+from mmkdflow.models.core import DistillContext
 
 CTX = DistillContext()
 

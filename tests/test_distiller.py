@@ -222,18 +222,97 @@ def test_predict_runs_the_student_alone(saved_teacher):
     assert calls == [1]
 
 
-def test_hooks_are_removed_when_the_distiller_goes_away(saved_teacher):
-    model, _ = det_distiller(saved_teacher)
-    student_neck = model.student.neck
-    teacher_neck = model.teacher.neck
-    assert len(student_neck._forward_hooks) == 1
-    assert len(teacher_neck._forward_hooks) == 1
-    ref = weakref.ref(model)
-    del model
+def _cls_distiller(**point) -> OfflineDistiller:
+    """A classification distiller: KD on the logits, plus ``point``."""
+    points = dict(logits=dict(student='head.fc', teacher='head.fc',
+                              loss=dict(type='KDLoss', temperature=4.0)))
+    if point:
+        points['probe'] = point
+    torch.manual_seed(0)
+    return OfflineDistiller(student=tiny_resnet_cls(8),
+                            teacher=tiny_resnet_cls(16),
+                            allow_random_teacher=True, distill_points=points)
+
+
+@pytest.mark.parametrize('kind', ['det', 'replace'])
+def test_distiller_is_freed_without_the_garbage_collector(saved_teacher,
+                                                          kind):
+    """No reference cycle: the distiller, its hooks and every tensor of a
+    step go away by reference counting alone, after a training step."""
+    if kind == 'det':
+        model, _ = det_distiller(saved_teacher)
+        inputs, samples = det_batch()
+        teacher_module = model.teacher.neck
+    else:  # a connector replacing a later module's output
+        model = _cls_distiller(
+            student='backbone', index=-1, replace='head.fc',
+            connector=dict(type='PoolLinearConnector', channels=64,
+                           num_classes=10))
+        inputs, samples = cls_batch()
+        teacher_module = model.teacher.head.fc
+    student_module = model.student.neck if kind == 'det' \
+        else model.student.head.fc
+    seen = []
+    teacher_module.register_forward_hook(
+        lambda m, i, out: seen.append(weakref.ref(
+            out[0] if isinstance(out, tuple) else out)))
     gc.collect()
-    assert ref() is None
-    assert len(student_neck._forward_hooks) == 0
-    assert len(teacher_neck._forward_hooks) == 0
+    gc.disable()
+    try:
+        model.train()
+        losses = model(inputs, samples, mode='loss')
+        model.parse_losses(losses)[0].backward()
+        del losses
+        assert seen and seen[0]() is None  # the step kept no tensor
+        ref = weakref.ref(model)
+        del model
+        assert ref() is None
+    finally:
+        gc.enable()
+    assert len(student_module._forward_hooks) == 0
+    assert len(teacher_module._forward_hooks) == 1  # the test's own hook
+
+
+@MODELS.register_module(force=True)
+class ProbeConnector(BaseConnector):
+    """Test connector: the identity, calling ``inside()`` when set."""
+
+    def __init__(self, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.inside = None
+
+    def forward(self, student, teacher, ctx, replaced=None):
+        if self.inside is not None:
+            self.inside()
+        return ConnectorOutput(student=list(student))
+
+
+def test_nested_forwards_and_two_distillers_keep_their_own_steps():
+    """A forward run inside another (of the same distiller, or of a second
+    one) neither sees nor disturbs the outer step's recorded tensors."""
+    probe = dict(student='backbone', index=-1, replace=True,
+                 connector=dict(type='ProbeConnector'))
+    model, other = _cls_distiller(**probe), _cls_distiller(**probe)
+    model.train()
+    other.train()
+    inputs, samples = cls_batch()
+    expected = model(inputs, samples, mode='loss')
+    inner = []
+
+    def inside():
+        if inner:
+            return  # the nested forwards call the probe again
+        inner.append(other(inputs[:2], samples[:2], mode='loss'))
+        inner.append(model(inputs[:2], mode='tensor'))
+        inner.append(model(inputs[:2], samples[:2], mode='loss'))
+
+    model.connectors['probe'].inside = inside
+    got = model(inputs, samples, mode='loss')
+    assert len(inner) == 3 and inner[1].shape == (2, 10)
+    assert set(got) == set(expected)
+    for key, value in expected.items():
+        torch.testing.assert_close(got[key], value)
+    assert set(inner[0]) == set(inner[2]) == set(expected)
 
 
 def test_remove_hooks_explicitly(saved_teacher):
@@ -280,7 +359,7 @@ def test_classification_logits_and_labels_reach_the_loss():
     with torch.no_grad():
         s_logits = model.student(inputs, mode='tensor')
         t_logits = model.teacher(inputs, mode='tensor')
-    from mmkdflow.models.utils import DistillContext
+    from mmkdflow.models.core import DistillContext
     expected = model.distill_losses['logits'](
         s_logits, t_logits, DistillContext(data_samples=samples))
     torch.testing.assert_close(losses['distill.logits.loss'].detach(),
@@ -304,7 +383,7 @@ class PoolLinearConnector(BaseConnector):
         super().__init__(init_cfg=init_cfg)
         self.fc = torch.nn.Linear(channels, num_classes)
 
-    def forward(self, student, teacher, ctx):
+    def forward(self, student, teacher, ctx, replaced=None):
         return ConnectorOutput(
             student=[self.fc(s.mean(dim=(2, 3))) for s in student])
 

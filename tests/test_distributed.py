@@ -22,7 +22,8 @@ from conftest import config_path, tiny_deeplabv3, tiny_retinanet
 from e2e_utils import ROOT, shrink
 from mmengine.config import Config
 
-from mmkdflow.engine.runner_utils import setup_distributed
+from mmkdflow import distributed
+from mmkdflow.distributed import setup_distributed
 from mmkdflow.models.utils import model_builder
 
 PROBE_MODULE = 'kd_test_probe'
@@ -249,18 +250,18 @@ def test_every_connector_parameter_gets_a_gradient():
 
 def test_syncbn_becomes_bn_without_gpu_and_stays_with_one(monkeypatch):
     logged = []
-    monkeypatch.setattr(model_builder, 'print_log',
+    monkeypatch.setattr(distributed, 'print_log',
                         lambda msg, *a, **k: logged.append(msg))
     cfg = tiny_deeplabv3(8)
     syncbn = dict(type='SyncBN', requires_grad=True)
     cfg['backbone']['norm_cfg'] = cfg['decode_head']['norm_cfg'] = syncbn
 
-    monkeypatch.setattr(model_builder, 'gpu_available', lambda: True)
+    monkeypatch.setattr(distributed, 'gpu_available', lambda: True)
     on_gpu = model_builder.build_task_model(cfg, 'student')
     kinds = {type(m).__name__ for m in on_gpu.modules()}
     assert 'SyncBatchNorm' in kinds and not logged
 
-    monkeypatch.setattr(model_builder, 'gpu_available', lambda: False)
+    monkeypatch.setattr(distributed, 'gpu_available', lambda: False)
     torch.manual_seed(0)
     on_cpu = model_builder.build_task_model(cfg, 'student')
     assert not any(type(m).__name__ == 'SyncBatchNorm'
@@ -279,7 +280,7 @@ def test_syncbn_becomes_bn_without_gpu_and_stays_with_one(monkeypatch):
     package = dict(cfg_path='mmseg::deeplabv3/'
                    'deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py')
     for cuda in (True, False):
-        monkeypatch.setattr(model_builder, 'gpu_available', lambda: cuda)
+        monkeypatch.setattr(distributed, 'gpu_available', lambda: cuda)
         model = model_builder.build_task_model(package, 'student')
         count = sum(type(m).__name__ == 'SyncBatchNorm'
                     for m in model.modules())
@@ -289,7 +290,7 @@ def test_syncbn_becomes_bn_without_gpu_and_stays_with_one(monkeypatch):
 
 def test_setup_distributed_picks_gloo_without_gpu(monkeypatch):
     calls = []
-    monkeypatch.setattr('mmkdflow.engine.runner_utils.init_cpu_process_group',
+    monkeypatch.setattr('mmkdflow.distributed.init_cpu_process_group',
                         lambda launcher, dist_cfg: calls.append(
                             (launcher, dist_cfg)))
     monkeypatch.delenv('MMKDFLOW_DIST_BACKEND', raising=False)
@@ -358,7 +359,7 @@ def test_slurm_train_script_openmmlab_form(tmp_path):
 def test_slurm_launcher_without_gpu_starts_gloo(monkeypatch):
     import torch.distributed as dist
 
-    from mmkdflow.engine.runner_utils import init_cpu_process_group
+    from mmkdflow.distributed import init_cpu_process_group
     calls = []
     monkeypatch.setattr(dist, 'is_initialized', lambda: False)
     monkeypatch.setattr(dist, 'init_process_group',

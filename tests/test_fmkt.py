@@ -12,7 +12,8 @@ from mmkdflow.models.flows import (META_ENCODERS, FlowLogitHead,
                                    build_schedule, decoupling_permutation,
                                    euler_sample)
 from mmkdflow.models.losses import BaseDistillLoss, KDLoss
-from mmkdflow.models.utils import DistillContext, build_mmkdflow_module
+from mmkdflow.models.core import DistillContext
+from mmkdflow.models.utils import build_mmkdflow_module
 
 F64 = dict(dtype=torch.float64)
 
@@ -393,11 +394,12 @@ def test_theta_logit_flow_needs_the_replaced_output():
         conn([z], [torch.randn(2, 5)], DistillContext())
     with pytest.raises(ValueError, match="replace='head.fc'"):
         conn([z], None, DistillContext(training=False))
-    bad = DistillContext(training=False, replaced_output=torch.randn(2, 5))
-    assert conn([z], None, bad).student[0] is bad.replaced_output
-    wrong = DistillContext(replaced_output=torch.randn(2, 7))
+    own = torch.randn(2, 5)
+    out = conn([z], None, DistillContext(training=False), replaced=own)
+    assert out.student[0] is own
     with pytest.raises(ValueError, match='num_classes'):
-        conn([z], [torch.randn(2, 5)], wrong)
+        conn([z], [torch.randn(2, 5)], DistillContext(),
+             replaced=torch.randn(2, 7))
 
 
 def test_per_pixel_logit_flow_on_deeplabv3(saved_teacher):

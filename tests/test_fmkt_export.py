@@ -26,7 +26,7 @@ from mmkdflow.engine.hooks.connector_ema_hook import CONNECTOR_EMA_KEY
 from mmkdflow.engine.student_export import deploy_points
 from mmkdflow.models import OfflineDistiller
 from mmkdflow.models.losses import KDLoss
-from mmkdflow.models.utils import DistillContext
+from mmkdflow.models.core import DistillContext
 from mmkdflow.registry import MODELS
 
 

@@ -14,7 +14,8 @@ from mmkdflow.models.connectors import (BaseFMKTConnector, FMKTConnector,
                                         FMKTLogitConnector)
 from mmkdflow.models.flows import META_ENCODERS, build_meta_encoder
 from mmkdflow.models.losses import DISTLoss, PKDLoss
-from mmkdflow.models.utils import DistillContext, build_mmkdflow_module
+from mmkdflow.models.core import DistillContext
+from mmkdflow.models.utils import build_mmkdflow_module
 
 
 def rms_input(rms: float, shape=(2, 16, 7, 7), seed=0) -> torch.Tensor:

@@ -161,7 +161,7 @@ def test_broken_resume_checkpoints_stop_the_tools_first(tmp_path, det_data):
             test.main([config, path])
     # the latest checkpoint of the work dir (--resume without a path) is
     # truncated: the newest complete one is taken instead, and said so
-    from mmkdflow.engine.runner_utils import apply_resume
+    from mmkdflow.engine.resume_setup import apply_resume
     work = tmp_path / 'work'
     work.mkdir()
     shutil.copy(good, work / 'epoch_2.pth')

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from mmkdflow.models.losses import (AttentionMSELoss, BaseDistillLoss,
                                     ChannelWiseDivergence, DISTLoss, DKDLoss,
                                     KDLoss, MSELoss, PKDLoss)
-from mmkdflow.models.utils.context import DistillContext
+from mmkdflow.models.core import DistillContext
 from mmkdflow.registry import MODELS
 
 B, K = 4, 5

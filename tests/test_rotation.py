@@ -15,7 +15,7 @@ from mmengine.logging import MMLogger
 from test_checkpoint import TOY_RUNNER
 
 from mmkdflow.engine.hooks import find_resume_checkpoint
-from mmkdflow.engine.runner_utils import apply_resume, use_safe_checkpointing
+from mmkdflow.engine.resume_setup import apply_resume, use_safe_checkpointing
 from mmkdflow.utils import CheckpointError
 from mmkdflow.utils.atomic_files import (remove_stale_temporaries,
                                          stale_temporaries, temporary_name)
@@ -238,7 +238,10 @@ def test_zero_counts_are_refused_when_the_runner_is_built(tmp_path):
 def test_every_shipped_training_config_gets_safe_checkpointing():
     """What tools/train.py does to each config under configs/ (demo and
     paper rows): SafeCheckpointHook with the config's own arguments
-    (max_keep_ckpts included) and a resumable loop."""
+    (max_keep_ckpts included), a resumable loop, and the non-finite guard
+    (on by default, as it was on the distiller before it became an optim
+    wrapper)."""
+    from mmkdflow.engine import apply_nonfinite_guard
     import glob
 
     from conftest import CONFIGS
@@ -258,3 +261,7 @@ def test_every_shipped_training_config_gets_safe_checkpointing():
         assert cfg.train_cfg.type in (
             'mmkdflow.ResumableEpochBasedTrainLoop',
             'mmkdflow.ResumableIterBasedTrainLoop'), (path, cfg.train_cfg)
+        apply_nonfinite_guard(cfg)
+        assert cfg.optim_wrapper.type.startswith(
+            'mmkdflow.NonFiniteGuard'), (path, cfg.optim_wrapper.type)
+        assert cfg.optim_wrapper.policy == 'raise', path

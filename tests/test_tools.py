@@ -77,46 +77,46 @@ def test_train_and_test_tools_with_amp_and_teacher_flag(tmp_path):
 
 
 def test_shared_tool_setup(tmp_path, monkeypatch):
-    """tools/train.py and tools/test.py share mmkdflow.engine.runner_utils:
-    work dir default, --cfg-options, --amp per device, --resume, and the
-    ResumeStateHook every training run gets."""
+    """tools/train.py and tools/test.py share mmkdflow.engine's tool
+    set-up: work dir default, --cfg-options, --amp per device, --resume,
+    and the ResumeStateHook every training run gets."""
     import argparse
 
-    from mmkdflow.engine import runner_utils as ru
+    from mmkdflow.engine import optim_setup, resume_setup, tool_args
     monkeypatch.setenv('LOCAL_RANK', '0')
     config = config_path('demo', 'pkd_retinanet_r18_r18c16_digits.py')
     parser = argparse.ArgumentParser()
     parser.add_argument('config')
-    ru.add_common_args(parser)
-    args = ru.parse_args(parser, [config, '--cfg-options',
+    tool_args.add_common_args(parser)
+    args = tool_args.parse_args(parser, [config, '--cfg-options',
                                   'train_cfg.max_epochs=2'])
-    cfg = ru.load_config(args)
+    cfg = tool_args.load_config(args)
     assert cfg.work_dir == osp.join('./work_dirs',
                                     'pkd_retinanet_r18_r18c16_digits')
     assert cfg.train_cfg.max_epochs == 2 and cfg.launcher == 'none'
 
-    ru.apply_amp(cfg, cuda=True)
+    optim_setup.apply_amp(cfg, cuda=True)
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     cfg.optim_wrapper.type = 'OptimWrapper'
-    ru.apply_amp(cfg, cuda=False)
+    optim_setup.apply_amp(cfg, cuda=False)
     assert cfg.optim_wrapper.type == 'mmkdflow.AutocastOptimWrapper'
     assert cfg.optim_wrapper.dtype == 'bfloat16'
     cfg.optim_wrapper.type = 'mmpretrain.SomeOtherWrapper'
     with pytest.raises(ValueError, match='--amp works with OptimWrapper'):
-        ru.apply_amp(cfg)
+        optim_setup.apply_amp(cfg)
 
-    ru.apply_resume(cfg, None)
+    resume_setup.apply_resume(cfg, None)
     assert not cfg.resume
     ckpt = str(tmp_path / 'epoch_1.pth')
     torch.save({'state_dict': {}}, ckpt)
-    ru.apply_resume(cfg, ckpt)
+    resume_setup.apply_resume(cfg, ckpt)
     assert cfg.resume and cfg.load_from == ckpt
     cfg.work_dir = str(tmp_path / 'fresh')
-    ru.apply_resume(cfg, 'auto')  # nothing to resume in a new work dir
+    resume_setup.apply_resume(cfg, 'auto')  # nothing to resume in a new work dir
     assert not cfg.resume and cfg.load_from is None
 
-    ru.add_resume_state_hook(cfg)
-    ru.add_resume_state_hook(cfg)  # once
+    resume_setup.add_resume_state_hook(cfg)
+    resume_setup.add_resume_state_hook(cfg)  # once
     names = [h['type'] for h in cfg.custom_hooks]
     assert names.count('mmkdflow.ResumeStateHook') == 1
     assert 'mmkdflow.StudentCheckpointHook' in names

@@ -1,15 +1,16 @@
 """Evaluate a distiller checkpoint (the student, by default).
 
 ``tools/dist_test.sh`` runs it with ``--launcher pytorch``; without a GPU it
-uses the gloo backend (see :mod:`mmkdflow.engine.runner_utils`).
+uses the gloo backend (see :mod:`mmkdflow.distributed`).
 """
 import argparse
 
 from mmengine.runner import Runner
 
 import mmkdflow  # noqa: F401  registers mmkdflow, safe checkpoint loading
-from mmkdflow.engine.runner_utils import (add_common_args, load_config,
-                                          parse_args, setup_distributed)
+from mmkdflow.distributed import setup_distributed
+from mmkdflow.engine.optim_setup import apply_nonfinite_guard
+from mmkdflow.engine.tool_args import add_common_args, load_config, parse_args
 from mmkdflow.utils.allocator import (add_allocator_argument,
                                       configure_allocator)
 from mmkdflow.utils.checkpoint import check_checkpoint_file
@@ -33,6 +34,7 @@ def main(argv=None) -> None:
     # the kernel at every step (see mmkdflow/utils/allocator.py)
     configure_allocator(enabled=not args.no_allocator_tuning)
     cfg = load_config(args)
+    apply_nonfinite_guard(cfg)  # reads model.nonfinite, as training does
     if args.teacher:
         cfg.model.predict_with = 'teacher'
         print('evaluating the teacher of the distiller (predict_with=teacher)')

@@ -3,22 +3,27 @@
 Every run is safe to kill: checkpoints are written atomically and rotated
 only once the new one is in place, and ``--resume`` continues from the
 newest complete checkpoint, inside an epoch if it was written there (see
-:func:`mmkdflow.engine.runner_utils.use_safe_checkpointing`).
+:func:`mmkdflow.engine.resume_setup.use_safe_checkpointing`).
+
+A NaN/Inf loss or gradient stops the run before it reaches the weights
+(``model.nonfinite='skip'`` skips such steps, ``'off'`` turns the check
+off): the optim wrapper becomes its non-finite-guarded version, see
+:func:`mmkdflow.engine.apply_nonfinite_guard`.
 
 Without a GPU, ``--launcher pytorch`` (``tools/dist_train.sh``) and
 ``--launcher slurm`` run on CPU with the gloo backend (see
-:mod:`mmkdflow.engine.runner_utils`).
+:mod:`mmkdflow.distributed`).
 """
 import argparse
 
 from mmengine.runner import Runner
 
 import mmkdflow  # noqa: F401  registers mmkdflow, safe checkpoint loading
-from mmkdflow.engine.runner_utils import (add_common_args,
-                                          add_resume_state_hook, apply_amp,
-                                          apply_resume, load_config,
-                                          parse_args, setup_distributed,
+from mmkdflow.distributed import setup_distributed
+from mmkdflow.engine.optim_setup import apply_amp, apply_nonfinite_guard
+from mmkdflow.engine.resume_setup import (add_resume_state_hook, apply_resume,
                                           use_safe_checkpointing)
+from mmkdflow.engine.tool_args import add_common_args, load_config, parse_args
 from mmkdflow.utils.allocator import (add_allocator_argument,
                                       configure_allocator)
 
@@ -48,6 +53,7 @@ def main(argv=None) -> None:
     cfg = load_config(args)
     if args.amp:
         apply_amp(cfg)
+    apply_nonfinite_guard(cfg)
     apply_resume(cfg, args.resume)
     use_safe_checkpointing(cfg)
     add_resume_state_hook(cfg)

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from mmkdflow.models.utils.context import DistillContext
+from mmkdflow.models.core import DistillContext
 from .builders import (build_connector, build_distiller,
                        diffkd_connector_cfg, distiller_cfg, export_model,
                        fmkt_connector_cfg, fpn_shapes, method_points)

@@ -1,4 +1,5 @@
 from .backbones import *  # noqa: F401,F403
 from .connectors import *  # noqa: F401,F403
+from .core import *  # noqa: F401,F403
 from .distillers import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403

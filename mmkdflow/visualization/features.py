@@ -13,7 +13,7 @@ from mmkdflow.models.connectors import BaseFMKTConnector, DiffKDConnector
 from mmkdflow.models.diffusion import to_map
 from mmkdflow.models.distillers.distill_point import DistillPoint, select
 from mmkdflow.models.recorders.module_recorder import resolve_module
-from mmkdflow.models.utils.context import DistillContext
+from mmkdflow.models.core import DistillContext
 from mmkdflow.utils import (extract_state_dict, load_checkpoint_file,
                             load_weights_strictly)
 

@@ -1,11 +1,11 @@
 """Simple connectors: identity and a learned 1x1 adapter."""
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import torch.nn as nn
 from torch import Tensor
 
 from mmkdflow.registry import MODELS
-from ..utils.context import DistillContext
+from ..core import DistillContext
 from .base import BaseConnector, ConnectorOutput
 
 
@@ -14,7 +14,8 @@ class IdentityConnector(BaseConnector):
     """Passes the student tensors through unchanged."""
 
     def forward(self, student: List[Tensor], teacher: Optional[List[Tensor]],
-                ctx: DistillContext) -> ConnectorOutput:
+                ctx: DistillContext, replaced: Any = None
+                ) -> ConnectorOutput:
         return ConnectorOutput(student=list(student))
 
 
@@ -53,7 +54,8 @@ class ConvAdapter(BaseConnector):
         return self.adapter(x)
 
     def forward(self, student: List[Tensor], teacher: Optional[List[Tensor]],
-                ctx: DistillContext) -> ConnectorOutput:
+                ctx: DistillContext, replaced: Any = None
+                ) -> ConnectorOutput:
         for x in student:
             if x.shape[1] != self.in_channels:
                 raise ValueError(

@@ -1,12 +1,12 @@
 """The connector protocol shared by every distillation method."""
 from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from ..utils.context import DistillContext
+from ..core import DistillContext
 
 
 @dataclass
@@ -40,11 +40,16 @@ class BaseConnector(BaseModule, metaclass=ABCMeta):
     across levels. At inference (validation, test, export) the teacher list
     is ``None``; a connector used with ``replace=True`` must then still
     return the student tensors.
+
+    A point that replaces a *later* student module (``replace='head.fc'``
+    while reading ``'backbone'``) calls ``forward(student, teacher, ctx,
+    replaced=<that module's own output>)``; every other point calls
+    ``forward(student, teacher, ctx)``.
     """
 
     @abstractmethod
     def forward(self, student: List[Tensor], teacher: Optional[List[Tensor]],
-                ctx: DistillContext) -> ConnectorOutput:
+                ctx: DistillContext, replaced: Any = None) -> ConnectorOutput:
         """Transform one point's tensors and compute the connector's losses.
 
         Args:
@@ -52,4 +57,8 @@ class BaseConnector(BaseModule, metaclass=ABCMeta):
             teacher: Teacher tensors in the same order, or ``None`` at
                 inference.
             ctx: The step's context (labels, epoch, iteration).
+            replaced: The replaced later module's own output (e.g. the
+                student's classifier logits, which FM-KT-Theta distils
+                into), or ``None`` when the point replaces the module it
+                reads or nothing.
         """

@@ -1,7 +1,7 @@
 """DiffKD: the student feature as a noisy teacher feature, denoised."""
 from collections import OrderedDict
 import math
-from typing import List, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -14,7 +14,7 @@ from ..diffusion import (DDIMSchedule, FeatureNoiseAdapter,
                          VectorNoiseAdapter, VectorNoisePredictor, from_map,
                          to_map)
 from ..flows.sampler import CompileOption, compile_options, compiled
-from ..utils.context import DistillContext
+from ..core import DistillContext
 from ..utils.model_builder import build_mmkdflow_module
 from .base import BaseConnector, ConnectorOutput
 
@@ -320,7 +320,8 @@ class DiffKDConnector(BaseConnector):
 
     # ---------------------------------------------------------- forward
     def forward(self, student: List[Tensor], teacher: Optional[List[Tensor]],
-                ctx: DistillContext) -> ConnectorOutput:
+                ctx: DistillContext, replaced: Any = None
+                ) -> ConnectorOutput:
         """Denoise each student tensor and compute the DiffKD losses.
 
         Returns:

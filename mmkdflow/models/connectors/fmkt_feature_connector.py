@@ -1,12 +1,12 @@
 """FM-KT feature flow: a flow from each student feature to the teacher's."""
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch.nn as nn
 from torch import Tensor
 
 from mmkdflow.registry import MODELS
 from ..flows.euler_flow import EulerFlow
-from ..utils.context import DistillContext
+from ..core import DistillContext
 from .base import ConnectorOutput
 from .fmkt_base import BaseFMKTConnector, check_weight, flow_options
 
@@ -181,7 +181,8 @@ class FMKTFeatureConnector(BaseFMKTConnector):
         return self.level_weights
 
     def forward(self, student: List[Tensor], teacher: Optional[List[Tensor]],
-                ctx: DistillContext) -> ConnectorOutput:
+                ctx: DistillContext, replaced: Any = None
+                ) -> ConnectorOutput:
         weights = self.weights_for(len(student))
         self.check_channels(student)
         training = teacher is not None

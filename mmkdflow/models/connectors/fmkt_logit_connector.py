@@ -1,6 +1,6 @@
 """FM-KT logit flow: a flow on the student's last feature map, read out by
 a classifier, matched to the teacher's logits (or online, OFM-KT)."""
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch.nn as nn
 from torch import Tensor
@@ -8,7 +8,7 @@ from torch import Tensor
 from mmkdflow.registry import MODELS
 from ..flows import FlowLogitHead, own_logits
 from ..flows.euler_flow import EulerFlow
-from ..utils.context import DistillContext
+from ..core import DistillContext
 from .base import ConnectorOutput
 from .fmkt_base import BaseFMKTConnector, check_weight, flow_options
 
@@ -41,8 +41,8 @@ class FMKTLogitConnector(BaseFMKTConnector):
       smoothing 0.1 and :math:`\mathcal{L}_{flow} = \frac{w}{N}\sum_i
       D(o_i, \mathrm{sg}(\frac1N\sum_j o_j))`.
     * ``theta=True`` (FM-KT-Theta for logits): the student's own classifier
-      output :math:`fc_0(Z)` (``ctx.replaced_output``, the original output
-      of the replaced ``head.fc``) is returned unchanged, so the deployed
+      output :math:`fc_0(Z)` (the ``replaced`` argument: the original
+      output of the replaced ``head.fc``) is returned unchanged, so the deployed
       student is the vanilla one and at inference the flow does not run.
       The flow is trained as above and :math:`\mathcal{L}_{theta} = w\,
       \theta\,D(fc_0(Z), \mathrm{sg}(\frac1N\sum_i o_i))` distils its
@@ -150,7 +150,8 @@ class FMKTLogitConnector(BaseFMKTConnector):
         return self.logit_head(x)
 
     def forward(self, student: List[Tensor], teacher: Optional[List[Tensor]],
-                ctx: DistillContext) -> ConnectorOutput:
+                ctx: DistillContext, replaced: Any = None
+                ) -> ConnectorOutput:
         if len(student) != 1:
             raise ValueError(
                 f'{type(self).__name__} takes one student tensor (the last '
@@ -159,7 +160,7 @@ class FMKTLogitConnector(BaseFMKTConnector):
         self.check_channels(student)
         z = student[0]
         training = teacher is not None or (self.online and ctx.training)
-        own = own_logits(ctx) if self.theta else None
+        own = own_logits(replaced) if self.theta else None
         if self.theta and not training:
             return ConnectorOutput(student=[own])  # vanilla fc0(Z)
         target = None
@@ -173,7 +174,7 @@ class FMKTLogitConnector(BaseFMKTConnector):
                  .predictions]
         out = sum(preds[1:], preds[0]) / num_steps
         if own is not None:
-            own_logits(ctx, expected=out)  # shape check
+            own_logits(replaced, expected=out)  # shape check
         losses = self._losses(own, preds, out, target, ctx) if training \
             else {}
         return ConnectorOutput(student=[out if own is None else own],

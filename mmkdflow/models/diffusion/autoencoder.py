@@ -5,11 +5,9 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from mmkdflow.registry import MODELS
 from .shapes import from_map, to_map
 
 
-@MODELS.register_module()
 class LinearAutoencoder(BaseModule):
     r"""Linear channel autoencoder (paper Sec. 3.2)::
 

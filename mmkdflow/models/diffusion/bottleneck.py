@@ -5,10 +5,7 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from mmkdflow.registry import MODELS
 
-
-@MODELS.register_module()
 class DiffusionBottleneck(BaseModule):
     r"""ResNet bottleneck with an identity shortcut and no ReLU after the add.
 

@@ -8,8 +8,6 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from mmkdflow.registry import MODELS
-
 Timestep = Union[int, Tensor]
 
 
@@ -20,7 +18,6 @@ def _no_autocast(device: torch.device) -> ContextManager:
     return contextlib.nullcontext()
 
 
-@MODELS.register_module()
 class DDIMSchedule(nn.Module):
     r"""Linear-beta DDPM schedule with deterministic DDIM steps (eta = 0).
 

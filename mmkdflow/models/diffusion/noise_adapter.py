@@ -5,7 +5,6 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from mmkdflow.registry import MODELS
 from .bottleneck import DiffusionBottleneck
 from .shapes import to_map
 
@@ -35,7 +34,6 @@ class _GammaHead(BaseModule):
         return self.fc(pooled).softmax(dim=1)[:, 0]
 
 
-@MODELS.register_module()
 class FeatureNoiseAdapter(_GammaHead):
     r"""ANM for feature maps (paper Sec. 3.3). Predicts ``gamma`` for the
     initial noisy sample of Eq. (8),
@@ -55,7 +53,6 @@ class FeatureNoiseAdapter(_GammaHead):
         self.body = DiffusionBottleneck(channels, reduction)
 
 
-@MODELS.register_module()
 class VectorNoiseAdapter(_GammaHead):
     r"""ANM for logits (paper Sec. 3.3, Eq. (8)), 1x1 convolutions::
 

@@ -6,7 +6,6 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from mmkdflow.registry import MODELS
 from .bottleneck import DiffusionBottleneck
 from .shapes import from_map, to_map
 
@@ -49,7 +48,6 @@ class _TimeConditionedPredictor(BaseModule):
         return from_map(self.body(x + emb), was_vector)
 
 
-@MODELS.register_module()
 class FeatureNoisePredictor(_TimeConditionedPredictor):
     r"""Noise predictor for feature maps (the paper's "efficient DM", Fig. 3;
     trained with Eq. (4), ``L_diff = ||eps - Phi(z_t, t)||^2``)::
@@ -78,7 +76,6 @@ class FeatureNoisePredictor(_TimeConditionedPredictor):
             nn.Conv2d(channels, channels, 1), nn.BatchNorm2d(channels))
 
 
-@MODELS.register_module()
 class VectorNoisePredictor(_TimeConditionedPredictor):
     r"""Noise predictor for logits (the paper's MLP variant, App. B.2), as
     1x1 convolutions so it also runs on spatial logits::

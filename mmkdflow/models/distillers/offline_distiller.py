@@ -3,16 +3,16 @@ from typing import Dict, List, Optional, Union
 
 import torch
 import torch.nn as nn
-from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from torch import Tensor
 
 from mmkdflow.registry import MODELS
-from ..connectors.base import BaseConnector, ConnectorOutput
+from ..connectors.base import BaseConnector
+from ..core import DistillContext, DistillStep
 from ..recorders import ModuleOutputRecorder
-from ..utils import DistillContext, build_mmkdflow_module, build_task_model
-from .distill_point import DistillPoint, put_back, select
-from .nonfinite import NONFINITE_POLICIES, NonFiniteGuardMixin
+from ..utils import build_mmkdflow_module, build_task_model
+from .distill_point import DistillPoint, select
+from .point_calls import point_losses, replacers
 from .pretrained import fetch_pretrained
 from .teacher import load_teacher
 from .validation import about_point, check_nonnegative_weight, check_points
@@ -21,16 +21,25 @@ _TEACHER_FORWARDS = ('auto', 'extract_feat', 'tensor')
 
 
 @MODELS.register_module()
-class OfflineDistiller(NonFiniteGuardMixin, BaseModel):
+class OfflineDistiller(BaseModel):
     """Wraps a trainable student and a frozen teacher.
 
     In training (``mode='loss'``) the teacher runs first under ``no_grad``
     and its hooked modules are recorded; then the student computes its own
     losses while its hooked modules are recorded (and, for points with
-    ``replace=True``, transformed by their connector, so the connector's
-    output flows on into the student's head). Each distillation point then
-    turns its (student, teacher) tensors into losses. Validation and test
-    run the student alone (with its replacing connectors).
+    ``replace``, replaced by their connector's output, so it flows on into
+    the student's head). Each distillation point then turns its (student,
+    teacher) tensors into losses. Validation and test run the student alone
+    (with its replacing connectors).
+
+    Each call keeps its state (context, teacher tensors, replaced outputs)
+    in one :class:`~mmkdflow.models.core.DistillStep` passed as an argument
+    and dropped at the end of the call; the distiller itself holds none.
+    Non-finite losses are caught by the optim wrapper
+    (:class:`~mmkdflow.engine.NonFiniteGuardOptimWrapper`), not here.
+
+    Without a teacher it is also the online (OFM-KT) model and the deployed
+    model of a student whose connectors stay in the inference path.
 
     Args:
         student: Student model dict, or ``dict(cfg_path='mmdet::...')``.
@@ -51,13 +60,10 @@ class OfflineDistiller(NonFiniteGuardMixin, BaseModel):
             losses; 0 leaves the student to the distillation losses alone.
         predict_with: ``'student'`` (default) or ``'teacher'``: which model
             answers ``val_step``/``test_step``.
-        nonfinite: What a NaN/Inf loss does. ``'raise'`` (default): stop
-            the run with :class:`NonFiniteLossError` naming the loss, its
-            distillation point and the step, before any weight or
-            checkpoint is touched. ``'skip'``: log a warning and skip that
-            step's update (single-process training only; under DDP every
-            rank would have to agree, so it raises instead). ``'off'``: no
-            check (saves one host synchronisation per step).
+        nonfinite: Moved to the optim wrapper; any value other than
+            ``None`` is refused with a message naming the wrapper
+            (``tools/train.py`` translates ``model.nonfinite`` itself, see
+            :func:`~mmkdflow.engine.apply_nonfinite_guard`).
         data_preprocessor: The distiller always uses the student's data
             preprocessor; a dict given here (MMEngine's ``Runner`` passes the
             config's top-level ``data_preprocessor``) is used for the student
@@ -74,7 +80,7 @@ class OfflineDistiller(NonFiniteGuardMixin, BaseModel):
                  teacher_forward: str = 'auto',
                  student_loss_weight: float = 1.0,
                  predict_with: str = 'student',
-                 nonfinite: str = 'raise',
+                 nonfinite: Optional[str] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -84,12 +90,15 @@ class OfflineDistiller(NonFiniteGuardMixin, BaseModel):
         if predict_with not in ('student', 'teacher'):
             raise ValueError(f"predict_with must be 'student' or 'teacher', "
                              f'got {predict_with!r}')
-        if nonfinite not in NONFINITE_POLICIES:
-            raise ValueError(f'nonfinite must be one of {NONFINITE_POLICIES}'
-                             f', got {nonfinite!r}')
-        self.nonfinite = nonfinite
-        self._skip_update = False
-        self.skipped_steps = 0
+        if nonfinite is not None:
+            raise ValueError(
+                f"OfflineDistiller(nonfinite={nonfinite!r}): the non-finite "
+                f'guard is an optim wrapper now; remove `nonfinite` from the '
+                f"model and set optim_wrapper=dict(type='mmkdflow."
+                f"NonFiniteGuardOptimWrapper', policy='raise' or 'skip', ...)"
+                f" (or mmkdflow.NonFiniteGuardAmpOptimWrapper / "
+                f'NonFiniteGuardAutocastOptimWrapper); tools/train.py does '
+                f'this for model.nonfinite')
         default_dp = data_preprocessor if isinstance(
             data_preprocessor, dict) else None
         self.student = build_task_model(student, 'student', default_dp)
@@ -97,7 +106,6 @@ class OfflineDistiller(NonFiniteGuardMixin, BaseModel):
         self.student_loss_weight = check_nonnegative_weight(
             student_loss_weight, 'student_loss_weight', 'OfflineDistiller')
         self.teacher_ckpt = teacher_ckpt
-        self._teacher_tensors: Dict[str, List[Tensor]] = {}
 
         self.points = [
             DistillPoint.from_cfg(name, cfg)
@@ -149,12 +157,6 @@ class OfflineDistiller(NonFiniteGuardMixin, BaseModel):
                      self.teacher_recorder.modules
                      if self.teacher_recorder is not None else {},
                      set(self.connectors))
-        self._replaced: Dict[str, ConnectorOutput] = {}
-        self._context = DistillContext()
-        for point in self.points:
-            if point.replace:
-                self.student_recorder.set_transform(
-                    point.replace_path, self._make_replacer(point))
 
     # ------------------------------------------------------------ building
     def _resolve_teacher_forward(self, mode: str) -> str:
@@ -177,72 +179,26 @@ class OfflineDistiller(NonFiniteGuardMixin, BaseModel):
         fetch_pretrained(self)
         super().init_weights()
 
-    # ------------------------------------------------------------- helpers
-    def _make_replacer(self, point: DistillPoint):
-        where = f"student '{point.student}'"
-
-        def replace(output):
-            if point.replaces_other_module:
-                student = select(self.student_recorder.get(point.student),
-                                 point.student_index, where)
-                index = None
-            else:
-                student = select(output, point.student_index, where)
-                index = point.student_index
-            teacher = self._teacher_tensors.get(point.name) \
-                if self._context.training else None
-            if point.replaces_other_module:
-                self._context.replaced_output = output
-            try:
-                result = self._run_connector(point, student, teacher)
-            finally:
-                self._context.replaced_output = None
-            self._replaced[point.name] = result
-            return put_back(output, index, result.student)
-
-        return replace
-
-    def _run_connector(self, point: DistillPoint, student: List[Tensor],
-                       teacher: Optional[List[Tensor]]) -> ConnectorOutput:
-        connector = self.connectors[point.name]
-        result = connector(student, teacher, self._context)
-        if not isinstance(result, ConnectorOutput) or \
-                len(result.student) != len(student):
-            raise TypeError(
-                f'connector {type(connector).__name__} of point '
-                f'{point.name!r} must return a ConnectorOutput with one '
-                f'student tensor per input ({len(student)})')
-        return result
-
-    def _make_context(self, data_samples, training: bool) -> DistillContext:
-        hub = MessageHub.get_current_instance()
-        return DistillContext(
-            data_samples=data_samples,
-            epoch=int(hub.get_info('epoch', 0) or 0),
-            iter=int(hub.get_info('iter', 0) or 0),
-            max_epochs=hub.get_info('max_epochs'),
-            max_iters=hub.get_info('max_iters'),
-            training=training)
-
+    # ------------------------------------------------------------- forward
     @torch.no_grad()
-    def _run_teacher(self, inputs: Tensor, data_samples) -> None:
-        self._teacher_tensors = {}
+    def _run_teacher(self, inputs: Tensor, data_samples
+                     ) -> Dict[str, List[Tensor]]:
+        """The teacher tensors of every point that reads the teacher."""
         if self.teacher is None:
-            return
+            return {}
         self.teacher.eval()
-        with self.teacher_recorder.recording():
+        with self.teacher_recorder.recording() as record:
             if self.teacher_forward == 'extract_feat':
                 self.teacher.extract_feat(inputs)
             else:
                 self.teacher(inputs, data_samples, mode='tensor')
-        for point in self.points:
-            if point.teacher is not None:
-                self._teacher_tensors[point.name] = select(
-                    self.teacher_recorder.get(point.teacher),
-                    point.teacher_index, f"teacher '{point.teacher}'")
-        self.teacher_recorder.clear()
+        return {
+            point.name: select(record.get(point.teacher),
+                               point.teacher_index,
+                               f"teacher '{point.teacher}'")
+            for point in self.points if point.teacher is not None
+        }
 
-    # ------------------------------------------------------------- forward
     def forward(self, inputs: Tensor, data_samples=None,
                 mode: str = 'tensor'):
         if mode == 'loss':
@@ -252,73 +208,33 @@ class OfflineDistiller(NonFiniteGuardMixin, BaseModel):
                              f'got {mode!r}')
         if self.predict_with == 'teacher':
             return self.teacher(inputs, data_samples, mode=mode)
-        self._context = self._make_context(data_samples, training=False)
-        self._teacher_tensors = {}
-        try:
-            with self.student_recorder.recording():
-                return self.student(inputs, data_samples, mode=mode)
-        finally:
-            self._release()
+        step = DistillStep(DistillContext.current(data_samples,
+                                                  training=False))
+        with self.student_recorder.recording(
+                replacers(self.points, self.connectors, step)):
+            return self.student(inputs, data_samples, mode=mode)
 
     def loss(self, inputs: Tensor, data_samples) -> Dict[str, Tensor]:
         """Teacher forward, student losses, then one loss set per point."""
-        self._context = self._make_context(data_samples, training=True)
-        try:
-            self._run_teacher(inputs, data_samples)
-            with self.student_recorder.recording():
-                student_losses = self.student.loss(inputs, data_samples)
-            losses = {
-                f'student.{k}': _scale(v, self.student_loss_weight)
-                if 'loss' in k else v
-                for k, v in student_losses.items()
-            }
-            for point in self.points:
-                losses.update(self._point_losses(point))
-            if self.nonfinite != 'off':
-                self._guard_losses(losses)
-            return losses
-        finally:
-            self._release()
-
-    def _point_losses(self, point: DistillPoint) -> Dict[str, Tensor]:
-        teacher = self._teacher_tensors.get(point.name)
-        if point.replace:
-            result = self._replaced[point.name]
-        else:
-            student = select(
-                self.student_recorder.get(point.student),
-                point.student_index, f"student '{point.student}'")
-            if point.name in self.connectors:
-                result = self._run_connector(point, student, teacher)
-            else:
-                result = ConnectorOutput(student=student)
-        prefix = f'distill.{point.name}.'
-        losses = {prefix + k: v for k, v in result.losses.items()}
-        loss_fn = self.distill_losses[point.name] \
-            if point.name in self.distill_losses else None
-        if loss_fn is not None:
-            targets = result.teacher if result.teacher is not None \
-                else teacher
-            total = 0.
-            for level, (s, t) in enumerate(zip(result.student, targets)):
-                if s.shape != t.shape:
-                    raise ValueError(
-                        f'distill point {point.name!r} (entry {level}): '
-                        f"student tensor {tuple(s.shape)} from "
-                        f"'{point.student}' does not match teacher tensor "
-                        f"{tuple(t.shape)} from '{point.teacher}'; add a "
-                        f'connector that maps the student to the teacher '
-                        f'shape, or read matching modules')
-                total = total + loss_fn(s, t, self._context)
-            losses[prefix + 'loss'] = total
+        step = DistillStep(DistillContext.current(data_samples,
+                                                  training=True))
+        step.teacher = self._run_teacher(inputs, data_samples)
+        with self.student_recorder.recording(
+                replacers(self.points, self.connectors, step)) as record:
+            student_losses = self.student.loss(inputs, data_samples)
+        losses = {
+            f'student.{k}': _scale(v, self.student_loss_weight)
+            if 'loss' in k else v
+            for k, v in student_losses.items()
+        }
+        for point in self.points:
+            losses.update(point_losses(
+                point, self.connectors[point.name]
+                if point.name in self.connectors else None,
+                self.distill_losses[point.name]
+                if point.name in self.distill_losses else None,
+                step, record))
         return losses
-
-    def _release(self) -> None:
-        """Drop every reference to this step's tensors."""
-        self.student_recorder.clear()
-        self._replaced = {}
-        self._teacher_tensors = {}
-        self._context = DistillContext()
 
     def train(self, mode: bool = True) -> 'OfflineDistiller':
         """Switch the student and connectors; the teacher stays in eval."""
@@ -332,10 +248,6 @@ class OfflineDistiller(NonFiniteGuardMixin, BaseModel):
         self.student_recorder.remove()
         if self.teacher_recorder is not None:
             self.teacher_recorder.remove()
-
-    def student_state_dict(self) -> Dict[str, Tensor]:
-        """The student's weights alone, as the downstream package saves them."""
-        return self.student.state_dict()
 
 
 def _scale(value, factor: float):

@@ -20,14 +20,14 @@ decode heads compute their own loss. An optional per-class weight
 each labelled pixel by its class, normalised by the sum of the weights of
 the labelled pixels, exactly as ``F.cross_entropy(weight=...)`` does.
 """
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..utils.context import DistillContext
+from ..core import DistillContext
 
 
 class FlowLogitHead(nn.Module):
@@ -113,23 +113,24 @@ class FlowLogitHead(nn.Module):
                                label_smoothing=label_smoothing)
 
 
-def own_logits(ctx: DistillContext, expected: Optional[Tensor] = None
+def own_logits(replaced: Any, expected: Optional[Tensor] = None
                ) -> Tensor:
     """The student's own classifier output :math:`fc_0(Z)`, which the
     distiller hands to a connector that replaces a later module
-    (``replace='head.fc'``) as ``ctx.replaced_output``.
+    (``replace='head.fc'``) as its ``replaced`` argument.
 
     Args:
-        ctx: The step's context.
+        replaced: The replaced module's own output (``None`` when the point
+            replaces no later module).
         expected: A tensor of the shape the logits must have (the flow's
             mean logits), checked when given.
 
     Raises:
-        ValueError: If the context holds no replaced output (the point was
-            not configured with ``replace='head.fc'`` or the like) or its
-            shape differs from ``expected``.
+        ValueError: If there is no replaced output (the point was not
+            configured with ``replace='head.fc'`` or the like), it is not
+            one tensor, or its shape differs from ``expected``.
     """
-    own = ctx.replaced_output
+    own = replaced
     if own is None:
         raise ValueError(
             "FM-KT-Theta on a logit flow distils into the student's own "

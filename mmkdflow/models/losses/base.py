@@ -8,7 +8,7 @@ import torch
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from mmkdflow.models.utils.context import DistillContext
+from mmkdflow.models.core import DistillContext
 
 
 def fp32_region(device: torch.device) -> ContextManager:

@@ -4,7 +4,7 @@ from typing import Optional
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmkdflow.models.utils.context import DistillContext
+from mmkdflow.models.core import DistillContext
 from mmkdflow.registry import MODELS
 from .base import BaseDistillLoss
 

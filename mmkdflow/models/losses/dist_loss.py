@@ -3,7 +3,7 @@ from typing import Optional
 
 from torch import Tensor
 
-from mmkdflow.models.utils.context import DistillContext
+from mmkdflow.models.core import DistillContext
 from mmkdflow.registry import MODELS
 from .base import BaseDistillLoss, logits_to_rows
 

@@ -1,3 +1,4 @@
-from .module_recorder import ModuleOutputRecorder, resolve_module
+from .module_recorder import (ModuleOutputRecorder, Recording, Replacer,
+                              resolve_module)
 
-__all__ = ['ModuleOutputRecorder', 'resolve_module']
+__all__ = ['ModuleOutputRecorder', 'Recording', 'Replacer', 'resolve_module']

@@ -6,7 +6,8 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 
 import torch.nn as nn
 
-OutputTransform = Callable[[Any], Any]
+#: ``fn(output, record) -> replacement`` for one module's output.
+Replacer = Callable[[Any, 'Recording'], Any]
 
 
 def resolve_module(model: nn.Module, path: str, role: str) -> nn.Module:
@@ -32,18 +33,64 @@ def resolve_module(model: nn.Module, path: str, role: str) -> nn.Module:
             f"Close matches: {', '.join(close)}") from None
 
 
+class Recording:
+    """The module outputs recorded during one
+    ``with recorder.recording(...)`` block.
+
+    Each call of a module is kept; a module called once yields its output,
+    a module called k times (e.g. a head shared by FPN levels) yields the
+    tuple of its k outputs. The record belongs to the caller: once the block
+    is left the recorder keeps no reference to it.
+
+    Args:
+        role: ``'student'`` or ``'teacher'``, for error messages.
+        paths: The recorded module paths.
+        replacers: ``{path: fn}``: the output of ``path`` is replaced by
+            ``fn(output, record)`` for the rest of the forward (``record``
+            is this object, so ``fn`` can read modules recorded earlier).
+    """
+
+    def __init__(self, role: str, paths: Iterable[str],
+                 replacers: Optional[Dict[str, Replacer]] = None) -> None:
+        self.role = role
+        self._outputs: Dict[str, List[Any]] = {p: [] for p in paths}
+        self._replacers = dict(replacers or {})
+
+    def add(self, path: str, output: Any) -> Any:
+        """Keep one output of ``path``; return its replacement, or ``None``
+        to leave the module's output as it is (a forward hook's return)."""
+        replace = self._replacers.get(path)
+        if replace is not None:
+            output = replace(output, self)
+        self._outputs[path].append(output)
+        return output if replace is not None else None
+
+    def get(self, path: str) -> Any:
+        """The recorded (replaced, if a replacer is set) output of ``path``.
+
+        Raises:
+            RuntimeError: If the module did not run during the recording
+                (e.g. the teacher ran only ``extract_feat`` but a head
+                output was requested).
+        """
+        calls = self._outputs[path]
+        if not calls:
+            raise RuntimeError(
+                f"{self.role} module '{path}' did not run in the last forward;"
+                f' check the module path, or for the teacher set '
+                f"teacher_forward='tensor' so that its head runs too")
+        return calls[0] if len(calls) == 1 else tuple(calls)
+
+
 class ModuleOutputRecorder:
     """Records the outputs of submodules of one model.
 
-    Hooks are registered once, at construction, and stay passive (a dict
-    lookup) unless the recorder is inside :meth:`recording`, so a model used
-    outside the distiller behaves as a plain model. A transform may be set
-    per path: inside :meth:`recording` the hook then returns the transformed
-    output, which replaces the module's output for the rest of the forward.
-
-    Each call of a module during one recording is kept; a module called
-    once yields its output, a module called k times (e.g. a head shared by
-    FPN levels) yields the tuple of its k outputs.
+    Hooks are registered once, at construction, and stay passive (a list
+    check) unless the recorder is inside :meth:`recording`, so a model used
+    outside the distiller behaves as a plain model. Each
+    :meth:`recording` block gets its own :class:`Recording`; nested blocks
+    (a forward run inside another one) record into the innermost block
+    only, so neither sees the other's outputs.
 
     The hooks hold only a weak reference to the recorder; :meth:`remove`
     (also run when the recorder is garbage-collected) detaches them.
@@ -61,9 +108,7 @@ class ModuleOutputRecorder:
         self.modules: Dict[str, nn.Module] = {
             path: resolve_module(model, path, role) for path in self.paths
         }
-        self._outputs: Dict[str, List[Any]] = {p: [] for p in self.paths}
-        self._transforms: Dict[str, OutputTransform] = {}
-        self._depth = 0
+        self._active: List[Recording] = []
         handles = [
             module.register_forward_hook(self._make_hook(path))
             for path, module in self.modules.items()
@@ -76,67 +121,41 @@ class ModuleOutputRecorder:
 
         def hook(module: nn.Module, args: Any, output: Any) -> Any:
             recorder = recorder_ref()
-            if recorder is None or recorder._depth == 0:
+            if recorder is None or not recorder._active:
                 return None
-            transform = recorder._transforms.get(path)
-            if transform is not None:
-                output = transform(output)
-            recorder._outputs[path].append(output)
-            return output if transform is not None else None
+            return recorder._active[-1].add(path, output)
 
         return hook
 
-    def set_transform(self, path: str,
-                      transform: Optional[OutputTransform]) -> None:
-        """Replace the output of ``path`` by ``transform(output)`` while
-        recording (``None`` removes the transform)."""
-        if path not in self.modules:
-            raise KeyError(f'{self.role} recorder does not hook {path!r}')
-        if transform is None:
-            self._transforms.pop(path, None)
-        else:
-            self._transforms[path] = transform
-
     @contextmanager
-    def recording(self) -> Iterator['ModuleOutputRecorder']:
-        """Record (and transform) module outputs inside the block.
+    def recording(self, replacers: Optional[Dict[str, Replacer]] = None
+                  ) -> Iterator[Recording]:
+        """Record (and replace) module outputs inside the block.
 
-        Entering the outermost block forgets earlier outputs; nested blocks
-        (a forward that calls itself) share the same record.
-        """
-        if self._depth == 0:
-            self.clear()
-        self._depth += 1
-        try:
-            yield self
-        finally:
-            self._depth -= 1
+        Args:
+            replacers: ``{path: fn(output, record) -> new output}`` for
+                hooked paths whose output is replaced in this block.
 
-    def get(self, path: str) -> Any:
-        """The recorded output of ``path`` in the last recording.
+        Yields:
+            The block's :class:`Recording`.
 
         Raises:
-            RuntimeError: If the module did not run during the recording
-                (e.g. the teacher ran only ``extract_feat`` but a head
-                output was requested).
+            KeyError: For a replacer of a path the recorder does not hook.
         """
-        calls = self._outputs[path]
-        if not calls:
-            raise RuntimeError(
-                f"{self.role} module '{path}' did not run in the last forward;"
-                f' check the module path, or for the teacher set '
-                f"teacher_forward='tensor' so that its head runs too")
-        return calls[0] if len(calls) == 1 else tuple(calls)
-
-    def clear(self) -> None:
-        """Forget all recorded outputs."""
-        for calls in self._outputs.values():
-            calls.clear()
+        unknown = set(replacers or {}) - set(self.modules)
+        if unknown:
+            raise KeyError(f'{self.role} recorder does not hook '
+                           f'{sorted(unknown)}')
+        record = Recording(self.role, self.paths, replacers)
+        self._active.append(record)
+        try:
+            yield record
+        finally:
+            self._active.remove(record)
 
     def remove(self) -> None:
         """Detach every hook from the model."""
         self._finalizer()
-        self.clear()
 
     @property
     def active_hooks(self) -> int:

@@ -5,12 +5,12 @@ import importlib.util
 import os.path as osp
 from typing import Optional, Tuple, Union
 
-import torch
 import torch.nn as nn
 from mmengine.config import Config, ConfigDict
-from mmengine.logging import print_log
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import DefaultScope
+
+from mmkdflow.distributed import revert_syncbn_without_gpu
 
 PACKAGE_SCOPES = {'mmdet': 'mmdet', 'mmseg': 'mmseg', 'mmpretrain': 'mmpretrain'}
 
@@ -106,50 +106,6 @@ def resolve_model_cfg(cfg: Union[dict, ConfigDict],
             f'({model_cfg.get("type")!r}); set `_scope_` in it (e.g. '
             f"_scope_='mmdet') or set default_scope in the config")
     return model_cfg, scope
-
-
-def _is_syncbn(module: nn.Module) -> bool:
-    """torch's ``SyncBatchNorm`` or mmcv's (``mmcv.ops.SyncBatchNorm``)."""
-    return isinstance(module, nn.SyncBatchNorm) or \
-        type(module).__name__ == 'SyncBatchNorm'
-
-
-def gpu_available() -> bool:
-    """Whether a CUDA GPU is present (one place for tests to mock)."""
-    return torch.cuda.is_available()
-
-
-def revert_syncbn_without_gpu(model: nn.Module, role: str,
-                              cuda: Optional[bool] = None) -> nn.Module:
-    """Turn SyncBN layers into BN when no GPU is present.
-
-    The mmseg configs use ``norm_cfg=dict(type='SyncBN')``; SyncBN needs
-    GPUs (it raises on CPU tensors in distributed training). MMEngine's
-    ``Runner`` reverts SyncBN only for single-process runs, so without a
-    GPU the student and teacher are converted here, when they are built,
-    with a log line; each process then normalises with its own batch (as
-    ``BN`` does in DDP). With a GPU the model is returned unchanged.
-
-    Args:
-        model: A built student, teacher or connector.
-        role: Named in the log line.
-        cuda: Whether a GPU is present; ``None`` asks
-            :func:`gpu_available`.
-
-    Returns:
-        ``model`` itself, or a copy of it with ``BatchNorm`` layers (same
-        weights and running statistics) in place of SyncBN.
-    """
-    if gpu_available() if cuda is None else cuda:
-        return model
-    count = sum(1 for m in model.modules() if _is_syncbn(m))
-    if count == 0:
-        return model
-    from mmengine.model import revert_sync_batchnorm
-    model = revert_sync_batchnorm(model)
-    print_log(f'no GPU: converted {count} SyncBN layer(s) of the {role} to '
-              f'BN (SyncBN needs GPUs)', 'current')
-    return model
 
 
 def build_task_model(cfg: Union[dict, ConfigDict], role: str,

@@ -3,6 +3,7 @@ from dataclasses import dataclass
 from typing import Any, List, Optional
 
 import torch
+from mmengine.logging import MessageHub
 from torch import Tensor
 
 
@@ -18,10 +19,6 @@ class DistillContext:
         max_epochs: Total epochs of the run, if known.
         max_iters: Total iterations of the run, if known.
         training: Whether the step computes losses.
-        replaced_output: While a connector that replaces a *later* student
-            module runs (``replace='head.fc'``), that module's own output
-            (e.g. the student's own classifier logits fc0(Z), which
-            FM-KT-Theta distils into); ``None`` otherwise.
     """
 
     data_samples: Optional[List[Any]] = None
@@ -30,7 +27,19 @@ class DistillContext:
     max_epochs: Optional[int] = None
     max_iters: Optional[int] = None
     training: bool = True
-    replaced_output: Any = None
+
+    @classmethod
+    def current(cls, data_samples: Optional[List[Any]] = None,
+                training: bool = True) -> 'DistillContext':
+        """The context of the running step: epoch and iteration counters
+        from MMEngine's message hub (0 outside a ``Runner``)."""
+        hub = MessageHub.get_current_instance()
+        return cls(data_samples=data_samples,
+                   epoch=int(hub.get_info('epoch', 0) or 0),
+                   iter=int(hub.get_info('iter', 0) or 0),
+                   max_epochs=hub.get_info('max_epochs'),
+                   max_iters=hub.get_info('max_iters'),
+                   training=training)
 
     def gt_labels(self) -> Tensor:
         """Classification labels of the batch as a ``(B,)`` long tensor.
