@@ -9,7 +9,6 @@ deployable ``OfflineDistiller`` with ``teacher=None`` carrying the flow
 the distiller's predictions; for FM-KT-Theta, the vanilla student.
 """
 import copy
-import os.path as osp
 
 import pytest
 import torch

@@ -109,8 +109,9 @@ def test_tool_on_a_saved_fmkt_checkpoint(tmp_path):
     mmcv.imwrite(np.random.RandomState(0).randint(
         0, 255, (50, 70, 3)).astype(np.uint8), image)
     out = str(tmp_path / 'vis' / 'heat.png')
-    result = load_tool('visualize_features').main([cfg_file, ckpt, '--image', image, '--level',
-                               '1', '--out', out])
+    tool = load_tool('visualize_features')
+    result = tool.main([cfg_file, ckpt, '--image', image, '--level', '1',
+                        '--out', out])
     assert png_shape(out)[:2] == PNG_SIZE == result['size']
     names = list(result['saliency'])
     assert names == ['student', 'FM-KT mean prediction (N=2)', 'teacher']
@@ -122,8 +123,8 @@ def test_tool_on_a_saved_fmkt_checkpoint(tmp_path):
     assert not torch.allclose(result['saliency']['student'],
                               result['saliency'][names[1]])
     with pytest.raises(IndexError, match='level'):
-        load_tool('visualize_features').main([cfg_file, ckpt, '--image', image, '--level', '5',
-                          '--out', out])
+        tool.main([cfg_file, ckpt, '--image', image, '--level', '5',
+                   '--out', out])
 
 
 @pytest.mark.slow

@@ -45,9 +45,9 @@ class ConnectorEMAHook(EMAHook):
     * checkpoints: the checkpoint's ``state_dict`` keeps the *live*
       weights; the average (with its step count) is saved under
       ``connector_ema_state_dict`` (the layout of
-      :mod:`~mmkdflow.engine.checkpoint_layout`) and loaded back by ``resume`` and
-      ``load_from`` (so resume continues the average and ``tools/test.py``
-      evaluates with it). A checkpoint without that entry starts the
+      :mod:`~mmkdflow.engine.checkpoint_layout`) and loaded back by
+      ``resume`` and ``load_from`` (so resume continues the average and
+      ``tools/test.py`` evaluates with it). A checkpoint without that entry starts the
       average from its connector weights. ``tools/export_student.py``
       writes the averaged weights into the deployable model.
 
