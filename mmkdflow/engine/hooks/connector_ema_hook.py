@@ -47,9 +47,10 @@ class ConnectorEMAHook(EMAHook):
       ``connector_ema_state_dict`` (the layout of
       :mod:`~mmkdflow.engine.checkpoint_layout`) and loaded back by
       ``resume`` and ``load_from`` (so resume continues the average and
-      ``tools/test.py`` evaluates with it). A checkpoint without that entry starts the
-      average from its connector weights. ``tools/export_student.py``
-      writes the averaged weights into the deployable model.
+      ``tools/test.py`` evaluates with it). A checkpoint without that
+      entry starts the average from its connector weights.
+      ``tools/export_student.py`` writes the averaged weights into the
+      deployable model.
 
     Args:
         decay: EMA decay (0.999 in the FM-KT detection recipes); the
