@@ -43,7 +43,7 @@ class Task:
     model_type: str
     scope: str
     val_images: str  # folder of validation images, under data_root
-    expected_ok: str  # what each vanilla load prints
+    output_shape: Tuple[int, ...]  # of the first predicted tensor
     iters_per_epoch: Optional[int] = None
     connectors: dict = field(default_factory=dict)  # point -> updates
     score_thr: Optional[float] = None
@@ -75,17 +75,17 @@ TASKS = dict(
     det=Task('retinanet_r18_digits_teacher.py',
              'pkd_retinanet_r18_r18c16_digits.py', tiny_retinanet, (16, 32),
              (8, 16), True, ('distill.fpn.loss', 'student.loss_cls'),
-             'RetinaNet', 'mmdet', 'val', 'OK 100',
+             'RetinaNet', 'mmdet', 'val', (100, 4),
              connectors=dict(fpn=dict(in_channels=16, out_channels=32)),
              score_thr=0.),
     seg=Task('deeplabv3_r18_digits_teacher.py',
              'cwd_deeplabv3_r18_r18c16_digits.py', tiny_deeplabv3, (16, ),
              (8, ), False, ('distill.logits.loss', 'student.decode.loss_ce'),
-             'EncoderDecoder', 'mmseg', 'img_dir/val', 'OK (11, 64, 64)'),
+             'EncoderDecoder', 'mmseg', 'img_dir/val', (11, 64, 64)),
     cls=Task('resnet18_cifar_digits_teacher.py',
              'kd_resnet18_r18c8_digits.py', tiny_resnet_cls, (16, ), (8, ),
              True, ('distill.logits.loss', 'student.loss'),
-             'ImageClassifier', 'mmpretrain', 'val/3', 'OK 10',
+             'ImageClassifier', 'mmpretrain', 'val/3', (10, ),
              iters_per_epoch=16),  # 64 training crops, batch 4
 )
 
@@ -112,75 +112,81 @@ def _train(cfg: Config) -> Tuple[Runner, _StepLog]:
     return runner, log
 
 
-# ------------------------------------------- the student's own predictions
-def _predict(task_name: str, student, cfg_path: str, image: str) -> dict:
-    """The student's prediction through the package's own inference API
-    (the reference the vanilla loads must reproduce)."""
-    if task_name == 'det':
-        from mmdet.apis import inference_detector
-        student.cfg = Config.fromfile(cfg_path)
-        pred = inference_detector(student, image).pred_instances
-        return dict(bboxes=pred.bboxes, scores=pred.scores)
-    if task_name == 'seg':
-        from mmseg.apis import inference_model
-        student.cfg = Config.fromfile(cfg_path)
-        result = inference_model(student, image)
-        assert result.seg_logits.data.shape == (11, 64, 64)
-        return dict(logits=result.seg_logits.data,
-                    labels=result.pred_sem_seg.data)
-    # mmpretrain's inference_model picks its inferencer from model-zoo
-    # metadata, which a model built from a config file has not; the
-    # ImageClassificationInferencer is the vanilla API behind it
-    from mmpretrain.apis import ImageClassificationInferencer
-    student._config = Config.fromfile(cfg_path)
-    result = ImageClassificationInferencer(student)(image)[0]
-    assert result['pred_scores'].shape == (10, )
-    return dict(scores=torch.from_numpy(result['pred_scores']),
-                label=int(result['pred_label']))
-
-
-#: Per task: load one exported checkpoint in the vanilla package (``cfg``,
-#: ``ckpt``, ``image`` and ``expected`` are defined), compare, print.
-VANILLA_LOAD = dict(
+# ---------------------------------------------- predictions, in each package
+#: Per task, run in this process and in a fresh one without mmkdflow:
+#: ``load(cfg, ckpt)`` builds the vanilla model, ``check(model)`` asserts
+#: its dataset meta, ``predict(model, image)`` is the package's inference
+#: API (mmpretrain's ``inference_model`` picks its inferencer from model-zoo
+#: metadata, which a model built from a config file has not; the
+#: ``ImageClassificationInferencer`` is the vanilla API behind it).
+API = dict(
     det='''
         from mmdet.apis import inference_detector, init_detector
-        model = init_detector(cfg, ckpt, device='cpu')
-        assert model.dataset_meta['classes'][3] == '3'
-        result = inference_detector(model, image)
-        torch.testing.assert_close(result.pred_instances.bboxes,
-                                   expected['bboxes'])
-        torch.testing.assert_close(result.pred_instances.scores,
-                                   expected['scores'])
-        print('OK', len(result.pred_instances.scores))
+
+        def load(cfg, ckpt):
+            return init_detector(cfg, ckpt, device='cpu')
+
+        def check(model):
+            assert model.dataset_meta['classes'][3] == '3'
+
+        def predict(model, image):
+            pred = inference_detector(model, image).pred_instances
+            return dict(bboxes=pred.bboxes, scores=pred.scores)
     ''',
     seg='''
         from mmseg.apis import inference_model, init_model
-        model = init_model(cfg, ckpt, device='cpu')
-        assert model.dataset_meta['classes'][0] == 'background'
-        assert model.dataset_meta['classes'][4] == '3'
-        result = inference_model(model, image)
-        torch.testing.assert_close(result.seg_logits.data,
-                                   expected['logits'])
-        torch.testing.assert_close(result.pred_sem_seg.data,
-                                   expected['labels'])
-        print('OK', tuple(result.seg_logits.data.shape))
+
+        def load(cfg, ckpt):
+            return init_model(cfg, ckpt, device='cpu')
+
+        def check(model):
+            assert model.dataset_meta['classes'][0] == 'background'
+            assert model.dataset_meta['classes'][4] == '3'
+
+        def predict(model, image):
+            result = inference_model(model, image)
+            return dict(logits=result.seg_logits.data,
+                        labels=result.pred_sem_seg.data)
     ''',
     cls='''
+        import torch
         from mmpretrain import get_model
         from mmpretrain.apis import ImageClassificationInferencer
-        model = get_model(cfg, pretrained=ckpt, device='cpu')
-        assert model._dataset_meta['classes'][3] == '3'
-        result = ImageClassificationInferencer(model)(image)[0]
-        torch.testing.assert_close(
-            torch.from_numpy(result['pred_scores']), expected['scores'])
-        assert int(result['pred_label']) == expected['label']
-        assert result['pred_class'] == str(expected['label'])
-        print('OK', len(result['pred_scores']))
+
+        def load(cfg, ckpt):
+            return get_model(cfg, pretrained=ckpt, device='cpu')
+
+        def check(model):
+            assert model._dataset_meta['classes'][3] == '3'
+
+        def predict(model, image):
+            result = ImageClassificationInferencer(model)(image)[0]
+            return dict(scores=torch.from_numpy(result['pred_scores']),
+                        label=int(result['pred_label']),
+                        name=result['pred_class'])
     ''')
 
+#: Load each exported checkpoint in the vanilla package and compare its
+#: predictions with the distiller's student (``cfg``, ``ckpts``, ``image``
+#: and ``expected`` are defined before).
+VANILLA_LOAD = '''
+for ckpt in ckpts:
+    model = load(cfg, ckpt)
+    check(model)
+    got = predict(model, image)
+    for key in ('bboxes', 'scores', 'logits', 'labels', 'label'):
+        if key in expected:
+            torch.testing.assert_close(got[key], expected[key])
+    if 'name' in got:  # the class name of the predicted digit
+        assert got['name'] == str(expected['label'])
+    print('OK', tuple(got[list(expected)[0]].shape))
+'''
 
-def _indent(code: str, spaces: int) -> str:
-    return textwrap.indent(textwrap.dedent(code), ' ' * spaces)
+
+def _package_api(task_name: str) -> dict:
+    namespace = {}
+    exec(textwrap.dedent(API[task_name]), namespace)
+    return namespace
 
 
 @pytest.mark.parametrize('task_name', list(TASKS))
@@ -274,14 +280,18 @@ def test_distill_resume_export(task_name, tmp_path):
 
     distiller = resumed.model
     distiller.eval()
-    expected = _predict(task_name, distiller.student, student_cfg_path,
-                        image)
+    student = distiller.student
+    # the inference APIs read the model's config (mmpretrain: _config)
+    student.cfg = student._config = Config.fromfile(student_cfg_path)
+    expected = _package_api(task_name)['predict'](student, image)
+    expected.pop('name', None)  # the student has no dataset meta here
+    assert tuple(expected[list(expected)[0]].shape) == task.output_shape
     torch.save(expected, str(tmp_path / 'expected.pth'))
     # both the exported file and the hook's file, in one fresh interpreter
     ckpts = [out, task.checkpoint(work_dir, 3, '_student')]
     printed = run_without_mmkdflow(
-        f'import torch\n'
+        'import torch\n' + textwrap.dedent(API[task_name]) +
         f'expected = torch.load({str(tmp_path / "expected.pth")!r})\n'
         f'cfg, image = {student_cfg_path!r}, {image!r}\n'
-        f'for ckpt in {ckpts!r}:\n' + _indent(VANILLA_LOAD[task_name], 4))
-    assert printed.count(task.expected_ok) == 2
+        f'ckpts = {ckpts!r}\n' + VANILLA_LOAD)
+    assert printed.count(f'OK {task.output_shape}') == 2
