@@ -163,7 +163,7 @@ API = dict(
             result = ImageClassificationInferencer(model)(image)[0]
             return dict(scores=torch.from_numpy(result['pred_scores']),
                         label=int(result['pred_label']),
-                        name=result['pred_class'])
+                        name=result.get('pred_class'))
     ''')
 
 #: Load each exported checkpoint in the vanilla package and compare its
