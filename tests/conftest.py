@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny real models of mmdet, mmseg and mmpretrain."""
+"""Shared fixtures: tiny real models of mmdet, mmseg and mmpretrain, their
+batches, small digits data, and test-only registrations."""
 import copy
 import os
 import os.path as osp
@@ -20,7 +21,13 @@ torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS') or
 def isolate_default_scope():
     """Runners create ``DefaultScope`` instances (mmdet, mmseg, ...) that
     outlive their test and would change how later tests resolve registry
-    names; restore the set of instances after every test."""
+    names; restore the set of instances after every test.
+
+    MMEngine has no public call that removes an instance (its own
+    ``DefaultScope.overwrite_default_scope`` restores the same private
+    dict, but only around a scope it sets), so this fixture is the one
+    place of the suite that touches ``DefaultScope``'s internals; no test
+    asserts on them."""
     from mmengine.registry import DefaultScope
     before = dict(DefaultScope._instance_dict)
     yield
@@ -119,6 +126,47 @@ def cls_batch(batch_size: int = 4, size: int = 32, seed: int = 0):
     inputs = torch.randn(batch_size, 3, size, size, generator=gen)
     samples = [DataSample().set_gt_label(i % 10) for i in range(batch_size)]
     return inputs, samples
+
+
+@pytest.fixture(scope='session')
+def digits_det(tmp_path_factory):
+    """``digits_det(**options) -> root``: a DigitsDet folder built by
+    :func:`~mmkdflow.datasets.build_digits_det` with ``seed=0`` and
+    ``options``, once per session for each set of options. Tests that
+    change files work on a copy."""
+    from mmkdflow.datasets import build_digits_det
+    roots = {}
+
+    def build(**options) -> str:
+        options = dict(dict(seed=0), **options)
+        key = tuple(sorted(options.items()))
+        if key not in roots:
+            folder = tmp_path_factory.mktemp('digits') / 'digits_det'
+            roots[key] = str(build_digits_det(str(folder), **options))
+        return roots[key]
+
+    return build
+
+
+@pytest.fixture
+def registered_for_test():
+    """``registered_for_test(registry, cls) -> cls``: register a test-only
+    module under its class name for one test, and remove it afterwards, so
+    the real registries hold nothing of the tests (the name must be
+    free)."""
+    added = []
+
+    def register(registry, cls):
+        if registry.get(cls.__name__) is not None:
+            raise KeyError(f'{cls.__name__} is already registered in '
+                           f'{registry.name}; pick another test name')
+        registry.register_module(module=cls)
+        added.append((registry, cls.__name__))
+        return cls
+
+    yield register
+    for registry, name in added:
+        registry.module_dict.pop(name, None)
 
 
 @pytest.fixture

@@ -1,4 +1,6 @@
-"""Helpers of the end-to-end tests: small real configs and subprocess checks."""
+"""Helpers of the end-to-end tests: small real configs, the tools loaded as
+modules, and subprocess checks."""
+import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -63,6 +65,16 @@ def shrink(cfg: Config, task: str, data_root: str, work_dir: str,
     cfg.default_hooks.pop('visualization', None)
     cfg.log_level = 'WARNING'
     return cfg
+
+
+def load_tool(name: str):
+    """``tools/<name>.py`` imported as a module (the tools are scripts, not
+    a package), to call its functions in-process."""
+    spec = importlib.util.spec_from_file_location(
+        f'mmkdflow_tool_{name}', osp.join(ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_without_mmkdflow(code: str) -> str:

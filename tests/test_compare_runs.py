@@ -1,7 +1,6 @@
 """tools/compare_runs.py on small fake work dirs with known numbers: the
 table's values are the logged ones (x 100 only for COCO fractions), the gap,
 time ratio and verdicts follow their formulas, and the figures are written."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -9,21 +8,13 @@ import re
 import statistics
 
 import pytest
+from e2e_utils import load_tool
 
 from mmkdflow.reporting import (metric_scale, mean_curve, pick_metric,
                                 read_run, read_runs, seed_dirs, summarise,
                                 verdict)
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PNG = b'\x89PNG\r\n\x1a\n'
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'mmkdflow_compare_runs', osp.join(ROOT, 'tools', 'compare_runs.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def fake_run(work_dir, metric, curve, times, by_epoch=True,
@@ -154,7 +145,7 @@ def test_rows_follow_their_formulas(det_dirs):
 
 
 def test_tool_prints_the_logged_numbers(det_dirs, capsys):
-    tool = load_tool()
+    tool = load_tool('compare_runs')
     out = det_dirs / 'report'
     assert tool.main([
         '--teacher', str(det_dirs / 'teacher'),
@@ -195,7 +186,7 @@ def test_percentage_metrics_are_printed_as_logged(tmp_path, capsys, metric):
     fake_run(tmp_path / 't', metric, [86.1111], [0.1] * 3)
     fake_run(tmp_path / 's', metric, [56.3889], [0.1] * 3)
     fake_run(tmp_path / 'k', metric, [60.8333], [0.1] * 3)
-    tool = load_tool()
+    tool = load_tool('compare_runs')
     tool.main(['--teacher', str(tmp_path / 't'), '--student',
                str(tmp_path / 's'), '--method', 'KD', str(tmp_path / 'k'),
                '--out', str(tmp_path / 'o')])
@@ -215,7 +206,7 @@ def test_mean_curve_over_seeds(det_dirs):
 
 
 def test_bad_command_lines(det_dirs):
-    tool = load_tool()
+    tool = load_tool('compare_runs')
     with pytest.raises(SystemExit):
         tool.parse_args(['--teacher', 't', '--student', 's', '--method',
                          'PKD', '--out', 'o'])

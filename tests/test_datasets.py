@@ -2,7 +2,8 @@
 
 Small sizes keep the file fast; the downstream-reader tests build the
 datasets with mmdet / mmseg / mmpretrain / pycocotools exactly as a config
-would, and are skipped only where that package is not installed.
+would (all four are hard dependencies: a broken install fails, it does not
+skip).
 """
 import json
 import os
@@ -14,16 +15,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip('sklearn')
-
-from mmkdflow.datasets import (DIGITS_CLASSES, DIGITS_SEG_CLASSES,  # noqa
+from mmkdflow.datasets import (DIGITS_CLASSES, DIGITS_SEG_CLASSES,
                                DIGITS_SEG_METAINFO, MARKER_NAME,
                                build_digits_cls, build_digits_det,
                                build_digits_seg, holdout_split,
                                load_source_digits, prepare_digits,
                                read_marker, split_source_indices)
-from mmkdflow.datasets._common import (mask_bbox, render_canvas,  # noqa
-                                       stream_rng)
+from mmkdflow.datasets._common import mask_bbox, render_canvas, stream_rng
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DET_KW = dict(num_train=20, num_val=10)
@@ -45,9 +43,8 @@ def _png(path):
 
 
 @pytest.fixture(scope='module')
-def det_root(tmp_path_factory):
-    return build_digits_det(tmp_path_factory.mktemp('det') / 'digits_det',
-                            seed=0, **DET_KW)
+def det_root(digits_det):
+    return digits_det(**DET_KW)
 
 
 @pytest.fixture(scope='module')
@@ -275,7 +272,6 @@ def test_det_cache_reuse_and_stale_rebuild(tmp_path):
 
 
 def test_pycocotools_gt_as_detections_gives_ap_1(det_root):
-    pytest.importorskip('pycocotools')
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
     gt = COCO(osp.join(det_root, 'annotations', 'val.json'))
@@ -293,7 +289,6 @@ def test_pycocotools_gt_as_detections_gives_ap_1(det_root):
 
 
 def test_mmdet_coco_dataset_reads_det(det_root):
-    pytest.importorskip('mmdet')
     from mmengine.registry import DefaultScope
     from mmdet.registry import DATASETS
     from mmdet.utils import register_all_modules
@@ -369,7 +364,6 @@ def test_seg_determinism(tmp_path, seg_root):
 
 
 def test_mmseg_base_seg_dataset_reads_seg(seg_root):
-    pytest.importorskip('mmseg')
     from mmengine.registry import DefaultScope
     from mmseg.registry import DATASETS
     from mmseg.utils import register_all_modules
@@ -432,7 +426,6 @@ def test_cls_determinism(tmp_path, cls_root):
 
 
 def test_mmpretrain_custom_dataset_reads_cls(cls_root):
-    pytest.importorskip('mmpretrain')
     from mmengine.registry import DefaultScope
     from mmpretrain.registry import DATASETS
     from mmpretrain.utils import register_all_modules

@@ -2,7 +2,6 @@
 same pretrained backbone, the backbone / teacher caches are invalidated when
 their config changes, the tuning and smoke options are valid, and (slow) the
 numbers the demo prints are the values in each run's own log."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -12,20 +11,10 @@ import sys
 
 import pytest
 import torch
+from e2e_utils import ROOT, load_tool
 from mmengine.config import Config, DictAction
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def load_demo():
-    spec = importlib.util.spec_from_file_location(
-        'mmkdflow_demo_tool', osp.join(ROOT, 'tools', 'demo.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = load_demo()
+demo = load_tool('demo')
 
 
 def schedule(cfg: Config) -> dict:

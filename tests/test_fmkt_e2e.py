@@ -25,7 +25,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from mmkdflow.engine.hooks import ConnectorEMAHook
-from mmkdflow.engine.hooks.connector_ema_hook import CONNECTOR_EMA_KEY
+from mmkdflow.engine.checkpoint_layout import CONNECTOR_EMA_KEY
 from mmkdflow.models.connectors import FMKTConnector
 
 

@@ -9,20 +9,19 @@ deployable ``OfflineDistiller`` with ``teacher=None`` carrying the flow
 the distiller's predictions; for FM-KT-Theta, the vanilla student.
 """
 import copy
-import importlib.util
-import os.path as osp
 
 import pytest
 import torch
-from conftest import (ROOT, cls_batch, config_path, det_batch,
-                      tiny_resnet_cls, tiny_retinanet)
+from conftest import (cls_batch, config_path, det_batch, tiny_resnet_cls,
+                      tiny_retinanet)
+from e2e_utils import load_tool
 from mmengine.config import Config
 from mmengine.model import ExponentialMovingAverage
 from mmengine.registry import MODELS as ROOT_MODELS
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
-from mmkdflow.engine.hooks.connector_ema_hook import CONNECTOR_EMA_KEY
+from mmkdflow.engine.checkpoint_layout import CONNECTOR_EMA_KEY
 from mmkdflow.engine.student_export import deploy_points
 from mmkdflow.models import OfflineDistiller
 from mmkdflow.models.losses import KDLoss
@@ -205,11 +204,7 @@ def test_plain_logit_flow_replaces_head_output(saved_teacher):
 
 # ------------------------------------------------------------- export
 def _export_tool():
-    spec = importlib.util.spec_from_file_location(
-        'export_student', osp.join(ROOT, 'tools', 'export_student.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.export
+    return load_tool('export_student').export
 
 
 def write_config(tmp_path, demo: str, student: dict, teacher: dict,

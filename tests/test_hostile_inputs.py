@@ -6,7 +6,6 @@ The distiller-level cases (a hostile, empty, truncated or wrong-architecture
 names) are in ``test_checkpoint.py`` and ``test_distiller.py``; these tests
 go through ``Runner.from_cfg``, ``Runner.resume`` and ``tools/train.py``.
 """
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -17,7 +16,7 @@ import traceback
 import pytest
 import torch
 from conftest import config_path, tiny_retinanet
-from e2e_utils import ROOT, shrink
+from e2e_utils import load_tool, shrink
 from mmengine.config import Config
 from mmengine.runner import Runner
 
@@ -35,12 +34,14 @@ class Payload:
         return (os.system, (f'touch {self.marker}', ))
 
 
+#: The digits data of these tests (the datasets' ``digits_options`` too,
+#: so the dataset finds the folder built and does not rebuild it).
+DATA = dict(seed=0, num_train=4, num_val=2, image_size=64)
+
+
 @pytest.fixture(scope='module')
-def det_data(tmp_path_factory):
-    from mmkdflow.datasets.digits import build_digits_det
-    root = str(tmp_path_factory.mktemp('hostile') / 'digits_det')
-    build_digits_det(root, seed=0, num_train=4, num_val=2, image_size=64)
-    return root
+def det_data(digits_det):
+    return digits_det(**DATA)
 
 
 def distill_cfg(tmp_path, data_root: str, teacher_ckpt=None,
@@ -50,8 +51,7 @@ def distill_cfg(tmp_path, data_root: str, teacher_ckpt=None,
         'demo', 'pkd_retinanet_r18_r18c16_digits.py')), 'det', data_root,
         str(tmp_path / 'work'), batch_size=2)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[loader].dataset.digits_options = dict(
-            seed=0, num_train=4, num_val=2, image_size=64)
+        cfg[loader].dataset.digits_options = dict(DATA)
     cfg.model.student = tiny_retinanet(8, 16)
     cfg.model.teacher = tiny_retinanet(16, 32)
     cfg.model.teacher_ckpt = teacher_ckpt
@@ -132,14 +132,6 @@ def test_pickled_code_is_refused_in_mmkdflow_words_by_every_tool(
 
 
 # --------------------------------------------------- broken checkpoints
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(
-        f'mmkdflow_tool_{name}', osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_broken_resume_checkpoints_stop_the_tools_first(tmp_path, det_data):
     config = str(tmp_path / 'cfg.py')
     distill_cfg(tmp_path, det_data).dump(config)

@@ -4,19 +4,47 @@ import sys
 import textwrap
 
 from conftest import ROOT
+from mmengine.registry import DATASETS as ROOT_DATASETS
 from mmengine.registry import HOOKS as ROOT_HOOKS
 from mmengine.registry import MODELS as ROOT_MODELS
+from mmengine.registry import OPTIM_WRAPPERS as ROOT_OPTIM_WRAPPERS
 
-from mmkdflow.registry import DATASETS, HOOKS, MODELS
+from mmkdflow.registry import DATASETS, HOOKS, MODELS, OPTIM_WRAPPERS
+
+#: One module of each registry, as (root registry, child, name).
+EXAMPLES = ((ROOT_MODELS, MODELS, 'PKDLoss'),
+            (ROOT_HOOKS, HOOKS, 'SafeCheckpointHook'),
+            (ROOT_DATASETS, DATASETS, 'DigitsDetDataset'),
+            (ROOT_OPTIM_WRAPPERS, OPTIM_WRAPPERS, 'AutocastOptimWrapper'))
 
 
-def test_child_registries_with_locations():
-    for registry, parent in ((MODELS, ROOT_MODELS), (HOOKS, ROOT_HOOKS)):
+def test_child_registries_reach_their_modules_from_the_root():
+    for root, registry, name in EXAMPLES:
         assert registry.scope == 'mmkdflow'
-        assert registry.parent is parent
-        assert registry._locations
-    assert ROOT_MODELS._children['mmkdflow'] is MODELS
-    assert DATASETS.get('DigitsDetDataset').__name__ == 'DigitsDetDataset'
+        assert registry.parent is root
+        found = registry.get(name)
+        assert found is not None and found.__name__ == name
+        assert root.get(f'mmkdflow.{name}') is found
+
+
+def test_registries_need_no_import_of_mmkdflow_first():
+    """In a fresh interpreter that never imported mmkdflow, each root
+    registry resolves ``mmkdflow.<name>`` (the registry imports what
+    registers it)."""
+    names = ', '.join(f'({root.name!r}, {name!r})'
+                      for root, _, name in EXAMPLES)
+    out = _run_fresh(f'''
+        import sys
+        from mmengine import registry
+        roots = dict(model=registry.MODELS, hook=registry.HOOKS,
+                     dataset=registry.DATASETS,
+                     optim_wrapper=registry.OPTIM_WRAPPERS)
+        assert 'mmkdflow' not in sys.modules
+        found = [roots[kind].get('mmkdflow.' + name).__name__ == name
+                 for kind, name in [{names}]]
+        print(all(found), len(found))
+        ''')
+    assert out.split() == ['True', str(len(EXAMPLES))]
 
 
 def _run_fresh(code: str) -> str:

@@ -1,14 +1,13 @@
 """tools/visualize_features.py: the saliency math and the tool on tiny
 distiller checkpoints (one saved directly, one trained by the Runner)."""
-import importlib.util
 import math
 import os.path as osp
 
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, config_path, tiny_retinanet
-from e2e_utils import run_tool, shrink
+from conftest import config_path, tiny_retinanet
+from e2e_utils import load_tool, run_tool, shrink
 from mmengine.config import Config
 
 from mmkdflow.visualization import (DPI, PANEL_ASPECT, PANEL_INCHES,
@@ -17,15 +16,6 @@ from mmkdflow.visualization import (DPI, PANEL_ASPECT, PANEL_INCHES,
 
 PNG_SIZE = (round(PANEL_ASPECT * PANEL_INCHES * DPI),
             round(3 * PANEL_INCHES * DPI))
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'visualize_features', osp.join(ROOT, 'tools',
-                                       'visualize_features.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def png_shape(path):
@@ -119,8 +109,9 @@ def test_tool_on_a_saved_fmkt_checkpoint(tmp_path):
     mmcv.imwrite(np.random.RandomState(0).randint(
         0, 255, (50, 70, 3)).astype(np.uint8), image)
     out = str(tmp_path / 'vis' / 'heat.png')
-    result = load_tool().main([cfg_file, ckpt, '--image', image, '--level',
-                               '1', '--out', out])
+    tool = load_tool('visualize_features')
+    result = tool.main([cfg_file, ckpt, '--image', image, '--level', '1',
+                        '--out', out])
     assert png_shape(out)[:2] == PNG_SIZE == result['size']
     names = list(result['saliency'])
     assert names == ['student', 'FM-KT mean prediction (N=2)', 'teacher']
@@ -132,8 +123,8 @@ def test_tool_on_a_saved_fmkt_checkpoint(tmp_path):
     assert not torch.allclose(result['saliency']['student'],
                               result['saliency'][names[1]])
     with pytest.raises(IndexError, match='level'):
-        load_tool().main([cfg_file, ckpt, '--image', image, '--level', '5',
-                          '--out', out])
+        tool.main([cfg_file, ckpt, '--image', image, '--level', '5',
+                   '--out', out])
 
 
 @pytest.mark.slow

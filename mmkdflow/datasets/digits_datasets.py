@@ -5,12 +5,16 @@ Each class is the downstream package's own dataset (mmdet ``CocoDataset``,
 mmseg ``BaseSegDataset``, mmpretrain ``CustomDataset``) with the digits
 metainfo; the data is generated under ``data_root`` (under a file lock, so
 distributed ranks do not race) unless a matching cache is already there.
+Each class also gives the config of its downstream dataset
+(:meth:`DigitsDatasetMixin.vanilla_config`), which the student export
+writes so the exported config runs without mmkdflow.
 """
+import copy
 import fcntl
 import os
 import os.path as osp
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Dict, Iterator, Mapping, Optional
 
 from mmdet.datasets import CocoDataset
 from mmpretrain.datasets import CustomDataset
@@ -39,8 +43,50 @@ def _prepare(builder, data_root: str, options: Optional[dict]) -> None:
         builder(data_root, **(options or {}))
 
 
+class DigitsDatasetMixin:
+    """What a digits dataset adds to its downstream dataset class: the data
+    builder (in ``__init__``, through ``digits_options``) and the way back
+    to the vanilla downstream config.
+
+    Attributes:
+        VANILLA_TYPE: Name of the downstream dataset class in its package's
+            registry (the exported config's ``default_scope``).
+        VANILLA_DEFAULTS: Arguments whose default differs between the
+            digits class and the downstream class, written into the
+            vanilla config unless given.
+    """
+
+    METAINFO: dict
+    VANILLA_TYPE: str = ''
+    VANILLA_DEFAULTS: Dict[str, object] = {}
+
+    @classmethod
+    def vanilla_config(cls, dataset_cfg: Mapping) -> Dict:
+        """The config of the downstream dataset that reads the same files.
+
+        ``type`` becomes :attr:`VANILLA_TYPE`, ``digits_options`` (the
+        builder's arguments) is dropped, ``metainfo`` is written out (the
+        class names and palette), and :attr:`VANILLA_DEFAULTS` fill the
+        arguments the config leaves to the digits class; every other
+        argument (``data_root``, ``ann_file``, ``pipeline`` ...) is kept.
+
+        Args:
+            dataset_cfg: The dataset config naming this class.
+
+        Returns:
+            A plain dict config.
+        """
+        out = copy.deepcopy(dict(dataset_cfg))
+        out['type'] = cls.VANILLA_TYPE
+        out.pop('digits_options', None)
+        out['metainfo'] = copy.deepcopy(dict(cls.METAINFO))
+        for key, value in cls.VANILLA_DEFAULTS.items():
+            out.setdefault(key, value)
+        return out
+
+
 @DATASETS.register_module()
-class DigitsDetDataset(CocoDataset):
+class DigitsDetDataset(DigitsDatasetMixin, CocoDataset):
     """DigitsDet in COCO format (10 classes '0'..'9').
 
     Args:
@@ -50,6 +96,7 @@ class DigitsDetDataset(CocoDataset):
     """
 
     METAINFO = DIGITS_METAINFO
+    VANILLA_TYPE = 'CocoDataset'
 
     def __init__(self, *args, digits_options: Optional[dict] = None,
                  **kwargs) -> None:
@@ -59,7 +106,7 @@ class DigitsDetDataset(CocoDataset):
 
 
 @DATASETS.register_module()
-class DigitsSegDataset(BaseSegDataset):
+class DigitsSegDataset(DigitsDatasetMixin, BaseSegDataset):
     """DigitsSeg: background plus the 10 digit classes, per pixel.
 
     Args:
@@ -68,7 +115,8 @@ class DigitsSegDataset(BaseSegDataset):
     """
 
     METAINFO = DIGITS_SEG_METAINFO
-    _export_defaults = dict(img_suffix='.png', seg_map_suffix='.png')
+    VANILLA_TYPE = 'BaseSegDataset'
+    VANILLA_DEFAULTS = dict(img_suffix='.png', seg_map_suffix='.png')
 
     def __init__(self, *args, digits_options: Optional[dict] = None,
                  img_suffix: str = '.png', seg_map_suffix: str = '.png',
@@ -81,7 +129,7 @@ class DigitsSegDataset(BaseSegDataset):
 
 
 @DATASETS.register_module()
-class DigitsClsDataset(CustomDataset):
+class DigitsClsDataset(DigitsDatasetMixin, CustomDataset):
     """DigitsCls: single digits in class folders '0'..'9'.
 
     Args:
@@ -90,6 +138,7 @@ class DigitsClsDataset(CustomDataset):
     """
 
     METAINFO = DIGITS_CLS_METAINFO
+    VANILLA_TYPE = 'CustomDataset'
 
     def __init__(self, *args, digits_options: Optional[dict] = None,
                  **kwargs) -> None:

@@ -12,47 +12,27 @@ student with those connectors.
   and only those points (no losses), loadable with
   ``custom_imports=dict(imports=['mmkdflow'])``; with the connector EMA
   weights when the checkpoint holds them (:class:`ConnectorEMAHook`).
+
+This module writes the configs; the checkpoint layouts are those of
+:mod:`~mmkdflow.engine.checkpoint_layout`. What it needs to know about a
+connector or a dataset, each class declares itself:
+``identity_at_inference_for(cfg)`` on the connector classes and
+``vanilla_config(cfg)`` on the digits datasets, both looked up through the
+registry without building anything.
 """
 import copy
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
+import torch.nn as nn
 from mmengine.config import Config, ConfigDict
+from mmengine.registry import Registry
 
-from mmkdflow.models.utils.model_builder import (build_mmkdflow_module,
-                                                 resolve_model_cfg)
+from mmkdflow.models.utils.model_builder import resolve_model_cfg
+from .checkpoint_layout import deploy_checkpoint, student_checkpoint
 
-STUDENT_PREFIX = 'student.'
-CONNECTOR_PREFIX = 'connectors.'
-
-
-def student_checkpoint(checkpoint: Dict) -> Dict:
-    """Keep the ``student.`` weights (prefix removed) and the plain-type
-    ``meta`` (dataset classes, epoch, iteration), as the downstream
-    package writes them, so ``init_detector``/``init_model``/``get_model``
-    load it with safe loading and without mmkdflow.
-
-    Raises:
-        ValueError: If the checkpoint holds no student weights.
-    """
-    state = checkpoint.get('state_dict', checkpoint)
-    student = {
-        k[len(STUDENT_PREFIX):]: v
-        for k, v in state.items() if k.startswith(STUDENT_PREFIX)
-    }
-    if not student:
-        raise ValueError(
-            'the checkpoint has no `student.*` weights; is it a checkpoint '
-            'of an mmkdflow distiller?')
-    return {'meta': _export_meta(checkpoint), 'state_dict': student}
-
-
-def _export_meta(checkpoint: Dict) -> Dict:
-    meta = checkpoint.get('meta', {}) or {}
-    out_meta = {k: copy.deepcopy(meta[k])
-                for k in ('dataset_meta', 'epoch', 'iter', 'seed')
-                if k in meta}
-    out_meta['exported_from'] = 'mmkdflow distiller'
-    return out_meta
+__all__ = ['connector_identity_at_inference', 'deploy_checkpoint',
+           'deploy_config', 'deploy_points', 'export_distiller',
+           'student_checkpoint', 'student_config']
 
 
 def student_config(cfg: Config) -> Config:
@@ -79,24 +59,43 @@ def student_config(cfg: Config) -> Config:
     return out
 
 
+def _registered(registry: Registry, type_name: object) -> object:
+    """The class (or builder) a config's ``type`` names in ``registry``:
+    ``'Name'``, ``'mmkdflow.Name'`` or the object itself.
+
+    Raises:
+        KeyError: If the name is not registered.
+    """
+    if not isinstance(type_name, str):
+        return type_name
+    name = type_name.split('.', 1)[1] \
+        if type_name.startswith('mmkdflow.') else type_name
+    found = registry.get(name)
+    if found is None:
+        raise KeyError(f'{type_name!r} is not registered in mmkdflow\'s '
+                       f'{registry.name} registry')
+    return found
+
+
 def _vanilla_dataset(dataset_cfg: ConfigDict) -> ConfigDict:
-    """Replace an mmkdflow dataset class (which only adds the data builder)
-    by its downstream base class with the same metainfo."""
+    """Replace an mmkdflow dataset (which only adds the data builder) by
+    the downstream dataset its class names in ``vanilla_config``.
+
+    Raises:
+        ValueError: For an mmkdflow dataset class without
+            ``vanilla_config``.
+    """
     if not _is_mmkdflow(dataset_cfg.get('type')):
         return dataset_cfg
     from mmkdflow.registry import DATASETS
-    name = dataset_cfg.type
-    cls = DATASETS.get(name.split('.', 1)[1]) if isinstance(name, str) \
-        else name
-    out = ConfigDict(copy.deepcopy(dataset_cfg.to_dict()))
-    out.type = cls.__mro__[1].__name__
-    out.pop('digits_options', None)
-    out.metainfo = ConfigDict(copy.deepcopy(dict(cls.METAINFO)))
-    for key in ('img_suffix', 'seg_map_suffix'):
-        default = getattr(cls, '_export_defaults', {}).get(key)
-        if default is not None:
-            out.setdefault(key, default)
-    return out
+    cls = _registered(DATASETS, dataset_cfg.type)
+    vanilla = getattr(cls, 'vanilla_config', None)
+    if vanilla is None:
+        raise ValueError(
+            f'the mmkdflow dataset {dataset_cfg.type!r} gives no '
+            f'vanilla_config(cfg), so the exported config cannot name a '
+            f'downstream dataset for it')
+    return ConfigDict(vanilla(dataset_cfg.to_dict()))
 
 
 def _is_mmkdflow(type_name: Optional[object]) -> bool:
@@ -107,23 +106,32 @@ def _is_mmkdflow(type_name: Optional[object]) -> bool:
 
 
 # --------------------------------------------------- deployable with flows
+def connector_identity_at_inference(cfg: Mapping) -> bool:
+    """Whether the connector of ``cfg`` returns the student tensors
+    unchanged at inference, as its registered class (or the
+    ``FMKTConnector`` builder) declares through
+    ``identity_at_inference_for(cfg)``; the connector is not built. An
+    object without the declaration counts as transforming them.
+    """
+    if isinstance(cfg, nn.Module):
+        return bool(getattr(cfg, 'identity_at_inference', False))
+    from mmkdflow.registry import MODELS
+    target = _registered(MODELS, cfg.get('type'))
+    declared = getattr(target, 'identity_at_inference_for', None)
+    return bool(declared(cfg)) if declared is not None else False
+
+
 def deploy_points(cfg: Config) -> List[str]:
     """Names of the distillation points that stay in the deployed model:
     those with ``replace`` whose connector changes the student's tensors at
-    inference (plain FM-KT, OFM-KT). A connector tells it does not by an
-    ``identity_at_inference`` attribute (FM-KT-Theta); each connector is
-    built from its config to ask.
+    inference (plain FM-KT, OFM-KT), see
+    :func:`connector_identity_at_inference`.
     """
     points = (cfg.model.get('distill_points') or {}) if 'model' in cfg \
         else {}
-    names = []
-    for name, point in points.items():
-        if not point.get('replace') or point.get('connector') is None:
-            continue
-        connector = build_mmkdflow_module(copy.deepcopy(point.connector))
-        if not getattr(connector, 'identity_at_inference', False):
-            names.append(name)
-    return names
+    return [name for name, point in points.items()
+            if point.get('replace') and point.get('connector') is not None
+            and not connector_identity_at_inference(point.connector)]
 
 
 def deploy_config(cfg: Config, points: List[str]) -> Config:
@@ -156,39 +164,6 @@ def deploy_config(cfg: Config, points: List[str]) -> Config:
     out.custom_imports = ConfigDict(imports=['mmkdflow'],
                                     allow_failed_imports=False)
     return out
-
-
-def deploy_checkpoint(checkpoint: Dict, points: List[str]) -> Dict:
-    """Weights of the deployable model: ``student.*`` plus the connectors of
-    ``points`` (their EMA weights when the checkpoint holds them).
-
-    Raises:
-        ValueError: If the checkpoint lacks the student or a connector.
-    """
-    from .hooks.connector_ema_hook import ema_connector_state
-    state = checkpoint.get('state_dict', checkpoint)
-    out = {k: v for k, v in state.items() if k.startswith(STUDENT_PREFIX)}
-    if not out:
-        raise ValueError(
-            'the checkpoint has no `student.*` weights; is it a checkpoint '
-            'of an mmkdflow distiller?')
-    ema = ema_connector_state(checkpoint)
-    averaged = []
-    for name in points:
-        prefix = f'{CONNECTOR_PREFIX}{name}.'
-        weights = {k: v for k, v in state.items() if k.startswith(prefix)}
-        if not weights:
-            raise ValueError(
-                f'the checkpoint has no weights of the connector of point '
-                f'{name!r} ({prefix}*); was it written with this config?')
-        from_ema = {k: v for k, v in ema.items() if k.startswith(prefix)}
-        if from_ema:
-            averaged.append(name)
-        weights.update(from_ema)
-        out.update(weights)
-    meta = _export_meta(checkpoint)
-    meta['connector_ema'] = averaged  # points exported with EMA weights
-    return {'meta': meta, 'state_dict': out}
 
 
 def export_distiller(cfg: Config, checkpoint: Dict) -> Tuple[Dict, Config]:

@@ -32,6 +32,17 @@ effect. Earlier versions replaced ``mmengine.runner.save_checkpoint`` when
 ``SafeCheckpointHook`` with the same arguments); a run started otherwise
 opts in with ``default_hooks = dict(checkpoint=dict(
 type='mmkdflow.SafeCheckpointHook'))`` in its config.
+
+One import side effect remains, on purpose: ``import mmkdflow`` calls
+:func:`~mmkdflow.utils.safe_globals.allow_mmengine_types`. It only *adds*
+MMEngine's own checkpoint types (``HistoryBuffer``, numpy scalars) to
+torch's safe-loading allow-list, so it changes no other library's
+behaviour and refuses nothing that loaded before; and it has to be in place
+before MMEngine's ``Runner.resume`` / ``load_from`` run, which a config
+reaching mmkdflow only through ``custom_imports`` cannot arrange otherwise.
+
+The on-disk layout of mmkdflow's own checkpoints (student, deploy, EMA and
+random-state entries) is owned by :mod:`mmkdflow.engine.checkpoint_layout`.
 """
 from .atomic_files import (atomic_target, remove_stale_temporaries,
                            save_atomic, stale_temporaries, write_text_atomic)

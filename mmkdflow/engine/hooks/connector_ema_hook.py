@@ -14,30 +14,17 @@ itself is trained and evaluated as is.
 """
 import copy
 import logging
-from typing import Dict, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch.nn as nn
 from mmengine.hooks import EMAHook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
-from torch import Tensor
 
 from mmkdflow.registry import HOOKS
-
-#: Checkpoint entry holding the averaged connectors' state
-#: (``ExponentialMovingAverage.state_dict()``: ``module.<point>.<param>``
-#: and ``steps``).
-CONNECTOR_EMA_KEY = 'connector_ema_state_dict'
-_PREFIX = 'connectors.'
-
-
-def ema_connector_state(checkpoint: dict) -> Dict[str, Tensor]:
-    """The averaged connector weights of a checkpoint, keyed like the
-    distiller's own state dict (``connectors.<point>.<param>``); empty when
-    the checkpoint was written without :class:`ConnectorEMAHook`."""
-    state = checkpoint.get(CONNECTOR_EMA_KEY) or {}
-    return {_PREFIX + k[len('module.'):]: v for k, v in state.items()
-            if k.startswith('module.')}
+from ..checkpoint_layout import (CONNECTOR_EMA_KEY, connector_weights,
+                                 pack_connector_ema)
+from ..runner_args import is_resuming
 
 
 @HOOKS.register_module()
@@ -57,11 +44,13 @@ class ConnectorEMAHook(EMAHook):
       connectors before the epoch and swapped back after it;
     * checkpoints: the checkpoint's ``state_dict`` keeps the *live*
       weights; the average (with its step count) is saved under
-      ``connector_ema_state_dict`` and loaded back by ``resume`` and
-      ``load_from`` (so resume continues the average and ``tools/test.py``
-      evaluates with it). A checkpoint without that entry starts the
-      average from its connector weights. ``tools/export_student.py``
-      writes the averaged weights into the deployable model.
+      ``connector_ema_state_dict`` (the layout of
+      :mod:`~mmkdflow.engine.checkpoint_layout`) and loaded back by
+      ``resume`` and ``load_from`` (so resume continues the average and
+      ``tools/test.py`` evaluates with it). A checkpoint without that
+      entry starts the average from its connector weights.
+      ``tools/export_student.py`` writes the averaged weights into the
+      deployable model.
 
     Args:
         decay: EMA decay (0.999 in the FM-KT detection recipes); the
@@ -130,9 +119,8 @@ class ConnectorEMAHook(EMAHook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Save the average beside the live weights."""
-        checkpoint[CONNECTOR_EMA_KEY] = {
-            k: v.detach().cpu() if isinstance(v, Tensor) else v
-            for k, v in self.ema_model.state_dict().items()}
+        checkpoint[CONNECTOR_EMA_KEY] = pack_connector_ema(
+            self.ema_model.state_dict())
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         """Restore the average (resume, ``load_from``, ``tools/test.py``),
@@ -148,11 +136,8 @@ class ConnectorEMAHook(EMAHook):
                     f'{list(self.src_model)}; set points= as when it was '
                     f'written, or strict_load=False ({err})') from err
             return
-        state = checkpoint.get('state_dict', {})
-        own = {k[len(_PREFIX):]: v for k, v in state.items()
-               if k.startswith(_PREFIX) and
-               k[len(_PREFIX):].split('.')[0] in self.src_model}
-        if runner._resume:
+        own = connector_weights(checkpoint, self.src_model)
+        if is_resuming(runner):
             print_log(f'no {CONNECTOR_EMA_KEY} in the checkpoint; the '
                       f'connector EMA starts from its connector weights',
                       'current', logging.WARNING)

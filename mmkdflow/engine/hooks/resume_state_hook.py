@@ -11,9 +11,8 @@ from mmengine.logging import print_log
 from mmkdflow.registry import HOOKS
 from mmkdflow.utils.checkpoint_loading import (CheckpointError,
                                                state_dict_mismatch)
-
-#: The checkpoint entry written by :class:`ResumeStateHook`.
-RANDOM_STATES_KEY = 'random_states'
+from ..checkpoint_layout import RANDOM_STATES_KEY, state_dict_of
+from ..runner_args import is_resuming, randomness_args
 
 
 def check_resume_weights(model: torch.nn.Module, checkpoint: dict) -> None:
@@ -26,9 +25,8 @@ def check_resume_weights(model: torch.nn.Module, checkpoint: dict) -> None:
     from mmengine.model import is_model_wrapper
     if is_model_wrapper(model):
         model = model.module
-    state = checkpoint.get('state_dict', checkpoint)
     state = {k[7:] if k.startswith('module.') else k: v
-             for k, v in state.items()}
+             for k, v in state_dict_of(checkpoint).items()}
     mismatch = state_dict_mismatch(model.state_dict(), state)
     if mismatch is not None:
         raise CheckpointError(
@@ -105,7 +103,7 @@ class ResumeStateHook(Hook):
         checkpoint[RANDOM_STATES_KEY] = capture_random_states()
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        if not getattr(runner, '_resume', False):
+        if not is_resuming(runner):
             return  # load_from (fine-tuning) keeps the run's own seed
         check_resume_weights(runner.model, checkpoint)
         states = checkpoint.get(RANDOM_STATES_KEY)
@@ -115,7 +113,8 @@ class ResumeStateHook(Hook):
                       'from the interrupted run', 'current',
                       level=logging.WARNING)
             return
-        if runner.rank != 0 and runner._randomness_cfg.get('diff_rank_seed'):
+        if runner.rank != 0 and \
+                randomness_args(runner).get('diff_rank_seed'):
             print_log('diff_rank_seed=True: only rank 0 restores its random '
                       'states', 'current', level=logging.WARNING)
             return

@@ -7,8 +7,8 @@ from mmengine.hooks import Hook
 
 from mmkdflow.registry import HOOKS
 from mmkdflow.utils import save_atomic
-from ..student_export import (deploy_checkpoint, deploy_points,
-                              student_checkpoint)
+from ..checkpoint_layout import deploy_checkpoint, student_checkpoint
+from ..student_export import deploy_points
 
 
 @HOOKS.register_module()

@@ -27,7 +27,7 @@ class TeacherReferenceHook(Hook):
         if getattr(model, 'teacher', None) is None:
             raise ValueError('TeacherReferenceHook needs a distiller with a '
                              'teacher')
-        if runner._val_loop is None:
+        if runner.val_loop is None:
             raise ValueError('TeacherReferenceHook needs val_dataloader, '
                              'val_evaluator and val_cfg in the config')
         metrics = self.evaluate_teacher(runner, model)

@@ -1,5 +1,5 @@
 """Simple connectors: identity and a learned 1x1 adapter."""
-from typing import Any, List, Optional
+from typing import Any, List, Mapping, Optional
 
 import torch.nn as nn
 from torch import Tensor
@@ -12,6 +12,11 @@ from .base import BaseConnector, ConnectorOutput
 @MODELS.register_module()
 class IdentityConnector(BaseConnector):
     """Passes the student tensors through unchanged."""
+
+    @classmethod
+    def identity_at_inference_for(cls, cfg: Mapping) -> bool:
+        """Always: the identity at every call."""
+        return True
 
     def forward(self, student: List[Tensor], teacher: Optional[List[Tensor]],
                 ctx: DistillContext, replaced: Any = None

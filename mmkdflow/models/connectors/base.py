@@ -1,7 +1,7 @@
 """The connector protocol shared by every distillation method."""
 from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from mmengine.model import BaseModule
 from torch import Tensor
@@ -45,7 +45,27 @@ class BaseConnector(BaseModule, metaclass=ABCMeta):
     while reading ``'backbone'``) calls ``forward(student, teacher, ctx,
     replaced=<that module's own output>)``; every other point calls
     ``forward(student, teacher, ctx)``.
+
+    Each class declares, through :meth:`identity_at_inference_for`,
+    whether it returns the student tensors unchanged at inference, so the
+    export decides which points the deployed model keeps from the config
+    alone, without building the connector.
     """
+
+    @classmethod
+    def identity_at_inference_for(cls, cfg: Mapping) -> bool:
+        """Whether a connector of this class built from ``cfg`` returns the
+        student tensors unchanged at inference (then a ``replace`` point
+        with it deploys as the vanilla student).
+
+        Args:
+            cfg: The connector's config (``type`` and its arguments).
+
+        Returns:
+            ``False`` here: a connector transforms the student tensors
+            unless its class says otherwise.
+        """
+        return False
 
     @abstractmethod
     def forward(self, student: List[Tensor], teacher: Optional[List[Tensor]],

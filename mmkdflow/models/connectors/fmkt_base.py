@@ -1,5 +1,5 @@
 """What FM-KT's feature-flow and logit-flow connectors share."""
-from typing import List, Optional, Sequence, Union
+from typing import List, Mapping, Optional, Sequence, Union
 
 import torch.nn as nn
 from torch import Tensor
@@ -71,6 +71,13 @@ class BaseFMKTConnector(BaseConnector):
         (FM-KT-Theta): the deployed model is then the vanilla student and
         the export keeps no flow."""
         return False
+
+    @classmethod
+    def identity_at_inference_for(cls, cfg: Mapping) -> bool:
+        """FM-KT-Theta (``theta=True``) returns the student's own tensors at
+        inference and deploys the vanilla student; plain FM-KT and OFM-KT
+        replace them with the flow's prediction."""
+        return bool(cfg.get('theta', False))
 
     def has_flow(self, level: int = 0) -> bool:
         """Whether ``level`` runs a flow (a level of weight 0 does not)."""

@@ -1,5 +1,5 @@
 """``FMKTConnector``: the one registered name for both FM-KT connectors."""
-from typing import Union
+from typing import Mapping, Union
 
 import torch.nn as nn
 
@@ -63,6 +63,16 @@ def build_fmkt_connector(channels: int,
         kwargs['flow_weight'] = level_weights[0]
     return FMKTLogitConnector(channels, **kwargs)
 
+
+def _identity_at_inference_for(cfg: Mapping) -> bool:
+    """``FMKTConnector``'s declaration: that of the class ``cfg`` builds
+    (``head_mode``: the logit flow, else the feature flow)."""
+    cls = FMKTLogitConnector if cfg.get('head_mode', False) \
+        else FMKTFeatureConnector
+    return cls.identity_at_inference_for(cfg)
+
+
+build_fmkt_connector.identity_at_inference_for = _identity_at_inference_for
 
 #: The registered name configs use; a builder, not a class (use
 #: :class:`~mmkdflow.models.connectors.BaseFMKTConnector` for isinstance).

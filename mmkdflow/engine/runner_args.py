@@ -1,0 +1,33 @@
+"""Read the arguments a ``Runner`` was built with, in one place.
+
+MMEngine 0.10.7 keeps ``Runner(resume=..., randomness=...)`` in private
+attributes and has no public accessor for them. A runner built with
+:meth:`~mmengine.runner.Runner.from_cfg` (``tools/train.py``) also holds
+them in its config, ``runner.cfg``, which is public; a runner built
+directly (``Runner(model=..., resume=True)``) keeps an empty config. The
+functions below read the config first and fall back to the private
+attribute only for such runners, so the hooks never read private runner
+state themselves. The validation loop needs no accessor: use the public
+``runner.val_loop`` (``None`` when the config has no validation).
+"""
+from typing import Any, Dict
+
+
+def _runner_argument(runner, name: str, private: str, default: Any) -> Any:
+    cfg = getattr(runner, 'cfg', None)
+    if cfg is not None and name in cfg:
+        return cfg[name]
+    return getattr(runner, private, default)
+
+
+def is_resuming(runner) -> bool:
+    """Whether the runner resumes a run (``resume=True``), as opposed to
+    starting one, possibly from ``load_from`` weights (fine-tuning)."""
+    return bool(_runner_argument(runner, 'resume', '_resume', False))
+
+
+def randomness_args(runner) -> Dict[str, Any]:
+    """The runner's ``randomness`` arguments (``seed``, ``diff_rank_seed``,
+    ``deterministic``); empty when none were given."""
+    return dict(_runner_argument(runner, 'randomness', '_randomness_cfg',
+                                 None) or {})
