@@ -125,7 +125,6 @@ def test_fp16_amp_optim_wrapper_on_cuda(name):
 
 
 # --------------------------------------------------- non-finite, Runner
-@MODELS.register_module(force=True)
 class NaNFromIterLoss(MSELoss):
     """Test loss: MSE, NaN from iteration ``nan_from`` on."""
 
@@ -138,12 +137,11 @@ class NaNFromIterLoss(MSELoss):
         return value * float('nan') if ctx.iter >= self.nan_from else value
 
 
-@pytest.fixture(scope='module')
-def det_root(tmp_path_factory):
-    from mmkdflow.datasets.digits import build_digits_det
-    root = str(tmp_path_factory.mktemp('amp') / 'digits_det')
-    build_digits_det(root, seed=0, num_train=8, num_val=4, image_size=64)
-    return root
+@pytest.fixture
+def det_root(digits_det, registered_for_test):
+    """The tiny DigitsDet data, with the test loss registered."""
+    registered_for_test(MODELS, NaNFromIterLoss)
+    return digits_det(num_train=8, num_val=4, image_size=64)
 
 
 def nan_runner(tmp_path, data_root: str, policy: str):
