@@ -13,18 +13,16 @@ from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import Registry
 
-MODELS = Registry(
-    'model', parent=MMENGINE_MODELS, scope='mmkdflow',
-    locations=['mmkdflow.models'])
-HOOKS = Registry(
-    'hook', parent=MMENGINE_HOOKS, scope='mmkdflow',
-    locations=['mmkdflow.engine'])
-LOOPS = Registry(
-    'loop', parent=MMENGINE_LOOPS, scope='mmkdflow',
-    locations=['mmkdflow.engine'])
-DATASETS = Registry(
-    'dataset', parent=MMENGINE_DATASETS, scope='mmkdflow',
-    locations=['mmkdflow.datasets.digits_datasets'])
-OPTIM_WRAPPERS = Registry(
-    'optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope='mmkdflow',
-    locations=['mmkdflow.engine'])
+
+def _child(parent: Registry, location: str) -> Registry:
+    """The ``mmkdflow`` child of MMEngine's root registry ``parent``, whose
+    modules are registered by importing ``location``."""
+    return Registry(parent.name, parent=parent, scope='mmkdflow',
+                    locations=[location])
+
+
+MODELS = _child(MMENGINE_MODELS, 'mmkdflow.models')
+HOOKS = _child(MMENGINE_HOOKS, 'mmkdflow.engine')
+LOOPS = _child(MMENGINE_LOOPS, 'mmkdflow.engine')
+DATASETS = _child(MMENGINE_DATASETS, 'mmkdflow.datasets.digits_datasets')
+OPTIM_WRAPPERS = _child(MMENGINE_OPTIM_WRAPPERS, 'mmkdflow.engine')

@@ -10,7 +10,7 @@ from e2e_utils import shrink
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 
-from mmkdflow.models import OfflineDistiller
+from mmkdflow.models import Distiller
 from mmkdflow.engine import NonFiniteLossError, apply_nonfinite_guard
 from mmkdflow.models.losses import MSELoss
 from mmkdflow.registry import MODELS
@@ -37,11 +37,11 @@ def raw_batch(seed: int) -> dict:
                 data_samples=samples)
 
 
-def distiller(name: str) -> OfflineDistiller:
+def distiller(name: str) -> Distiller:
     point = dict(student='neck', teacher='neck',
                  index=CONNECTORS[name]['index'], **CONNECTORS[name]['point'])
     torch.manual_seed(0)
-    return OfflineDistiller(student=tiny_retinanet(8, 16),
+    return Distiller(student=tiny_retinanet(8, 16),
                             teacher=tiny_retinanet(16, 32),
                             allow_random_teacher=True,
                             distill_points=dict(fpn=point))

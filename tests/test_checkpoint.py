@@ -7,7 +7,7 @@ import torch
 from conftest import tiny_retinanet
 from mmengine.logging import HistoryBuffer, MessageHub
 
-from mmkdflow.models import OfflineDistiller
+from mmkdflow.models import Distiller
 from mmkdflow.utils import (CheckpointError, load_checkpoint_file,
                             save_atomic)
 from mmkdflow.utils.safe_globals import history_buffer_getattr
@@ -25,7 +25,7 @@ class Payload:
 
 def _build(ckpt):
     model = tiny_retinanet(8, 16)
-    return OfflineDistiller(student=model, teacher=model, teacher_ckpt=ckpt,
+    return Distiller(student=model, teacher=model, teacher_ckpt=ckpt,
                             distill_points=dict(fpn=FPN))
 
 

@@ -102,7 +102,7 @@ def test_config_is_a_paper_row_runnable_by_tools_train(path):
     assert cfg.custom_imports.allow_failed_imports is False
     scope = _scope(cfg)
     assert cfg.default_scope == scope
-    assert cfg.model.type == 'OfflineDistiller'
+    assert cfg.model.type == 'Distiller'
     assert cfg.model._scope_ == 'mmkdflow'
     assert any(h.type == 'mmkdflow.StudentCheckpointHook'
                for h in cfg.custom_hooks)

@@ -21,7 +21,8 @@ from mmkdflow.datasets import (DIGITS_CLASSES, DIGITS_SEG_CLASSES,
                                build_digits_seg, holdout_split,
                                load_source_digits, prepare_digits,
                                read_marker, split_source_indices)
-from mmkdflow.datasets._common import mask_bbox, render_canvas, stream_rng
+from mmkdflow.datasets._canvas import mask_bbox, render_canvas
+from mmkdflow.datasets._source import stream_rng
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DET_KW = dict(num_train=20, num_val=10)

@@ -7,7 +7,7 @@ import torch.nn as nn
 from conftest import (cls_batch, det_batch, seg_batch, tiny_deeplabv3,
                       tiny_resnet_cls, tiny_retinanet)
 
-from mmkdflow.models import OfflineDistiller
+from mmkdflow.models import Distiller
 from mmkdflow.models.connectors import DiffKDConnector
 from mmkdflow.models.diffusion import (DDIMSchedule, DiffusionBottleneck,
                                        FeatureNoiseAdapter,
@@ -380,7 +380,7 @@ def train_step(model, batch, keys):
 def test_retinanet_fpn_step_and_plain_student_export():
     from mmengine.registry import MODELS
     student, teacher = tiny_retinanet(8, 16), tiny_retinanet(16, 32)
-    model = OfflineDistiller(
+    model = Distiller(
         student=student, teacher=teacher, allow_random_teacher=True,
         distill_points=dict(p=dict(
             student='neck', teacher='neck', index=(0, 1, 2, 3, 4),
@@ -399,7 +399,7 @@ def test_retinanet_fpn_step_and_plain_student_export():
 
 
 def test_classifier_logits_step_vector_form():
-    model = OfflineDistiller(
+    model = Distiller(
         student=tiny_resnet_cls(8), teacher=tiny_resnet_cls(16),
         allow_random_teacher=True, distill_points=dict(p=dict(
             student='head.fc', teacher='head.fc', connector=dict(
@@ -411,7 +411,7 @@ def test_classifier_logits_step_vector_form():
 
 
 def test_segmentation_logits_step_dist():
-    model = OfflineDistiller(
+    model = Distiller(
         student=tiny_deeplabv3(8), teacher=tiny_deeplabv3(16),
         allow_random_teacher=True, distill_points=dict(p=dict(
             student='decode_head.conv_seg', teacher='decode_head.conv_seg',

@@ -7,7 +7,7 @@ import torch
 from conftest import (cls_batch, det_batch, seg_batch, tiny_deeplabv3,
                       tiny_resnet_cls, tiny_retinanet)
 
-from mmkdflow.models import OfflineDistiller
+from mmkdflow.models import Distiller
 from mmkdflow.models.connectors import BaseConnector, ConnectorOutput
 from mmkdflow.registry import MODELS
 from mmkdflow.utils import CheckpointError
@@ -24,7 +24,7 @@ def det_distiller(saved_teacher, **kwargs):
     cfg = dict(student=student, teacher=teacher, teacher_ckpt=ckpt,
                distill_points=dict(fpn=FPN))
     cfg.update(kwargs)
-    return OfflineDistiller(**cfg), state
+    return Distiller(**cfg), state
 
 
 def test_builds_by_name_in_mmkdflow_scope(saved_teacher):
@@ -32,9 +32,9 @@ def test_builds_by_name_in_mmkdflow_scope(saved_teacher):
     ckpt, _ = saved_teacher(teacher)
     from mmengine.registry import MODELS as ROOT
     model = ROOT.build(dict(
-        _scope_='mmkdflow', type='OfflineDistiller', student=student,
+        _scope_='mmkdflow', type='Distiller', student=student,
         teacher=teacher, teacher_ckpt=ckpt, distill_points=dict(fpn=FPN)))
-    assert type(model).__name__ == 'OfflineDistiller'
+    assert type(model).__name__ == 'Distiller'
     assert type(model.student).__name__ == 'RetinaNet'
     assert model.data_preprocessor is model.student.data_preprocessor
     assert model.teacher_forward == 'extract_feat'
@@ -93,13 +93,13 @@ def test_distill_loss_matches_direct_computation(saved_teacher):
 def test_missing_teacher_checkpoint_is_an_error(tmp_path):
     student, teacher = tiny_retinanet(8, 16), tiny_retinanet(16, 32)
     with pytest.raises(ValueError, match='no teacher_ckpt given'):
-        OfflineDistiller(student=student, teacher=teacher,
+        Distiller(student=student, teacher=teacher,
                          distill_points=dict(fpn=FPN))
     with pytest.raises(FileNotFoundError, match='does not exist'):
-        OfflineDistiller(student=student, teacher=teacher,
+        Distiller(student=student, teacher=teacher,
                          teacher_ckpt=str(tmp_path / 'nope.pth'),
                          distill_points=dict(fpn=FPN))
-    model = OfflineDistiller(student=student, teacher=teacher,
+    model = Distiller(student=student, teacher=teacher,
                              allow_random_teacher=True,
                              distill_points=dict(fpn=FPN))
     assert model.teacher is not None
@@ -110,14 +110,14 @@ def test_wrong_architecture_checkpoint_lists_mismatches(saved_teacher):
     wrong, _ = saved_teacher(tiny_retinanet(16, 24), 'wrong.pth')
     with pytest.raises(CheckpointError,
                        match=r'shape mismatches: neck\.lateral_convs'):
-        OfflineDistiller(student=student, teacher=teacher, teacher_ckpt=wrong,
+        Distiller(student=student, teacher=teacher, teacher_ckpt=wrong,
                          distill_points=dict(fpn=FPN))
 
 
 def test_unknown_module_path_names_close_matches():
     student, teacher = tiny_retinanet(8, 16), tiny_retinanet(8, 16)
     with pytest.raises(ValueError, match=r"has no module 'nekc'.*neck"):
-        OfflineDistiller(student=student, teacher=teacher,
+        Distiller(student=student, teacher=teacher,
                          allow_random_teacher=True,
                          distill_points=dict(fpn=dict(
                              student='nekc', teacher='neck',
@@ -128,7 +128,7 @@ def test_channel_mismatch_is_caught_at_build_time():
     student, teacher = tiny_retinanet(8, 16), tiny_retinanet(16, 32)
     with pytest.raises(ValueError, match=r'16 channels.*gives 32.*'
                        r"ConvAdapter', in_channels=16, out_channels=32"):
-        OfflineDistiller(student=student, teacher=teacher,
+        Distiller(student=student, teacher=teacher,
                          allow_random_teacher=True,
                          distill_points=dict(fpn=dict(
                              student='neck', teacher='neck', index=0,
@@ -138,7 +138,7 @@ def test_channel_mismatch_is_caught_at_build_time():
 def test_shape_mismatch_at_first_forward_names_both_shapes():
     # backbone stages declare no out_channels: the check happens at forward
     student, teacher = tiny_retinanet(8, 16), tiny_retinanet(16, 16)
-    model = OfflineDistiller(
+    model = Distiller(
         student=student, teacher=teacher, allow_random_teacher=True,
         distill_points=dict(c3=dict(student='backbone.layer2',
                                     teacher='backbone.layer2',
@@ -151,7 +151,7 @@ def test_shape_mismatch_at_first_forward_names_both_shapes():
 def test_unregistered_loss_names_close_matches():
     student = tiny_retinanet(8, 16)
     with pytest.raises(KeyError, match="'PKDLos' is not registered.*PKDLoss"):
-        OfflineDistiller(student=student, teacher=student,
+        Distiller(student=student, teacher=student,
                          allow_random_teacher=True,
                          distill_points=dict(fpn=dict(
                              student='neck', teacher='neck',
@@ -177,8 +177,8 @@ class ScaleConnector(BaseConnector):
 def test_replacing_connector_feeds_the_student_head(registered_for_test):
     registered_for_test(MODELS, ScaleConnector)
     student = tiny_retinanet(8, 16)
-    plain = OfflineDistiller(student=student)
-    replaced = OfflineDistiller(
+    plain = Distiller(student=student)
+    replaced = Distiller(
         student=student, distill_points=dict(zero=dict(
             student='neck', index=(0, 1, 2, 3, 4), replace=True,
             connector=dict(type='ScaleConnector', scale=0.0))))
@@ -222,14 +222,14 @@ def test_predict_runs_the_student_alone(saved_teacher):
     assert calls == [1]
 
 
-def _cls_distiller(**point) -> OfflineDistiller:
+def _cls_distiller(**point) -> Distiller:
     """A classification distiller: KD on the logits, plus ``point``."""
     points = dict(logits=dict(student='head.fc', teacher='head.fc',
                               loss=dict(type='KDLoss', temperature=4.0)))
     if point:
         points['probe'] = point
     torch.manual_seed(0)
-    return OfflineDistiller(student=tiny_resnet_cls(8),
+    return Distiller(student=tiny_resnet_cls(8),
                             teacher=tiny_resnet_cls(16),
                             allow_random_teacher=True, distill_points=points)
 
@@ -251,8 +251,6 @@ def test_distiller_is_freed_without_the_garbage_collector(
                            num_classes=10))
         inputs, samples = cls_batch()
         teacher_module = model.teacher.head.fc
-    student_module = model.student.neck if kind == 'det' \
-        else model.student.head.fc
     seen = []
     teacher_module.register_forward_hook(
         lambda m, i, out: seen.append(weakref.ref(
@@ -328,7 +326,7 @@ def test_remove_hooks_explicitly(saved_teacher):
 
 def test_segmentation_teacher_dropout_stays_off():
     student, teacher = tiny_deeplabv3(8), tiny_deeplabv3(16)
-    model = OfflineDistiller(
+    model = Distiller(
         student=student, teacher=teacher, allow_random_teacher=True,
         distill_points=dict(logits=dict(
             student='decode_head.conv_seg', teacher='decode_head.conv_seg',
@@ -350,7 +348,7 @@ def test_segmentation_teacher_dropout_stays_off():
 
 def test_classification_logits_and_labels_reach_the_loss():
     student, teacher = tiny_resnet_cls(8), tiny_resnet_cls(16)
-    model = OfflineDistiller(
+    model = Distiller(
         student=student, teacher=teacher, allow_random_teacher=True,
         distill_points=dict(logits=dict(
             student='head.fc', teacher='head.fc',
@@ -371,7 +369,7 @@ def test_classification_logits_and_labels_reach_the_loss():
 
 
 def test_student_from_package_config_path():
-    model = OfflineDistiller(student=dict(
+    model = Distiller(student=dict(
         cfg_path='mmdet::retinanet/retinanet_r18_fpn_1x_coco.py',
         backbone=dict(init_cfg=None), bbox_head=dict(num_classes=10)))
     assert type(model.student).__name__ == 'RetinaNet'
@@ -394,7 +392,7 @@ class PoolLinearConnector(BaseConnector):
 def test_connector_can_replace_a_later_module_output(registered_for_test):
     registered_for_test(MODELS, PoolLinearConnector)
     student = tiny_resnet_cls(8)
-    model = OfflineDistiller(
+    model = Distiller(
         student=student, distill_points=dict(flow=dict(
             student='backbone', index=-1, replace='head.fc',
             connector=dict(type='PoolLinearConnector', channels=64,
@@ -416,6 +414,6 @@ def test_connector_can_replace_a_later_module_output(registered_for_test):
 
 def test_bad_replace_value_is_an_error():
     with pytest.raises(ValueError, match='replace must be True/False'):
-        OfflineDistiller(student=tiny_resnet_cls(8), distill_points=dict(
+        Distiller(student=tiny_resnet_cls(8), distill_points=dict(
             flow=dict(student='backbone', replace=3,
                       connector=dict(type='IdentityConnector'))))

@@ -218,7 +218,7 @@ def test_every_connector_parameter_gets_a_gradient():
     ``model_wrapper_cfg.find_unused_parameters=True`` and say why.)"""
     from conftest import det_batch
 
-    from mmkdflow.models import OfflineDistiller
+    from mmkdflow.models import Distiller
     connectors = dict(
         diffkd=dict(type='DiffKDConnector', student_channels=16,
                     teacher_channels=32, use_ae=True, ae_channels=8,
@@ -234,7 +234,7 @@ def test_every_connector_parameter_gets_a_gradient():
         if name == 'adapter':
             point['loss'] = dict(type='PKDLoss')
         torch.manual_seed(0)
-        model = OfflineDistiller(student=tiny_retinanet(8, 16),
+        model = Distiller(student=tiny_retinanet(8, 16),
                                  teacher=tiny_retinanet(16, 32),
                                  allow_random_teacher=True,
                                  distill_points=dict(p=point))

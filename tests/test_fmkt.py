@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mmkdflow.models import OfflineDistiller
+from mmkdflow.models import Distiller
 from mmkdflow.models.connectors import FMKTConnector
 from mmkdflow.models.flows import (META_ENCODERS, FlowLogitHead,
                                    TimeEmbedding, build_meta_encoder,
@@ -415,7 +415,7 @@ def test_per_pixel_logit_flow_on_deeplabv3(saved_teacher):
                  teacher='decode_head.conv_seg',
                  replace='decode_head.conv_seg', connector=connector)
     torch.manual_seed(0)
-    model = OfflineDistiller(student=student, teacher=teacher,
+    model = Distiller(student=student, teacher=teacher,
                              teacher_ckpt=ckpt,
                              distill_points=dict(flow=point))
     model.train()

@@ -155,7 +155,7 @@ def test_fmkt_retinanet_ema_resume_export(tmp_path, saved_teacher):
         assert torch.equal(hooked[key], value), key
     out_cfg_path = osp.splitext(out)[0] + '.py'
     out_cfg = Config.fromfile(out_cfg_path)
-    assert out_cfg.model.type == 'mmkdflow.OfflineDistiller'
+    assert out_cfg.model.type == 'mmkdflow.Distiller'
     # the tool keeps the config's (demo-size) models; write this test's
     out_cfg.model.student = dict(student, _scope_='mmdet')
     out_cfg.model.distill_points.fpn.connector.update(
@@ -180,7 +180,7 @@ def test_fmkt_retinanet_ema_resume_export(tmp_path, saved_teacher):
         from mmdet.apis import init_detector, inference_detector
         model = init_detector({out_cfg_path!r}, {out!r}, device='cpu',
                               cfg_options={{}})
-        assert type(model).__name__ == 'OfflineDistiller'
+        assert type(model).__name__ == 'Distiller'
         assert model.dataset_meta['classes'][3] == '3'
         result = inference_detector(model, {image!r})
         expected = torch.load({str(tmp_path / 'expected.pth')!r})
@@ -242,7 +242,7 @@ def test_fmkt_logit_flow_classifier_train_export(tmp_path, saved_teacher):
         from mmpretrain import get_model
         from mmpretrain.apis import ImageClassificationInferencer
         model = get_model({out_cfg_path!r}, pretrained={out!r}, device='cpu')
-        assert type(model).__name__ == 'OfflineDistiller'
+        assert type(model).__name__ == 'Distiller'
         result = ImageClassificationInferencer(model)({image!r})[0]
         expected = torch.load({str(tmp_path / 'expected.pth')!r})
         torch.testing.assert_close(torch.from_numpy(result['pred_scores']),

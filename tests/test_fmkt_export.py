@@ -4,7 +4,7 @@ On real detectors and classifiers: plain FM-KT replaces student tensors by
 the flow's mean prediction in training and inference; FM-KT-Theta trains
 the student's own head/levels from the flow and leaves the vanilla student
 at inference. ``tools/export_student.py`` then writes, for plain FM-KT, a
-deployable ``OfflineDistiller`` with ``teacher=None`` carrying the flow
+deployable ``Distiller`` with ``teacher=None`` carrying the flow
 (with its EMA weights when the checkpoint holds them), which must reproduce
 the distiller's predictions; for FM-KT-Theta, the vanilla student.
 """
@@ -23,7 +23,7 @@ from mmengine.runner import load_checkpoint
 
 from mmkdflow.engine.checkpoint_layout import CONNECTOR_EMA_KEY
 from mmkdflow.engine.student_export import deploy_points
-from mmkdflow.models import OfflineDistiller
+from mmkdflow.models import Distiller
 from mmkdflow.models.losses import KDLoss
 from mmkdflow.models.core import DistillContext
 from mmkdflow.registry import MODELS
@@ -39,7 +39,7 @@ def fmkt_distiller(saved_teacher, teacher_channels, **connector):
     point = dict(student='neck', teacher='neck', index=(0, 1, 2, 3, 4),
                  replace=True, connector=connector)
     torch.manual_seed(0)
-    return OfflineDistiller(student=student, teacher=teacher,
+    return Distiller(student=student, teacher=teacher,
                             teacher_ckpt=ckpt, distill_points=dict(fpn=point))
 
 
@@ -134,7 +134,7 @@ def cls_flow_distiller(saved_teacher, **connector):
     point = dict(student='backbone', student_index=-1, teacher='head.fc',
                  replace='head.fc', connector=connector)
     torch.manual_seed(0)
-    return OfflineDistiller(student=student, teacher=teacher,
+    return Distiller(student=student, teacher=teacher,
                             teacher_ckpt=ckpt, distill_points=dict(flow=point))
 
 

@@ -228,8 +228,10 @@ def test_fmkt_connector_name_builds_the_right_connector():
 
 
 @pytest.mark.parametrize('kwargs,match', [
-    (dict(level_weights=[1., -1.]), r'level_weights\[1\] must be >= 0'),
-    (dict(theta=True, theta_weight=-0.5), 'theta_weight must be >= 0'),
+    (dict(level_weights=[1., -1.]),
+     r'level_weights\[1\] must be a finite number >= 0'),
+    (dict(theta=True, theta_weight=-0.5),
+     'theta_weight must be a finite number >= 0'),
     (dict(num_steps_test=0), 'num_steps_test must be >= 1'),
     (dict(num_steps=0), 'num_steps must be >= 1'),
     (dict(num_steps_choices=(1, 0)), 'num_steps_choices'),
@@ -244,8 +246,8 @@ def test_feature_flow_refuses_settings_that_cannot_be_meant(kwargs, match):
 
 
 @pytest.mark.parametrize('kwargs,match', [
-    (dict(flow_weight=-1.), 'flow_weight must be >= 0'),
-    (dict(ce_weight=-1.), 'ce_weight must be >= 0'),
+    (dict(flow_weight=-1.), 'flow_weight must be a finite number >= 0'),
+    (dict(ce_weight=-1.), 'ce_weight must be a finite number >= 0'),
     (dict(num_classes=0), 'num_classes >= 1'),
     (dict(online=True, theta=True), 'do not combine'),
     (dict(label_smoothing=1.), 'label_smoothing'),

@@ -2,7 +2,7 @@
 pickled code, broken checkpoints, config mistakes, broken annotations.
 
 The distiller-level cases (a hostile, empty, truncated or wrong-architecture
-*teacher* checkpoint given to ``OfflineDistiller``; misspelled paths and
+*teacher* checkpoint given to ``Distiller``; misspelled paths and
 names) are in ``test_checkpoint.py`` and ``test_distiller.py``; these tests
 go through ``Runner.from_cfg``, ``Runner.resume`` and ``tools/train.py``.
 """
@@ -178,7 +178,7 @@ def test_resume_checkpoint_of_another_architecture(tmp_path, det_data):
     cfg.resume, cfg.load_from = True, path
     with pytest.raises(CheckpointError,
                        match=r'resume checkpoint does not match the '
-                       r'OfflineDistiller.*shape mismatches: '
+                       r'Distiller.*shape mismatches: '
                        r'student\.neck\.lateral_convs'):
         Runner.from_cfg(cfg).load_or_resume()
 

@@ -224,7 +224,7 @@ def test_config_option_becomes_the_guarded_wrapper():
         optim = dict(optimizer=dict(type='SGD', lr=0.1))
         if optim_type:
             optim['type'] = optim_type
-        return Config(dict(model=dict(type='OfflineDistiller', **model),
+        return Config(dict(model=dict(type='Distiller', **model),
                            optim_wrapper=optim))
 
     plain = cfg()

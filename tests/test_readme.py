@@ -83,7 +83,7 @@ def test_every_config_example_builds(tmp_path):
             del teacher
         model_cfg.teacher_ckpt = saved[key]
         model = revert_sync_batchnorm(MODELS.build(model_cfg))
-        assert type(model).__name__ == 'OfflineDistiller', line
+        assert type(model).__name__ == 'Distiller', line
         assert [p.name for p in model.points] == list(
             cfg.model.distill_points), line
         for hook in cfg.get('custom_hooks', []):

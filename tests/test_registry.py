@@ -3,6 +3,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from conftest import ROOT
 from mmengine.registry import DATASETS as ROOT_DATASETS
 from mmengine.registry import HOOKS as ROOT_HOOKS
@@ -80,7 +82,7 @@ def test_custom_imports_config_in_fresh_process(tmp_path):
     cfg.write_text(MODEL + textwrap.dedent('''
         custom_imports = dict(imports=['mmkdflow'], allow_failed_imports=False)
         default_scope = 'mmdet'
-        model = dict(type='mmkdflow.OfflineDistiller', student=student,
+        model = dict(type='mmkdflow.Distiller', student=student,
                      teacher=student, allow_random_teacher=True,
                      distill_points=dict(fpn=dict(
                          student='neck', teacher='neck', index=0,
@@ -96,15 +98,18 @@ def test_custom_imports_config_in_fresh_process(tmp_path):
         model = MODELS.build(cfg.model)
         print(type(model).__name__, type(model.distill_losses['fpn']).__module__)
         ''')
-    assert out.split() == ['OfflineDistiller', 'mmkdflow.models.losses.pkd_loss']
+    assert out.split() == ['Distiller', 'mmkdflow.models.losses.pkd_loss']
 
 
-def test_scope_key_alone_reaches_mmkdflow_in_fresh_process():
-    out = _run_fresh(MODEL + '''
+@pytest.mark.parametrize('type_name', ['Distiller', 'OfflineDistiller'])
+def test_scope_key_alone_reaches_mmkdflow_in_fresh_process(type_name):
+    """Also under the name the distiller had before the rename, which
+    older configs and exported deploy configs still say."""
+    out = _run_fresh(MODEL + f'''
 import sys
 from mmengine.registry import MODELS
-model = MODELS.build(dict(_scope_='mmkdflow', type='OfflineDistiller',
+model = MODELS.build(dict(_scope_='mmkdflow', type={type_name!r},
                           student=student))
 print(type(model).__name__, 'mmkdflow' in sys.modules)
 ''')
-    assert out.split() == ['OfflineDistiller', 'True']
+    assert out.split() == ['Distiller', 'True']

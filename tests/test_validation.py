@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import det_batch, tiny_resnet_cls, tiny_retinanet
 
-from mmkdflow.models import OfflineDistiller
+from mmkdflow.models import Distiller
 from mmkdflow.models.distillers.pretrained import _url_of, remote_pretrained
 from mmkdflow.utils import CheckpointError
 from mmkdflow.utils.checkpoint_loading import hub_cache_path
@@ -26,13 +26,13 @@ def fpn_point(**overrides) -> dict:
     return point
 
 
-def build(saved_teacher, student=None, **kwargs) -> OfflineDistiller:
+def build(saved_teacher, student=None, **kwargs) -> Distiller:
     teacher = tiny_retinanet(16, 32)
     ckpt, _ = saved_teacher(teacher)
     cfg = dict(student=student or tiny_retinanet(8, 16), teacher=teacher,
                teacher_ckpt=ckpt, distill_points=dict(fpn=fpn_point()))
     cfg.update(kwargs)
-    return OfflineDistiller(**cfg)
+    return Distiller(**cfg)
 
 
 # ---------------------------------------------------------------- weights
@@ -113,7 +113,7 @@ def test_classifier_backbone_index_checked():
     with pytest.raises(IndexError, match=r"student_index \[1\] selects "
                        r"entry 1 of student 'backbone', which returns 1 "
                        r'tensors'):
-        OfflineDistiller(
+        Distiller(
             student=tiny_resnet_cls(8), teacher=tiny_resnet_cls(8),
             allow_random_teacher=True,
             distill_points=dict(feat=dict(
@@ -222,7 +222,7 @@ def test_random_teacher_pretrained_url_is_checked_too(tmp_path, monkeypatch):
     teacher = tiny_retinanet(16, 32)
     teacher['backbone']['init_cfg'] = dict(type='Pretrained',
                                            checkpoint=UNREACHABLE)
-    model = OfflineDistiller(
+    model = Distiller(
         student=tiny_retinanet(8, 16), teacher=teacher,
         allow_random_teacher=True, distill_points=dict(fpn=fpn_point()))
     with pytest.raises(CheckpointError,

@@ -4,21 +4,4 @@
 # nodes), started by torchrun with the pytorch launcher. Without a GPU the
 # processes train on CPU with the gloo backend (MMKDFLOW_DIST_BACKEND to
 # choose another). PYTHON picks the interpreter (default: python).
-CONFIG=$1
-GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-PYTHON=${PYTHON:-python}
-
-PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
-$PYTHON -m torch.distributed.run \
-    --nnodes=$NNODES \
-    --node_rank=$NODE_RANK \
-    --master_addr=$MASTER_ADDR \
-    --nproc_per_node=$GPUS \
-    --master_port=$PORT \
-    $(dirname "$0")/train.py \
-    $CONFIG \
-    --launcher pytorch ${@:3}
+exec "$(dirname "$0")/dist_launch.sh" train.py "$2" "$1" "${@:3}"

@@ -9,7 +9,7 @@ suffix ``.py``: its config.
   loadable with safe loading by ``mmdet.apis.init_detector``,
   ``mmseg.apis.init_model`` or mmpretrain's ``get_model``, without mmkdflow.
 * Plain FM-KT / OFM-KT, where the flow is part of the student's inference:
-  an ``mmkdflow.OfflineDistiller`` with ``teacher=None`` holding the student
+  an ``mmkdflow.Distiller`` with ``teacher=None`` holding the student
   and the flow connectors (EMA weights when the checkpoint has them); its
   config imports mmkdflow (``custom_imports``), so ``tools/test.py``, a
   ``Runner`` or ``MODELS.build`` + ``load_checkpoint`` run it like the
@@ -17,7 +17,7 @@ suffix ``.py``: its config.
   ``init_detector(cfg, ckpt, cfg_options={})`` (without ``cfg_options``
   mmdet reads ``config.model.backbone``, which the wrapper has not).
   mmseg's ``init_model`` sets ``model.pretrained``/``train_cfg``, which
-  ``OfflineDistiller`` does not take: use ``tools/test.py`` there.
+  ``Distiller`` does not take: use ``tools/test.py`` there.
 """
 import argparse
 import os.path as osp

@@ -10,9 +10,7 @@ from mmengine.runner import Runner
 import mmkdflow  # noqa: F401  registers mmkdflow, safe checkpoint loading
 from mmkdflow.distributed import setup_distributed
 from mmkdflow.engine.optim_setup import apply_nonfinite_guard
-from mmkdflow.engine.tool_args import add_common_args, load_config, parse_args
-from mmkdflow.utils.allocator import (add_allocator_argument,
-                                      configure_allocator)
+from mmkdflow.engine.tool_args import add_common_args, start_tool
 from mmkdflow.utils.checkpoint import check_checkpoint_file
 
 
@@ -24,16 +22,11 @@ def build_parser() -> argparse.ArgumentParser:
         '--teacher', action='store_true',
         help='evaluate the teacher instead of the student')
     add_common_args(parser)
-    add_allocator_argument(parser)
     return parser
 
 
 def main(argv=None) -> None:
-    args = parse_args(build_parser(), argv)
-    # glibc keeps freed activations for reuse instead of returning them to
-    # the kernel at every step (see mmkdflow/utils/allocator.py)
-    configure_allocator(enabled=not args.no_allocator_tuning)
-    cfg = load_config(args)
+    args, cfg = start_tool(build_parser(), argv)
     apply_nonfinite_guard(cfg)  # reads model.nonfinite, as training does
     if args.teacher:
         cfg.model.predict_with = 'teacher'

@@ -23,9 +23,7 @@ from mmkdflow.distributed import setup_distributed
 from mmkdflow.engine.optim_setup import apply_amp, apply_nonfinite_guard
 from mmkdflow.engine.resume_setup import (add_resume_state_hook, apply_resume,
                                           use_safe_checkpointing)
-from mmkdflow.engine.tool_args import add_common_args, load_config, parse_args
-from mmkdflow.utils.allocator import (add_allocator_argument,
-                                      configure_allocator)
+from mmkdflow.engine.tool_args import add_common_args, start_tool
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,16 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
         'one in the work dir when no path is given (model, optimizer, '
         'schedulers, EMA, random states and the position in the epoch)')
     add_common_args(parser)
-    add_allocator_argument(parser)
     return parser
 
 
 def main(argv=None) -> None:
-    args = parse_args(build_parser(), argv)
-    # glibc keeps freed activations for reuse instead of returning them to
-    # the kernel at every step (see mmkdflow/utils/allocator.py)
-    configure_allocator(enabled=not args.no_allocator_tuning)
-    cfg = load_config(args)
+    args, cfg = start_tool(build_parser(), argv)
     if args.amp:
         apply_amp(cfg)
     apply_nonfinite_guard(cfg)

@@ -19,7 +19,7 @@ _base_ = [
 teacher_ckpt = 'work_dirs/demo/det/teacher/epoch_12.pth'
 model = dict(
     _scope_='mmkdflow',
-    type='OfflineDistiller',
+    type='Distiller',
     student=dict(
         cfg_path='{{fileDirname}}/retinanet_r18c16_digits_student.py'),
     teacher=dict(cfg_path='{{fileDirname}}/retinanet_r18_digits_teacher.py'),

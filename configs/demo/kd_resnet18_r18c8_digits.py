@@ -8,7 +8,7 @@ _base_ = [
 teacher_ckpt = 'work_dirs/demo/cls/teacher/epoch_10.pth'
 model = dict(
     _scope_='mmkdflow',
-    type='OfflineDistiller',
+    type='Distiller',
     student=dict(cfg_path='{{fileDirname}}/resnet18c8_cifar_digits_student.py'),
     teacher=dict(cfg_path='{{fileDirname}}/resnet18_cifar_digits_teacher.py'),
     teacher_ckpt=teacher_ckpt,

@@ -11,7 +11,7 @@ _base_ = [
 ]
 model = dict(
     _scope_='mmkdflow',
-    type='OfflineDistiller',
+    type='Distiller',
     student=dict(cfg_path='{{fileDirname}}/resnet18c8_cifar_digits_student.py'),
     teacher=None,
     student_loss_weight=0.0,

@@ -23,7 +23,7 @@ teacher_ckpt = ('https://download.openmmlab.com/mmsegmentation/v0.5/'
 model = dict(
     _delete_=True,
     _scope_='mmkdflow',
-    type='OfflineDistiller',
+    type='Distiller',
     student=dict(
         cfg_path='mmseg::deeplabv3/'
         'deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py',

@@ -4,7 +4,8 @@ from .measure import (FLOP_METHOD, MEMORY_METHODS, count_flops, count_params,
                       peak_memory, time_side_by_side)
 from .plot import plot_scaling
 from .report import evaluate_goals, format_report
-from .sections import connector_section, export_section, step_section
+from .connector_section import connector_section
+from .sections import export_section, step_section
 
 __all__ = [
     'FLOP_METHOD', 'MEMORY_METHODS', 'count_flops', 'count_params',

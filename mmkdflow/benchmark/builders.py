@@ -106,10 +106,10 @@ def method_points(channels: int) -> Dict[str, Tuple[dict, bool]]:
 
 def distiller_cfg(student_cfg: str, teacher_cfg: Optional[str],
                   connector: dict, replace: bool) -> dict:
-    """An ``OfflineDistiller`` config on the five FPN levels."""
+    """An ``Distiller`` config on the five FPN levels."""
     point = dict(student='neck', index=FPN_LEVELS, replace=replace,
                  connector=copy.deepcopy(connector))
-    cfg = dict(type='OfflineDistiller', student=detector_entry(student_cfg),
+    cfg = dict(type='Distiller', student=detector_entry(student_cfg),
                distill_points=dict(fpn=point))
     if teacher_cfg is not None:
         point['teacher'] = 'neck'
@@ -119,10 +119,10 @@ def distiller_cfg(student_cfg: str, teacher_cfg: Optional[str],
 
 
 def build_distiller(cfg: dict, device: torch.device) -> nn.Module:
-    """Build an ``OfflineDistiller`` from :func:`distiller_cfg`."""
-    from mmkdflow.models import OfflineDistiller
+    """Build an ``Distiller`` from :func:`distiller_cfg`."""
+    from mmkdflow.models import Distiller
     kwargs = {k: v for k, v in copy.deepcopy(cfg).items() if k != 'type'}
-    return OfflineDistiller(**kwargs).to(device)
+    return Distiller(**kwargs).to(device)
 
 
 def build_connector(cfg: dict, device: torch.device) -> nn.Module:
@@ -144,7 +144,7 @@ def export_model(distiller_config: dict, student: nn.Module,
     Returns:
         The exported model (in eval mode) and what it is: ``'student'``
         (the vanilla downstream model) or ``'student+flow'`` (an
-        ``OfflineDistiller`` without teacher, holding the flow).
+        ``Distiller`` without teacher, holding the flow).
     """
     from mmengine.config import Config
     from mmengine.registry import MODELS

@@ -21,9 +21,9 @@ or from a shell::
 import os.path as osp
 from typing import Dict, Sequence
 
-from ._common import (DIGITS_CLASSES, FORMAT_VERSION, HOLDOUTS,
-                      MARKER_NAME, holdout_split, load_source_digits,
-                      read_marker, split_source_indices)
+from ._files import FORMAT_VERSION, MARKER_NAME, read_marker
+from ._source import (DIGITS_CLASSES, HOLDOUTS, holdout_split,
+                      load_source_digits, split_source_indices)
 from .digits_cls import DIGITS_CLS_METAINFO, build_digits_cls
 from .digits_det import (DIGITS_COCO_CATEGORIES, DIGITS_METAINFO,
                          DIGITS_PALETTE, build_digits_det,

@@ -17,9 +17,10 @@ import os
 import os.path as osp
 from typing import Tuple
 
-from ._common import (DIGITS_CLASSES, cached_build, holdout_params,
-                      holdout_split, load_source_digits, render_canvas,
-                      save_png, stream_rng)
+from ._canvas import render_canvas
+from ._files import cached_build, save_png
+from ._source import (DIGITS_CLASSES, holdout_params, holdout_split,
+                      load_source_digits, stream_rng)
 
 #: ``metainfo`` for mmpretrain's ``CustomDataset`` (the folder names give the
 #: same classes in the same order).
@@ -61,7 +62,7 @@ def build_digits_cls(root='data/digits_cls',
     bright colour, noisy dark background. Train/val use the disjoint split of
     :func:`split_source_indices` (``seed``, ``val_fraction``);
     ``holdout='tune'`` writes the tuning split instead (see
-    :func:`~mmkdflow.datasets._common.holdout_split`: ``val`` holds
+    :func:`~mmkdflow.datasets._source.holdout_split`: ``val`` holds
     ``tune_fraction`` of the train digits, ``train`` the rest). Returns
     ``root``.
     """

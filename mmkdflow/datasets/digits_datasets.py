@@ -14,7 +14,7 @@ import fcntl
 import os
 import os.path as osp
 from contextlib import contextmanager
-from typing import Dict, Iterator, Mapping, Optional
+from typing import Callable, Dict, Iterator, Mapping, Optional
 
 from mmdet.datasets import CocoDataset
 from mmpretrain.datasets import CustomDataset
@@ -38,17 +38,16 @@ def _locked(root: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _prepare(builder, data_root: str, options: Optional[dict]) -> None:
-    with _locked(data_root):
-        builder(data_root, **(options or {}))
-
-
 class DigitsDatasetMixin:
     """What a digits dataset adds to its downstream dataset class: the data
     builder (in ``__init__``, through ``digits_options``) and the way back
     to the vanilla downstream config.
 
     Attributes:
+        BUILDER: The data builder, called with ``data_root`` and the
+            dataset's ``digits_options`` before the downstream class reads
+            the files.
+        DEFAULT_ROOT: ``data_root`` when the config gives none.
         VANILLA_TYPE: Name of the downstream dataset class in its package's
             registry (the exported config's ``default_scope``).
         VANILLA_DEFAULTS: Arguments whose default differs between the
@@ -57,8 +56,19 @@ class DigitsDatasetMixin:
     """
 
     METAINFO: dict
+    BUILDER: Callable[..., str]
+    DEFAULT_ROOT: str
     VANILLA_TYPE: str = ''
     VANILLA_DEFAULTS: Dict[str, object] = {}
+
+    def __init__(self, *args, digits_options: Optional[dict] = None,
+                 **kwargs) -> None:
+        for key, value in self.VANILLA_DEFAULTS.items():
+            kwargs.setdefault(key, value)
+        data_root = kwargs.get('data_root', self.DEFAULT_ROOT)
+        with _locked(data_root):
+            type(self).BUILDER(data_root, **(digits_options or {}))
+        super().__init__(*args, **kwargs)
 
     @classmethod
     def vanilla_config(cls, dataset_cfg: Mapping) -> Dict:
@@ -96,13 +106,9 @@ class DigitsDetDataset(DigitsDatasetMixin, CocoDataset):
     """
 
     METAINFO = DIGITS_METAINFO
+    BUILDER = staticmethod(build_digits_det)
+    DEFAULT_ROOT = 'data/digits_det'
     VANILLA_TYPE = 'CocoDataset'
-
-    def __init__(self, *args, digits_options: Optional[dict] = None,
-                 **kwargs) -> None:
-        _prepare(build_digits_det, kwargs.get('data_root', 'data/digits_det'),
-                 digits_options)
-        super().__init__(*args, **kwargs)
 
 
 @DATASETS.register_module()
@@ -115,17 +121,10 @@ class DigitsSegDataset(DigitsDatasetMixin, BaseSegDataset):
     """
 
     METAINFO = DIGITS_SEG_METAINFO
+    BUILDER = staticmethod(build_digits_seg)
+    DEFAULT_ROOT = 'data/digits_seg'
     VANILLA_TYPE = 'BaseSegDataset'
     VANILLA_DEFAULTS = dict(img_suffix='.png', seg_map_suffix='.png')
-
-    def __init__(self, *args, digits_options: Optional[dict] = None,
-                 img_suffix: str = '.png', seg_map_suffix: str = '.png',
-                 **kwargs) -> None:
-        _prepare(build_digits_seg, kwargs.get('data_root', 'data/digits_seg'),
-                 digits_options)
-        super().__init__(
-            *args, img_suffix=img_suffix, seg_map_suffix=seg_map_suffix,
-            **kwargs)
 
 
 @DATASETS.register_module()
@@ -138,10 +137,6 @@ class DigitsClsDataset(DigitsDatasetMixin, CustomDataset):
     """
 
     METAINFO = DIGITS_CLS_METAINFO
+    BUILDER = staticmethod(build_digits_cls)
+    DEFAULT_ROOT = 'data/digits_cls'
     VANILLA_TYPE = 'CustomDataset'
-
-    def __init__(self, *args, digits_options: Optional[dict] = None,
-                 **kwargs) -> None:
-        _prepare(build_digits_cls, kwargs.get('data_root', 'data/digits_cls'),
-                 digits_options)
-        super().__init__(*args, **kwargs)

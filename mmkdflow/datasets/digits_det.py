@@ -23,9 +23,9 @@ import os
 import os.path as osp
 from typing import Tuple
 
-from ._common import (DIGITS_CLASSES, FORMAT_VERSION, cached_build,
-                      canvas_params, dump_json, render_canvas, save_png,
-                      holdout_params, holdout_split, stream_rng)
+from ._canvas import build_canvas_dataset, canvas_params
+from ._files import FORMAT_VERSION, dump_json, save_png
+from ._source import DIGITS_CLASSES
 
 #: Palette for visualisers, one colour per digit class.
 DIGITS_PALETTE = [(220, 20, 60), (119, 11, 32), (0, 0, 142), (0, 0, 230),
@@ -51,16 +51,11 @@ def category_id_to_digit(category_id: int) -> int:
     return int(category_id) - 1
 
 
-def _write_split(stage, split, pool, rng, num_images, params):
+def _write_split(stage, split, params, canvases):
     os.makedirs(osp.join(stage, split))
+    os.makedirs(osp.join(stage, 'annotations'), exist_ok=True)
     images, annotations = [], []
-    for image_id in range(1, num_images + 1):
-        image, _, instances = render_canvas(
-            rng, pool, params['image_size'],
-            num_digits=tuple(params['num_digits']),
-            scale_range=tuple(params['scale_range']),
-            max_iou=params['max_iou'],
-            stroke_threshold=params['stroke_threshold'])
+    for image_id, image, _, instances in canvases:
         file_name = f'{image_id:06d}.png'
         save_png(image, osp.join(stage, split, file_name))
         images.append(
@@ -78,14 +73,15 @@ def _write_split(stage, split, pool, rng, num_images, params):
                      stroke_area=inst['stroke_area']))
     coco = dict(
         info=dict(description=f'mmkdflow DigitsDet {split} split',
-                  version=str(params['format_version']),
+                  version=str(FORMAT_VERSION),
                   seed=params['seed']),
         licenses=[],
         images=images,
         annotations=annotations,
         categories=DIGITS_COCO_CATEGORIES)
     dump_json(coco, osp.join(stage, 'annotations', f'{split}.json'))
-    return len(images), len(annotations)
+    return {f'{split}_images': len(images),
+            f'{split}_instances': len(annotations)}
 
 
 def build_digits_det(root='data/digits_det',
@@ -105,34 +101,14 @@ def build_digits_det(root='data/digits_det',
     Each ``image_size`` x ``image_size`` canvas holds ``num_digits`` (inclusive
     range) digits, each scaled to a side in ``scale_range`` pixels, with a
     random bright colour on a noisy dark background; boxes of a canvas overlap
-    with IoU <= ``max_iou``. Train canvases draw digits only from the train
-    part of :func:`split_source_indices` (``seed``, ``val_fraction``), val
-    canvases only from the val part. Same arguments, same bytes. Returns
-    ``root``.
-
-    ``holdout='tune'`` writes the tuning split instead: ``val`` canvases
-    draw from ``tune_fraction`` of the train digits, ``train`` canvases from
-    the other train digits (see
-    :func:`~mmkdflow.datasets._common.holdout_split`); never from the
-    reported val digits.
+    with IoU <= ``max_iou``. Train and val canvases draw from disjoint source
+    digits (``seed``, ``val_fraction``); ``holdout='tune'`` writes the tuning
+    split instead (see
+    :func:`~mmkdflow.datasets._canvas.build_canvas_dataset`). Same arguments,
+    same bytes. Returns ``root``.
     """
     params = canvas_params(seed, num_train, num_val, image_size,
                            num_digits, scale_range, max_iou,
                            stroke_threshold, val_fraction)
-    params.update(holdout_params(holdout, tune_fraction))
-
-    def write(stage):
-        train_pool, val_pool = holdout_split(seed, val_fraction, holdout,
-                                             tune_fraction)
-        os.makedirs(osp.join(stage, 'annotations'))
-        full = dict(params, format_version=FORMAT_VERSION)
-        n_tr, a_tr = _write_split(stage, 'train', train_pool,
-                                  stream_rng(seed, _TASK_KEY, 0), num_train,
-                                  full)
-        n_va, a_va = _write_split(stage, 'val', val_pool,
-                                  stream_rng(seed, _TASK_KEY, 1), num_val,
-                                  full)
-        return dict(train_images=n_tr, train_instances=a_tr,
-                    val_images=n_va, val_instances=a_va)
-
-    return cached_build(root, 'digits_det', params, write)
+    return build_canvas_dataset(root, 'digits_det', _TASK_KEY, params,
+                                holdout, tune_fraction, _write_split)

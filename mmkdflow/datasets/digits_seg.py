@@ -19,9 +19,9 @@ import os
 import os.path as osp
 from typing import Tuple
 
-from ._common import (DIGITS_CLASSES, cached_build, canvas_params,
-                      holdout_params, holdout_split, render_canvas, save_png,
-                      stream_rng)
+from ._canvas import build_canvas_dataset, canvas_params
+from ._files import save_png
+from ._source import DIGITS_CLASSES
 
 #: Class names of the segmentation dataset: label 0 is background, label
 #: ``d + 1`` is digit ``d``.
@@ -38,22 +38,16 @@ DIGITS_SEG_METAINFO = dict(classes=DIGITS_SEG_CLASSES,
 _TASK_KEY = 2
 
 
-def _write_split(stage, split, pool, rng, num_images, params):
+def _write_split(stage, split, params, canvases):
     img_dir = osp.join(stage, 'img_dir', split)
     ann_dir = osp.join(stage, 'ann_dir', split)
     os.makedirs(img_dir)
     os.makedirs(ann_dir)
-    for image_id in range(1, num_images + 1):
-        image, label, _ = render_canvas(
-            rng, pool, params['image_size'],
-            num_digits=tuple(params['num_digits']),
-            scale_range=tuple(params['scale_range']),
-            max_iou=params['max_iou'],
-            stroke_threshold=params['stroke_threshold'])
+    for image_id, image, label, _ in canvases:
         name = f'{image_id:06d}.png'
         save_png(image, osp.join(img_dir, name))
         save_png(label, osp.join(ann_dir, name))
-    return num_images
+    return {f'{split}_images': params['num_images']}
 
 
 def build_digits_seg(root='data/digits_seg',
@@ -72,26 +66,13 @@ def build_digits_seg(root='data/digits_seg',
 
     Same canvases as :func:`~mmkdflow.datasets.build_digits_det` (same
     arguments, own random stream) with per-pixel labels instead of boxes.
-    Train and val draw from disjoint source digits. Returns ``root``.
-
-    ``holdout='tune'`` writes the tuning split instead: ``val`` canvases
-    draw from ``tune_fraction`` of the train digits, ``train`` canvases from
-    the other train digits (see
-    :func:`~mmkdflow.datasets._common.holdout_split`); never from the
-    reported val digits.
+    Train and val draw from disjoint source digits; ``holdout='tune'``
+    writes the tuning split instead (see
+    :func:`~mmkdflow.datasets._canvas.build_canvas_dataset`). Returns
+    ``root``.
     """
     params = canvas_params(seed, num_train, num_val, image_size,
                            num_digits, scale_range, max_iou,
                            stroke_threshold, val_fraction)
-    params.update(holdout_params(holdout, tune_fraction))
-
-    def write(stage):
-        train_pool, val_pool = holdout_split(seed, val_fraction, holdout,
-                                             tune_fraction)
-        n_tr = _write_split(stage, 'train', train_pool,
-                            stream_rng(seed, _TASK_KEY, 0), num_train, params)
-        n_va = _write_split(stage, 'val', val_pool,
-                            stream_rng(seed, _TASK_KEY, 1), num_val, params)
-        return dict(train_images=n_tr, val_images=n_va)
-
-    return cached_build(root, 'digits_seg', params, write)
+    return build_canvas_dataset(root, 'digits_seg', _TASK_KEY, params,
+                                holdout, tune_fraction, _write_split)

@@ -8,7 +8,7 @@ student with those connectors.
 * Plain FM-KT / OFM-KT (a ``replace`` point whose connector transforms the
   student in inference too, e.g. the flow's mean prediction replacing an FPN
   level or the classifier output): :func:`deploy_checkpoint` +
-  :func:`deploy_config` give an ``OfflineDistiller`` with ``teacher=None``
+  :func:`deploy_config` give an ``Distiller`` with ``teacher=None``
   and only those points (no losses), loadable with
   ``custom_imports=dict(imports=['mmkdflow'])``; with the connector EMA
   weights when the checkpoint holds them (:class:`ConnectorEMAHook`).
@@ -137,7 +137,7 @@ def deploy_points(cfg: Config) -> List[str]:
 def deploy_config(cfg: Config, points: List[str]) -> Config:
     """Config of the deployable model of a plain FM-KT distiller.
 
-    ``model`` is an ``mmkdflow.OfflineDistiller`` with ``teacher=None``,
+    ``model`` is an ``mmkdflow.Distiller`` with ``teacher=None``,
     the student's full model dict and, for each point in ``points``, only
     where it reads and replaces and its connector (no teacher, no loss).
     ``default_scope`` is the student's package (so the datasets, pipelines
@@ -159,7 +159,7 @@ def deploy_config(cfg: Config, points: List[str]) -> Config:
                      connector=copy.deepcopy(point.connector))
         kept[name] = {k: v for k, v in entry.items() if v is not None}
     out.model = ConfigDict(dict(
-        type='mmkdflow.OfflineDistiller', student=student, teacher=None,
+        type='mmkdflow.Distiller', student=student, teacher=None,
         distill_points=kept))
     out.custom_imports = ConfigDict(imports=['mmkdflow'],
                                     allow_failed_imports=False)

@@ -4,12 +4,17 @@ import argparse
 import os
 import os.path as osp
 
+from typing import Optional, Sequence, Tuple
+
 from mmengine.config import Config, DictAction
+
+from mmkdflow.utils.allocator import (add_allocator_argument,
+                                      configure_allocator)
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     """Arguments of both tools: ``--work-dir``, ``--cfg-options``,
-    ``--launcher`` and ``--local_rank``."""
+    ``--launcher``, ``--local_rank`` and ``--no-allocator-tuning``."""
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
@@ -18,6 +23,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_allocator_argument(parser)
 
 
 def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
@@ -41,3 +47,15 @@ def load_config(args: argparse.Namespace) -> Config:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     return cfg
+
+
+def start_tool(parser: argparse.ArgumentParser,
+               argv: Optional[Sequence[str]] = None
+               ) -> Tuple[argparse.Namespace, Config]:
+    """What both tools do first: parse ``argv``, apply mmkdflow's glibc
+    allocator settings (unless ``--no-allocator-tuning``; glibc then keeps
+    freed activations for reuse instead of returning them to the kernel at
+    every step, see :mod:`mmkdflow.utils.allocator`) and load the config."""
+    args = parse_args(parser, argv)
+    configure_allocator(enabled=not args.no_allocator_tuning)
+    return args, load_config(args)

@@ -18,13 +18,18 @@ import os
 import os.path as osp
 import statistics
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 #: Metric keys that the downstream evaluators log as a fraction in [0, 1]
 #: (reported x 100, as percentages); any other key is reported as logged
 #: (mmseg's ``mIoU`` / ``aAcc`` / ``mAcc`` and mmpretrain's
 #: ``accuracy/top1`` are already percentages).
 FRACTION_PREFIXES = ('coco/', 'pascal_voc/', 'voc/', 'lvis/')
+
+
+def format_value(value: float) -> str:
+    """The one-decimal form every reported value is printed in."""
+    return f'{value:.1f}'
 
 
 def metric_scale(metric: str) -> float:

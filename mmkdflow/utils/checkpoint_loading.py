@@ -96,8 +96,16 @@ def load_checkpoint_file(path: str, role: str = 'checkpoint') -> Dict:
         path = fetch_url(path, f'{role} {path!r}',
                          f'set {role} to a local file path')
     _check_is_file(path, role)
+    return _weights_only_load(path, role)
+
+
+def _weights_only_load(path: str, role: str, mmap: bool = False):
+    """``torch.load(weights_only=True)`` on CPU, its failures as
+    :class:`CheckpointError` naming ``role`` (refused objects with the
+    allow-list advice of :func:`refusal_error`)."""
     try:
-        return torch.load(path, map_location='cpu', weights_only=True)
+        return torch.load(path, map_location='cpu', weights_only=True,
+                          mmap=mmap)
     except pickle.UnpicklingError as err:
         raise refusal_error(path, role, err) from None
     except Exception as err:  # noqa: B902  a damaged file fails anywhere
@@ -183,15 +191,7 @@ def check_checkpoint_file(path: str, role: str = 'checkpoint') -> None:
         except (zipfile.BadZipFile, OSError) as err:
             raise CheckpointError(f'{role} {path!r} is unreadable: '
                                   f'{err}') from None
-        try:
-            torch.load(path, map_location='cpu', weights_only=True,
-                       mmap=True)
-        except pickle.UnpicklingError as err:
-            raise refusal_error(path, role, err) from None
-        except Exception as err:  # noqa: B902  a damaged file fails anywhere
-            raise CheckpointError(
-                f'{role} {path!r} is unreadable (truncated or not a torch '
-                f'checkpoint): {type(err).__name__}: {_short(err)}') from None
+        _weights_only_load(path, role, mmap=True)
         return
     with open(path, 'rb') as f:
         head = f.read(2)

@@ -1,7 +1,7 @@
 # DiffKD distiller fields, hook and import of the COCO rows (256-ch FPNs).
 diffkd_fpn_distiller = dict(
     _scope_='mmkdflow',
-    type='OfflineDistiller',
+    type='Distiller',
     distill_points=dict(
         fpn=dict(
             student='neck',

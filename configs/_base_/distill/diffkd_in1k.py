@@ -1,7 +1,7 @@
 # DiffKD distiller (feature + KL logits) and DIST loss of the ImageNet-1k rows.
 diffkd_in1k_distiller = dict(
     _scope_='mmkdflow',
-    type='OfflineDistiller',
+    type='Distiller',
     distill_points=dict(
         feat=dict(
             student='backbone',

@@ -5,7 +5,7 @@ teacher_ckpt = ('https://download.openmmlab.com/mmsegmentation/v0.5/'
                 '20200606_113503-9e428899.pth')
 diffkd_logits_distiller = dict(
     _scope_='mmkdflow',
-    type='OfflineDistiller',
+    type='Distiller',
     teacher=dict(cfg_path='mmseg::deeplabv3/'
                  'deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py'),
     teacher_ckpt=teacher_ckpt,

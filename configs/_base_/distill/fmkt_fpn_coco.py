@@ -1,7 +1,7 @@
 # FM-KT distiller (FPN feature flow, w = 10), EMA hook and import of COCO rows.
 fmkt_fpn_distiller = dict(
     _scope_='mmkdflow',
-    type='OfflineDistiller',
+    type='Distiller',
     distill_points=dict(
         fpn=dict(
             student='neck',

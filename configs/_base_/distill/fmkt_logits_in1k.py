@@ -1,7 +1,7 @@
 # FM-KT logit-flow distiller, DDP setting and import of the ImageNet-1k rows.
 fmkt_logits_distiller = dict(
     _scope_='mmkdflow',
-    type='OfflineDistiller',
+    type='Distiller',
     # the mean flow logits replace head.fc: no CE outside the flow
     student_loss_weight=0.0,
     distill_points=dict(

@@ -1,6 +1,5 @@
 """DiffKD: the student feature as a noisy teacher feature, denoised."""
 from collections import OrderedDict
-import math
 from typing import Any, List, Mapping, Optional, Sequence
 
 import torch
@@ -14,7 +13,7 @@ from ..diffusion import (DDIMSchedule, FeatureNoiseAdapter,
                          VectorNoiseAdapter, VectorNoisePredictor, from_map,
                          to_map)
 from ..flows.sampler import CompileOption, compile_options, compiled
-from ..core import DistillContext
+from ..core import DistillContext, check_nonnegative_weight
 from ..utils.model_builder import build_mmkdflow_module
 from .base import BaseConnector, ConnectorOutput
 
@@ -44,24 +43,6 @@ def _predict(predictor: nn.Module, x: Tensor, t: Tensor) -> Tensor:
     """``Phi(x, t)``: the unit :func:`torch.compile` sees (a module-level
     function, so that no compiled state sits on the module)."""
     return predictor(x, t)
-
-
-def _check_weight(name: str, value: float) -> float:
-    """``value`` as a float if it is a finite loss weight >= 0.
-
-    Raises:
-        ValueError: For a negative or non-finite weight: a negative weight
-            makes the optimiser *maximise* that loss (the denoiser would be
-            trained to predict anything but the noise), which is never a
-            DiffKD objective.
-    """
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(
-            f'DiffKDConnector: {name}={value} must be a finite number >= 0 '
-            f'(a negative weight maximises the loss); use 0 to turn that '
-            f'loss off')
-    return value
 
 
 @MODELS.register_module()
@@ -192,9 +173,10 @@ class DiffKDConnector(BaseConnector):
         self.use_ae, self.use_anm = bool(use_ae), bool(use_anm)
         self.form = form
         self.share_across_levels = bool(share_across_levels)
-        self.diff_loss_weight = _check_weight('diff_loss_weight',
-                                              diff_loss_weight)
-        self.ae_loss_weight = _check_weight('ae_loss_weight', ae_loss_weight)
+        self.diff_loss_weight = check_nonnegative_weight(
+            diff_loss_weight, 'diff_loss_weight', 'DiffKDConnector')
+        self.ae_loss_weight = check_nonnegative_weight(
+            ae_loss_weight, 'ae_loss_weight', 'DiffKDConnector')
 
         self.channels_last = bool(channels_last)
         compile_options(compile)  # validate at build time
@@ -210,7 +192,8 @@ class DiffKDConnector(BaseConnector):
         self.kd_loss = build_mmkdflow_module(kd_loss)
         kd_weight = getattr(self.kd_loss, 'loss_weight', None)
         if isinstance(kd_weight, (int, float)):
-            _check_weight('kd_loss.loss_weight', kd_weight)
+            check_nonnegative_weight(kd_weight, 'kd_loss.loss_weight',
+                                     'DiffKDConnector')
 
     def _branch(self) -> nn.ModuleDict:
         """The learned modules for one level (or all levels when shared)."""

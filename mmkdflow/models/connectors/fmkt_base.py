@@ -11,17 +11,6 @@ from ..utils.model_builder import build_mmkdflow_module
 from .base import BaseConnector
 
 
-def check_weight(name: str, value: float) -> float:
-    """``float(value)``, refusing a negative weight (it would maximise the
-    loss it weights)."""
-    value = float(value)
-    if value < 0:
-        raise ValueError(f'{name} must be >= 0, got {value}: a negative '
-                         f'weight maximises its loss; use 0 to switch the '
-                         f'loss off')
-    return value
-
-
 class BaseFMKTConnector(BaseConnector):
     """FM-KT connector base: one :class:`~mmkdflow.models.flows.EulerFlow`
     (``self.flows``), a per-step distance and pair decoupling.

@@ -6,9 +6,9 @@ from torch import Tensor
 
 from mmkdflow.registry import MODELS
 from ..flows.euler_flow import EulerFlow
-from ..core import DistillContext
+from ..core import DistillContext, check_nonnegative_weight
 from .base import ConnectorOutput
-from .fmkt_base import BaseFMKTConnector, check_weight, flow_options
+from .fmkt_base import BaseFMKTConnector, flow_options
 
 
 @MODELS.register_module()
@@ -119,7 +119,8 @@ class FMKTFeatureConnector(BaseFMKTConnector):
                  compile: Union[bool, dict] = False,
                  init_cfg: Optional[dict] = None) -> None:
         weights = None if level_weights is None else [
-            check_weight(f'level_weights[{k}]', w)
+            check_nonnegative_weight(w, f'level_weights[{k}]',
+                                     type(self).__name__)
             for k, w in enumerate(level_weights)]
         if weights is not None and num_levels is not None \
                 and len(weights) != num_levels:
@@ -146,7 +147,8 @@ class FMKTFeatureConnector(BaseFMKTConnector):
         super().__init__(flows, distance, dirac_ratio, init_cfg)
         self.level_weights = weights
         self.theta = bool(theta)
-        self.theta_weight = check_weight('theta_weight', theta_weight)
+        self.theta_weight = check_nonnegative_weight(
+            theta_weight, 'theta_weight', type(self).__name__)
         self.projs = None
         if teacher_proj is not None:
             proj = teacher_proj if isinstance(teacher_proj, dict) else dict(

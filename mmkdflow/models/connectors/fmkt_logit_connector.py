@@ -8,9 +8,9 @@ from torch import Tensor
 from mmkdflow.registry import MODELS
 from ..flows import FlowLogitHead, own_logits
 from ..flows.euler_flow import EulerFlow
-from ..core import DistillContext
+from ..core import DistillContext, check_nonnegative_weight
 from .base import ConnectorOutput
-from .fmkt_base import BaseFMKTConnector, check_weight, flow_options
+from .fmkt_base import BaseFMKTConnector, flow_options
 
 
 @MODELS.register_module()
@@ -128,9 +128,12 @@ class FMKTLogitConnector(BaseFMKTConnector):
                            num_steps_test, num_steps_choices, anchor, init,
                            checkpoint, compile))
         super().__init__(flows, distance, dirac_ratio, init_cfg)
-        self.flow_weight = check_weight('flow_weight', flow_weight)
-        self.ce_weight = check_weight('ce_weight', ce_weight)
-        self.theta_weight = check_weight('theta_weight', theta_weight)
+        self.flow_weight = check_nonnegative_weight(
+            flow_weight, 'flow_weight', type(self).__name__)
+        self.ce_weight = check_nonnegative_weight(
+            ce_weight, 'ce_weight', type(self).__name__)
+        self.theta_weight = check_nonnegative_weight(
+            theta_weight, 'theta_weight', type(self).__name__)
         self.online, self.theta = bool(online), bool(theta)
         self.label_smoothing = (0.1 if online else 0.) \
             if label_smoothing is None else float(label_smoothing)

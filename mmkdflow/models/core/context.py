@@ -41,6 +41,29 @@ class DistillContext:
                    max_iters=hub.get_info('max_iters'),
                    training=training)
 
+    def _field_of_each(self, field: str, what: str, fix: str) -> list:
+        """``data_sample.<field>`` of every sample of the batch.
+
+        Raises:
+            ValueError: Naming ``what`` the loss needs and ``fix`` (the
+                model kind that provides it), when the step has no data
+                samples or one lacks the field.
+        """
+        if not self.data_samples:
+            raise ValueError(
+                f'this loss needs {what}, but the step has no data samples; '
+                f'use it only in training with labelled data')
+        values = []
+        for sample in self.data_samples:
+            value = getattr(sample, field, None)
+            if value is None:
+                raise ValueError(
+                    f'this loss needs {what} (data_sample.{field}), but got '
+                    f'a {type(sample).__name__} without them; use it with '
+                    f'{fix}')
+            values.append(value)
+        return values
+
     def gt_labels(self) -> Tensor:
         """Classification labels of the batch as a ``(B,)`` long tensor.
 
@@ -49,20 +72,10 @@ class DistillContext:
                 ``gt_label`` (a loss that needs labels was used on a task
                 without image-level labels).
         """
-        if not self.data_samples:
-            raise ValueError(
-                'this loss needs ground-truth labels, but the step has no '
-                'data samples; use it only in training with labelled data')
-        labels = []
-        for sample in self.data_samples:
-            label = getattr(sample, 'gt_label', None)
-            if label is None:
-                raise ValueError(
-                    f'this loss needs image-level labels (data_sample.gt_label'
-                    f'), but got a {type(sample).__name__} without them; use '
-                    f'it with an mmpretrain classifier')
-            labels.append(torch.as_tensor(label).reshape(-1)[:1])
-        return torch.cat(labels).long()
+        labels = self._field_of_each('gt_label', 'image-level labels',
+                                     'an mmpretrain classifier')
+        return torch.cat([torch.as_tensor(label).reshape(-1)[:1]
+                          for label in labels]).long()
 
     def gt_sem_seg(self) -> Tensor:
         """Per-pixel labels of the batch as a ``(B, H, W)`` long tensor.
@@ -70,17 +83,7 @@ class DistillContext:
         Raises:
             ValueError: If the data samples carry no ``gt_sem_seg``.
         """
-        if not self.data_samples:
-            raise ValueError(
-                'this loss needs per-pixel labels, but the step has no data '
-                'samples; use it only in training with labelled data')
-        maps = []
-        for sample in self.data_samples:
-            seg = getattr(sample, 'gt_sem_seg', None)
-            if seg is None:
-                raise ValueError(
-                    f'this loss needs per-pixel labels (data_sample.gt_sem_seg'
-                    f'), but got a {type(sample).__name__} without them; use '
-                    f'it with an mmseg segmentor')
-            maps.append(seg.data.reshape(seg.data.shape[-2:]))
-        return torch.stack(maps).long()
+        maps = self._field_of_each('gt_sem_seg', 'per-pixel labels',
+                                   'an mmseg segmentor')
+        return torch.stack([seg.data.reshape(seg.data.shape[-2:])
+                            for seg in maps]).long()

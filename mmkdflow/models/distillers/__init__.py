@@ -1,4 +1,4 @@
 from .distill_point import DistillPoint
-from .offline_distiller import OfflineDistiller
+from .distiller import Distiller
 
-__all__ = ['DistillPoint', 'OfflineDistiller']
+__all__ = ['DistillPoint', 'Distiller']

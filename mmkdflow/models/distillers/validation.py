@@ -6,35 +6,9 @@ iteration, and every message names the distillation point, the setting and
 the fix.
 """
 import contextlib
-import math
 from typing import Dict, Iterable, Iterator, Optional, Sequence, Set
 
 import torch.nn as nn
-
-
-def check_nonnegative_weight(value, name: str, where: str) -> float:
-    """Return ``value`` as a float if it is a finite number >= 0.
-
-    Args:
-        value: The configured weight.
-        name: The setting's name (``student_loss_weight``).
-        where: Where it is set, for the message (``OfflineDistiller``).
-
-    Raises:
-        ValueError: For a negative, infinite or NaN weight (a negative one
-            would maximise the loss it scales), or a non-number.
-    """
-    try:
-        weight = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f'{where}: {name} must be a number >= 0, got '
-                         f'{value!r}') from None
-    if not math.isfinite(weight) or weight < 0:
-        raise ValueError(
-            f'{where}: {name} must be a finite number >= 0, got {value!r}: a '
-            f'negative weight maximises the loss it scales instead of '
-            f'minimising it. Use a weight >= 0 (0 switches the loss off)')
-    return weight
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@ from torch import Tensor
 
 from mmkdflow.models.core import DistillContext
 from mmkdflow.registry import MODELS
-from .base import BaseDistillLoss, reduce_loss
+from .base import BaseDistillLoss, positive, reduce_loss
 
 
 def feature_attention(feat: Tensor,
@@ -62,13 +62,11 @@ class AttentionMSELoss(BaseDistillLoss):
                  reduction: str = 'mean',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(loss_weight, reduction, init_cfg)
-        if temperature <= 0:
-            raise ValueError(f'temperature must be > 0, got {temperature}')
         if alpha_at and reduction == 'none':
             raise ValueError(
                 "AttentionMSELoss: reduction='none' cannot carry the "
                 'attention-imitation term; use alpha_at=0 or reduce')
-        self.temperature = float(temperature)
+        self.temperature = positive('temperature', temperature)
         self.alpha_at = float(alpha_at)
 
     def compute_loss(self, student: Tensor, teacher: Tensor,

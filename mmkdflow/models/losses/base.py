@@ -37,6 +37,22 @@ def logits_to_rows(logits: Tensor) -> Tensor:
     return logits.movedim(1, -1).reshape(-1, logits.shape[1])
 
 
+def positive(name: str, value: float) -> float:
+    """``float(value)`` when it is > 0; else a ``ValueError`` naming
+    ``name`` (NaN is refused too)."""
+    if not value > 0:
+        raise ValueError(f'{name} must be > 0, got {value}')
+    return float(value)
+
+
+def nonnegative(name: str, value: float) -> float:
+    """``float(value)`` when it is >= 0; else a ``ValueError`` naming
+    ``name`` (NaN is refused too)."""
+    if not value >= 0:
+        raise ValueError(f'{name} must be >= 0, got {value}')
+    return float(value)
+
+
 def reduce_loss(loss: Tensor, reduction: str) -> Tensor:
     """Reduce an element-wise loss: ``'mean'``, ``'sum'`` or ``'none'``."""
     if reduction == 'mean':

@@ -6,7 +6,7 @@ from torch import Tensor
 
 from mmkdflow.models.core import DistillContext
 from mmkdflow.registry import MODELS
-from .base import BaseDistillLoss
+from .base import BaseDistillLoss, positive
 
 
 @MODELS.register_module()
@@ -37,9 +37,7 @@ class ChannelWiseDivergence(BaseDistillLoss):
                  reduction: str = 'mean',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(loss_weight, reduction, init_cfg)
-        if tau <= 0:
-            raise ValueError(f'tau must be > 0, got {tau}')
-        self.tau = float(tau)
+        self.tau = positive('tau', tau)
 
     def compute_loss(self, student: Tensor, teacher: Tensor,
                      ctx: Optional[DistillContext]) -> Tensor:

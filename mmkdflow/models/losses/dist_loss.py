@@ -5,7 +5,8 @@ from torch import Tensor
 
 from mmkdflow.models.core import DistillContext
 from mmkdflow.registry import MODELS
-from .base import BaseDistillLoss, logits_to_rows
+from .base import (BaseDistillLoss, logits_to_rows, nonnegative,
+                   positive)
 
 
 def pearson_rows(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
@@ -60,14 +61,10 @@ class DISTLoss(BaseDistillLoss):
                  reduction: str = 'mean',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(loss_weight, reduction, init_cfg)
-        if tau <= 0:
-            raise ValueError(f'tau must be > 0, got {tau}')
         self.beta = float(beta)
         self.gamma = float(gamma)
-        self.tau = float(tau)
-        if eps < 0:
-            raise ValueError(f'eps must be >= 0, got {eps}')
-        self.eps = float(eps)
+        self.tau = positive('tau', tau)
+        self.eps = nonnegative('eps', eps)
 
     def compute_loss(self, student: Tensor, teacher: Tensor,
                      ctx: Optional[DistillContext]) -> Tensor:

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from mmkdflow.models.core import DistillContext
 from mmkdflow.registry import MODELS
-from .base import BaseDistillLoss
+from .base import BaseDistillLoss, nonnegative, positive
 
 
 @MODELS.register_module()
@@ -58,10 +58,6 @@ class DKDLoss(BaseDistillLoss):
                  reduction: str = 'batchmean',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(loss_weight, reduction, init_cfg)
-        if temperature <= 0:
-            raise ValueError(f'temperature must be > 0, got {temperature}')
-        if warmup < 0:
-            raise ValueError(f'warmup must be >= 0, got {warmup}')
         for name, value in (('alpha', alpha), ('beta', beta)):
             if not value >= 0:  # also refuses NaN
                 raise ValueError(
@@ -70,8 +66,8 @@ class DKDLoss(BaseDistillLoss):
                     f'the term off), got {value}')
         self.alpha = float(alpha)
         self.beta = float(beta)
-        self.temperature = float(temperature)
-        self.warmup = int(warmup)
+        self.temperature = positive('temperature', temperature)
+        self.warmup = int(nonnegative('warmup', warmup))
 
     def warmup_factor(self, ctx: DistillContext) -> float:
         """``min((ctx.epoch + 1) / warmup, 1)``, or 1 without warm-up."""

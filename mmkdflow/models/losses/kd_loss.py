@@ -6,7 +6,7 @@ from torch import Tensor
 
 from mmkdflow.models.core import DistillContext
 from mmkdflow.registry import MODELS
-from .base import BaseDistillLoss, logits_to_rows
+from .base import BaseDistillLoss, logits_to_rows, positive
 
 
 @MODELS.register_module()
@@ -41,9 +41,7 @@ class KDLoss(BaseDistillLoss):
                  reduction: str = 'batchmean',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(loss_weight, reduction, init_cfg)
-        if temperature <= 0:
-            raise ValueError(f'temperature must be > 0, got {temperature}')
-        self.temperature = float(temperature)
+        self.temperature = positive('temperature', temperature)
 
     def compute_loss(self, student: Tensor, teacher: Tensor,
                      ctx: Optional[DistillContext]) -> Tensor:

@@ -6,7 +6,7 @@ from torch import Tensor
 
 from mmkdflow.models.core import DistillContext
 from mmkdflow.registry import MODELS
-from .base import BaseDistillLoss, reduce_loss
+from .base import BaseDistillLoss, nonnegative, reduce_loss
 
 
 def normalize_channels(feat: Tensor, eps: float = 1e-6,
@@ -68,10 +68,9 @@ class PKDLoss(BaseDistillLoss):
                  reduction: str = 'mean',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(loss_weight, reduction, init_cfg)
-        if eps < 0:
-            raise ValueError(f'eps must be >= 0, got {eps}')
         self.resize_stu = resize_stu
-        self.eps, self.unbiased = float(eps), bool(unbiased)
+        self.eps = nonnegative('eps', eps)
+        self.unbiased = bool(unbiased)
 
     def align(self, student: Tensor, teacher: Tensor) -> Tensor:
         """Resize the student to the teacher's ``(H, W)`` if asked to."""

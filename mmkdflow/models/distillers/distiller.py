@@ -1,4 +1,5 @@
-"""Offline teacher -> student distillation as one MMEngine ``BaseModel``."""
+"""The distiller: a student, its distillation points and (optionally) a
+frozen teacher, as one MMEngine ``BaseModel``."""
 from typing import Dict, List, Optional, Union
 
 import torch
@@ -8,21 +9,34 @@ from torch import Tensor
 
 from mmkdflow.registry import MODELS
 from ..connectors.base import BaseConnector
-from ..core import DistillContext, DistillStep
+from ..core import DistillContext, DistillStep, check_nonnegative_weight
 from ..recorders import ModuleOutputRecorder
 from ..utils import build_mmkdflow_module, build_task_model
 from .distill_point import DistillPoint, select
 from .point_calls import point_losses, replacers
 from .pretrained import fetch_pretrained
 from .teacher import load_teacher
-from .validation import about_point, check_nonnegative_weight, check_points
+from .validation import about_point, check_points
 
 _TEACHER_FORWARDS = ('auto', 'extract_feat', 'tensor')
 
 
+#: The name of :class:`Distiller` before it also served as the online
+#: (OFM-KT) model and the deployed wrapper; still registered, so configs and
+#: exported deploy configs that say ``type='OfflineDistiller'`` keep working.
+LEGACY_NAME = 'OfflineDistiller'
+
+
 @MODELS.register_module()
-class OfflineDistiller(BaseModel):
-    """Wraps a trainable student and a frozen teacher.
+@MODELS.register_module(name=LEGACY_NAME)
+class Distiller(BaseModel):
+    """A trainable student with its distillation points, and a frozen
+    teacher when there is one.
+
+    One model serves three uses: offline distillation (a teacher), online
+    distillation (OFM-KT: no teacher, the flow teaches the student) and the
+    deployed student whose connectors stay in the inference path. It is
+    registered as ``Distiller`` and, for older configs, ``OfflineDistiller``.
 
     In training (``mode='loss'``) the teacher runs first under ``no_grad``
     and its hooked modules are recorded; then the student computes its own
@@ -37,9 +51,6 @@ class OfflineDistiller(BaseModel):
     and dropped at the end of the call; the distiller itself holds none.
     Non-finite losses are caught by the optim wrapper
     (:class:`~mmkdflow.engine.NonFiniteGuardOptimWrapper`), not here.
-
-    Without a teacher it is also the online (OFM-KT) model and the deployed
-    model of a student whose connectors stay in the inference path.
 
     Args:
         student: Student model dict, or ``dict(cfg_path='mmdet::...')``.
@@ -92,7 +103,7 @@ class OfflineDistiller(BaseModel):
                              f'got {predict_with!r}')
         if nonfinite is not None:
             raise ValueError(
-                f"OfflineDistiller(nonfinite={nonfinite!r}): the non-finite "
+                f"Distiller(nonfinite={nonfinite!r}): the non-finite "
                 f'guard is an optim wrapper now; remove `nonfinite` from the '
                 f"model and set optim_wrapper=dict(type='mmkdflow."
                 f"NonFiniteGuardOptimWrapper', policy='raise' or 'skip', ...)"
@@ -104,7 +115,7 @@ class OfflineDistiller(BaseModel):
         self.student = build_task_model(student, 'student', default_dp)
         self.data_preprocessor = self.student.data_preprocessor
         self.student_loss_weight = check_nonnegative_weight(
-            student_loss_weight, 'student_loss_weight', 'OfflineDistiller')
+            student_loss_weight, 'student_loss_weight', 'Distiller')
         self.teacher_ckpt = teacher_ckpt
 
         self.points = [
@@ -236,7 +247,7 @@ class OfflineDistiller(BaseModel):
                 step, record))
         return losses
 
-    def train(self, mode: bool = True) -> 'OfflineDistiller':
+    def train(self, mode: bool = True) -> 'Distiller':
         """Switch the student and connectors; the teacher stays in eval."""
         super().train(mode)
         if self.teacher is not None:
