@@ -14,6 +14,9 @@ import torch
 from e2e_utils import ROOT, load_tool
 from mmengine.config import Config, DictAction
 
+import mmkdflow.demo as demo_lib
+import mmkdflow.demo.training as demo_training
+
 demo = load_tool('demo')
 
 
@@ -50,7 +53,7 @@ def test_every_method_trains_under_the_same_schedule(task):
                 methods['student'][1], method
         if demo.TASKS[task]['backbones']:
             # every student starts from the pretrained backbone
-            option = demo.backbone_option(cfg, '/x/b.pth')
+            option = demo_lib.backbone_option(cfg, '/x/b.pth')
             assert option.endswith('backbone.init_cfg.checkpoint=/x/b.pth')
 
 
@@ -79,7 +82,7 @@ def test_backbone_option_refuses_a_scratch_student(tmp_path):
                                    'retinanet_r18c16_digits_student.py'))
     cfg.model.backbone.init_cfg = None
     with pytest.raises(ValueError, match='pretrained backbone'):
-        demo.backbone_option(cfg, 'b.pth')
+        demo_lib.backbone_option(cfg, 'b.pth')
 
 
 def test_extracted_backbone_loads_into_the_student(tmp_path):
@@ -96,7 +99,7 @@ def test_extracted_backbone_loads_into_the_student(tmp_path):
     ckpt = tmp_path / 'epoch_1.pth'
     torch.save(dict(state_dict=classifier.state_dict(), meta={}), ckpt)
     stamp = dict(fingerprint='abc', checkpoint=str(ckpt))
-    out = demo.extract_backbone(stamp, str(tmp_path / 'b' / 'backbone.pth'))
+    out = demo_lib.extract_backbone(stamp, str(tmp_path / 'b' / 'backbone.pth'))
     saved = torch.load(out, weights_only=True)['state_dict']
     assert saved and all(k.startswith('backbone.') for k in saved)
     cfg = Config.fromfile(osp.join(demo.DEMO,
@@ -109,9 +112,9 @@ def test_extracted_backbone_loads_into_the_student(tmp_path):
         assert torch.equal(detector.backbone.state_dict()[key], value), key
     # same fingerprint: not rewritten; another one: rewritten
     mtime = os.stat(out).st_mtime_ns
-    assert demo.extract_backbone(stamp, out) == out
+    assert demo_lib.extract_backbone(stamp, out) == out
     assert os.stat(out).st_mtime_ns == mtime
-    demo.extract_backbone(dict(stamp, fingerprint='def'), out)
+    demo_lib.extract_backbone(dict(stamp, fingerprint='def'), out)
     assert json.load(open(out + '.json'))['fingerprint'] == 'def'
 
 
@@ -129,14 +132,14 @@ def test_cache_is_invalidated_when_the_config_changes(tmp_path,
         with open(osp.join(work_dir, 'last_checkpoint'), 'w') as f:
             f.write(ckpt)
 
-    monkeypatch.setattr(demo, 'train', fake_train)
+    monkeypatch.setattr(demo_training, 'train', fake_train)
     base = osp.join(demo.DEMO, 'retinanet_r18c16_digits_backbone.py')
     config = tmp_path / 'backbone.py'
     config.write_text(f'_base_ = [{base!r}]\n')
     work_dir = str(tmp_path / 'run')
 
     def run(**kwargs):
-        return demo.cached_run(str(config), work_dir, 'b', 'accuracy/top1',
+        return demo_lib.cached_run(str(config), work_dir, 'b', 'accuracy/top1',
                                **kwargs)
 
     first = run()
@@ -162,14 +165,14 @@ def test_cache_is_invalidated_when_the_config_changes(tmp_path,
 
 def test_the_teacher_depends_on_its_backbone():
     teacher = osp.join(demo.DEMO, 'retinanet_r18_digits_teacher.py')
-    assert demo.fingerprint(teacher, depends=['a']) != demo.fingerprint(
+    assert demo_lib.fingerprint(teacher, depends=['a']) != demo_lib.fingerprint(
         teacher, depends=['b'])
 
 
 def test_smoke_and_tuning_options_apply():
     det = Config.fromfile(osp.join(demo.DEMO,
                                    'pkd_retinanet_r18_r18c16_digits.py'))
-    cfg = with_options(det, demo.run_options(det, smoke=True, tune=True))
+    cfg = with_options(det, demo_lib.run_options(det, smoke=True, tune=True))
     assert cfg.train_cfg.max_epochs == 2
     assert cfg.train_dataloader.dataset.indices == 16
     assert cfg.train_dataloader.dataset.data_root == 'data/digits_det_tune/'
@@ -178,10 +181,10 @@ def test_smoke_and_tuning_options_apply():
         'data/digits_det_tune/annotations/val.json'
     seg = Config.fromfile(osp.join(demo.DEMO,
                                    'deeplabv3_r18c16_digits_student.py'))
-    cfg = with_options(seg, demo.run_options(seg, smoke=True))
+    cfg = with_options(seg, demo_lib.run_options(seg, smoke=True))
     assert cfg.train_cfg.max_iters == 4
     assert cfg.val_dataloader.dataset.data_root == 'data/digits_seg/'
-    assert demo.run_options(seg) == []
+    assert demo_lib.run_options(seg) == []
 
 
 NEW_CONFIGS = ['diffkd_deeplabv3_r18_r18c16_digits.py',
@@ -228,10 +231,10 @@ def test_progress_line():
     line = ('2026/11/22 23:36:01 - mmengine - INFO - Epoch(train)  [2][ 10/200]'
             '  lr: 5.0000e-03  eta: 0:01:00  time: 0.0500  loss: 1.0821  '
             'loss_cls: 0.8000')
-    assert demo._progress(line) == 'epoch [2][10/200]  loss 1.0821'
-    assert demo._progress('Iter(train) [30/100]  lr: 1e-3  loss: 2.5') == \
+    assert demo_lib.progress_line(line) == 'epoch [2][10/200]  loss 1.0821'
+    assert demo_lib.progress_line('Iter(train) [30/100]  lr: 1e-3  loss: 2.5') == \
         'iter [30/100]  loss 2.5'
-    assert demo._progress('Epoch(val) [5][13/13]  coco/bbox_mAP: 0.1') is None
+    assert demo_lib.progress_line('Epoch(val) [5][13/13]  coco/bbox_mAP: 0.1') is None
 
 
 def _last_logged(work_dir: str, metric: str) -> float:
@@ -298,7 +301,7 @@ def test_test_log_values():
             '2026/12/01 08:00:05 - mmengine - INFO - Epoch(test) [200/200]'
             '    coco/bbox_mAP: 0.2340  coco/bbox_mAP_50: 0.4000  '
             'data_time: 0.0011  time: 0.0250\n')
-    assert demo.test_log_values(text, 'coco/bbox_mAP') == dict(
+    assert demo_lib.test_log_values(text, 'coco/bbox_mAP') == dict(
         value=0.234, time=0.025)
     with pytest.raises(RuntimeError, match='no test line with mIoU'):
-        demo.test_log_values(text, 'mIoU')
+        demo_lib.test_log_values(text, 'mIoU')
