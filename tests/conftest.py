@@ -188,3 +188,10 @@ def saved_teacher(tmp_path):
         return path, {k: v.clone() for k, v in model.state_dict().items()}
 
     return save
+
+
+def assert_some_gradient(parameters, what: str) -> None:
+    """At least one of ``parameters`` holds a non-zero gradient."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    assert grads and any(g.abs().sum() > 0 for g in grads), \
+        f'no gradient reaches {what}'
