@@ -39,12 +39,17 @@ def config_path(*parts: str) -> str:
     return osp.join(CONFIGS, *parts)
 
 
+def _base_model(file: str, scope: str) -> dict:
+    """The model dict of ``configs/_base_/models/<file>``, in ``scope``."""
+    cfg = Config.fromfile(config_path('_base_', 'models', file))
+    model = copy.deepcopy(cfg.model.to_dict())
+    model['_scope_'] = scope
+    return model
+
+
 def tiny_retinanet(base_channels: int = 8, fpn_channels: int = 16) -> dict:
     """A real mmdet RetinaNet with a very small ResNet-18 and FPN."""
-    cfg = Config.fromfile(config_path('_base_', 'models',
-                                      'retinanet_r18_digits.py'))
-    model = copy.deepcopy(cfg.model.to_dict())
-    model['_scope_'] = 'mmdet'
+    model = _base_model('retinanet_r18_digits.py', 'mmdet')
     model['backbone']['base_channels'] = base_channels
     model['neck']['in_channels'] = [base_channels * 2, base_channels * 4,
                                     base_channels * 8]
@@ -56,10 +61,7 @@ def tiny_retinanet(base_channels: int = 8, fpn_channels: int = 16) -> dict:
 
 def tiny_deeplabv3(base_channels: int = 8) -> dict:
     """A real mmseg DeepLabV3 (ResNetV1c-18) with few channels."""
-    cfg = Config.fromfile(config_path('_base_', 'models',
-                                      'deeplabv3_r18_digits.py'))
-    model = copy.deepcopy(cfg.model.to_dict())
-    model['_scope_'] = 'mmseg'
+    model = _base_model('deeplabv3_r18_digits.py', 'mmseg')
     model['backbone'].update(stem_channels=base_channels,
                              base_channels=base_channels)
     model['decode_head'].update(in_channels=base_channels * 8,
@@ -70,10 +72,7 @@ def tiny_deeplabv3(base_channels: int = 8) -> dict:
 
 def tiny_resnet_cls(base_channels: int = 8) -> dict:
     """A real mmpretrain ImageClassifier (CIFAR ResNet-18)."""
-    cfg = Config.fromfile(config_path('_base_', 'models',
-                                      'resnet18_cifar_digits.py'))
-    model = copy.deepcopy(cfg.model.to_dict())
-    model['_scope_'] = 'mmpretrain'
+    model = _base_model('resnet18_cifar_digits.py', 'mmpretrain')
     model['backbone'].update(stem_channels=base_channels,
                              base_channels=base_channels)
     model['head']['in_channels'] = base_channels * 8

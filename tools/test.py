@@ -5,12 +5,10 @@ uses the gloo backend (see :mod:`mmkdflow.distributed`).
 """
 import argparse
 
-from mmengine.runner import Runner
-
 import mmkdflow  # noqa: F401  registers mmkdflow, safe checkpoint loading
-from mmkdflow.distributed import setup_distributed
 from mmkdflow.engine.optim_setup import apply_nonfinite_guard
-from mmkdflow.engine.tool_args import add_common_args, start_tool
+from mmkdflow.engine.tool_args import (add_common_args, build_runner,
+                                       start_tool)
 from mmkdflow.utils.checkpoint import check_checkpoint_file
 
 
@@ -33,13 +31,7 @@ def main(argv=None) -> None:
         print('evaluating the teacher of the distiller (predict_with=teacher)')
     check_checkpoint_file(args.checkpoint)
     cfg.load_from = args.checkpoint
-    setup_distributed(cfg)
-    if 'runner_type' in cfg:
-        from mmengine.registry import RUNNERS
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
-    runner.test()
+    build_runner(cfg).test()
 
 
 if __name__ == '__main__':

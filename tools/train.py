@@ -16,14 +16,12 @@ Without a GPU, ``--launcher pytorch`` (``tools/dist_train.sh``) and
 """
 import argparse
 
-from mmengine.runner import Runner
-
 import mmkdflow  # noqa: F401  registers mmkdflow, safe checkpoint loading
-from mmkdflow.distributed import setup_distributed
 from mmkdflow.engine.optim_setup import apply_amp, apply_nonfinite_guard
 from mmkdflow.engine.resume_setup import (add_resume_state_hook, apply_resume,
                                           use_safe_checkpointing)
-from mmkdflow.engine.tool_args import add_common_args, start_tool
+from mmkdflow.engine.tool_args import (add_common_args, build_runner,
+                                       start_tool)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,13 +48,7 @@ def main(argv=None) -> None:
     apply_resume(cfg, args.resume)
     use_safe_checkpointing(cfg)
     add_resume_state_hook(cfg)
-    setup_distributed(cfg)
-    if 'runner_type' in cfg:
-        from mmengine.registry import RUNNERS
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
-    runner.train()
+    build_runner(cfg).train()
 
 
 if __name__ == '__main__':

@@ -204,8 +204,6 @@ def canvas_params(seed, num_train, num_val, image_size, num_digits,
     return params
 
 
-
-
 def render_split(params: dict, pool: np.ndarray, rng: np.random.Generator
                  ) -> Iterator[Tuple[int, np.ndarray, np.ndarray, List[dict]]]:
     """The canvases of one split: ``(image_id, image, label, instances)``
@@ -237,7 +235,8 @@ def build_canvas_dataset(
     reported val digits. Each split has its own random stream of the seed.
 
     Args:
-        root: Dataset root (see :func:`~mmkdflow.datasets._files.cached_build`).
+        root: Dataset root (see
+            :func:`~mmkdflow.datasets._files.cached_build`).
         builder: Builder name, a key of ``BUILDER_ENTRIES``.
         task_key: The task's stream key (independent streams per task).
         params: Validated canvas parameters.

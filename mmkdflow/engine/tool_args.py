@@ -3,7 +3,6 @@
 import argparse
 import os
 import os.path as osp
-
 from typing import Optional, Sequence, Tuple
 
 from mmengine.config import Config, DictAction
@@ -59,3 +58,18 @@ def start_tool(parser: argparse.ArgumentParser,
     args = parse_args(parser, argv)
     configure_allocator(enabled=not args.no_allocator_tuning)
     return args, load_config(args)
+
+
+def build_runner(cfg: Config):
+    """Set up the distributed environment the config asks for (see
+    :func:`~mmkdflow.distributed.setup_distributed`) and build its runner:
+    ``runner_type`` when the config names one, else MMEngine's
+    ``Runner``."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    from mmkdflow.distributed import setup_distributed
+    setup_distributed(cfg)
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
