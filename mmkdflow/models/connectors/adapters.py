@@ -6,7 +6,7 @@ from torch import Tensor
 
 from mmkdflow.registry import MODELS
 from ..core import DistillContext
-from .base import BaseConnector, ConnectorOutput
+from .base import BaseConnector, ConnectorOutput, check_student_channels
 
 
 @MODELS.register_module()
@@ -61,10 +61,6 @@ class ConvAdapter(BaseConnector):
     def forward(self, student: List[Tensor], teacher: Optional[List[Tensor]],
                 ctx: DistillContext, replaced: Any = None
                 ) -> ConnectorOutput:
-        for x in student:
-            if x.shape[1] != self.in_channels:
-                raise ValueError(
-                    f'ConvAdapter expects {self.in_channels} student channels '
-                    f'but got a tensor of shape {tuple(x.shape)}; set '
-                    f'in_channels={x.shape[1]}')
+        check_student_channels(student, self.in_channels, 'ConvAdapter',
+                               'in_channels')
         return ConnectorOutput(student=[self._project(x) for x in student])

@@ -1,7 +1,7 @@
 """The connector protocol shared by every distillation method."""
 from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from mmengine.model import BaseModule
 from torch import Tensor
@@ -29,6 +29,22 @@ class ConnectorOutput:
     student: List[Tensor]
     teacher: Optional[List[Tensor]] = None
     losses: Dict[str, Tensor] = field(default_factory=dict)
+
+
+def check_student_channels(student: Sequence[Tensor], channels: int,
+                           owner: str, setting: str = 'channels') -> None:
+    """Every student tensor must have ``channels`` channels (dim 1).
+
+    Raises:
+        ValueError: Naming the connector (``owner``), the tensor's shape
+            and the ``setting`` value that would fit it.
+    """
+    for x in student:
+        if x.shape[1] != channels:
+            raise ValueError(
+                f'{owner} expects {channels} student channels but got a '
+                f'tensor of shape {tuple(x.shape)}; set '
+                f'{setting}={x.shape[1]}')
 
 
 class BaseConnector(BaseModule, metaclass=ABCMeta):

@@ -8,7 +8,7 @@ from ..flows import decoupling_permutation, permute_targets
 from ..flows.euler_flow import EulerFlow
 from ..flows.sampler import FlowTrajectory
 from ..utils.model_builder import build_mmkdflow_module
-from .base import BaseConnector
+from .base import BaseConnector, check_student_channels
 
 
 class BaseFMKTConnector(BaseConnector):
@@ -84,12 +84,7 @@ class BaseFMKTConnector(BaseConnector):
 
     def check_channels(self, student: Sequence[Tensor]) -> None:
         """Every student tensor must have ``channels`` channels."""
-        for z in student:
-            if z.shape[1] != self.channels:
-                raise ValueError(
-                    f'{type(self).__name__}(channels={self.channels}) got a '
-                    f'student tensor of shape {tuple(z.shape)}; set '
-                    f'channels={z.shape[1]}')
+        check_student_channels(student, self.channels, type(self).__name__)
 
     def decouple(self, teacher: List[Tensor],
                  batch_size: int) -> List[Tensor]:
