@@ -23,6 +23,12 @@ On the embedded digits data (no download) the demo
     python tools/demo.py --tune               # validate on the tuning split
     python tools/demo.py --fmkt-steps 1 2 4 8 # + FM-KT test steps vs mAP
 
+Every distillation run keeps the frozen teacher's tensors of each image
+after the first epoch (``model.teacher_cache=True``,
+:class:`~mmkdflow.models.distillers.teacher_cache.TeacherOutputCache`):
+the digits train pipelines have no random transform, so the teacher would
+compute the same tensors again; ``--no-teacher-cache`` turns it off.
+
 Every training run is a ``tools/train.py`` subprocess with glibc's allocator
 told to keep freed memory (``MALLOC_MMAP_MAX_=0``,
 ``MALLOC_TRIM_THRESHOLD_``): on CPU this removes the page faults of fresh
@@ -126,6 +132,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='after the det task, test the exported plain '
                         'FM-KT student (seed 0) at these numbers of flow '
                         'steps, e.g. 1 2 4 8 (fmkt_steps.md / .png)')
+    parser.add_argument('--no-teacher-cache', dest='teacher_cache',
+                        action='store_false',
+                        help='run the teacher at every step instead of '
+                        'reusing its tensors of an image after the first '
+                        'epoch (the digits pipelines have no random '
+                        'transform; tools/train.py refuses the cache for a '
+                        'pipeline that has one)')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='extra --cfg-options for every training run')
     return parser.parse_args(argv)
@@ -184,6 +197,8 @@ def run_task(name: str, args: argparse.Namespace):
         m_options = options(cfg)
         if is_distiller(cfg) and cfg.model.get('teacher') is not None:
             m_options.append(f'model.teacher_ckpt={teacher["checkpoint"]}')
+            if args.teacher_cache:  # every method alike; see the docstring
+                m_options.append('model.teacher_cache=True')
         if 'student' in backbones:
             m_options.append(backbone_option(cfg,
                                              backbones['student']['path']))

@@ -22,6 +22,7 @@ from mmkdflow.engine.resume_setup import (add_resume_state_hook, apply_resume,
                                           use_safe_checkpointing)
 from mmkdflow.engine.tool_args import (add_common_args, build_runner,
                                        start_tool)
+from mmkdflow.models.distillers.teacher_cache import check_teacher_cache
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +46,7 @@ def main(argv=None) -> None:
     if args.amp:
         apply_amp(cfg)
     apply_nonfinite_guard(cfg)
+    check_teacher_cache(cfg)
     apply_resume(cfg, args.resume)
     use_safe_checkpointing(cfg)
     add_resume_state_hook(cfg)

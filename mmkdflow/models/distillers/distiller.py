@@ -16,6 +16,7 @@ from .distill_point import DistillPoint, select
 from .point_calls import point_losses, replacers
 from .pretrained import fetch_pretrained
 from .teacher import load_teacher
+from .teacher_cache import TeacherOutputCache
 from .validation import about_point, check_points
 
 _TEACHER_FORWARDS = ('auto', 'extract_feat', 'tensor')
@@ -71,6 +72,13 @@ class Distiller(BaseModel):
             losses; 0 leaves the student to the distillation losses alone.
         predict_with: ``'student'`` (default) or ``'teacher'``: which model
             answers ``val_step``/``test_step``.
+        teacher_cache: Keep the teacher's tensors per image after their
+            first forward and skip the teacher for batches whose images are
+            all cached (:class:`~.teacher_cache.TeacherOutputCache`;
+            ``True`` or a dict of its arguments, e.g. ``dict(key='img_id',
+            max_gb=8)``). Only for train pipelines without random
+            transforms: ``tools/train.py`` refuses it otherwise, and an
+            image that comes back with another input raises.
         nonfinite: Moved to the optim wrapper; any value other than
             ``None`` is refused with a message naming the wrapper
             (``tools/train.py`` translates ``model.nonfinite`` itself, see
@@ -91,6 +99,7 @@ class Distiller(BaseModel):
                  teacher_forward: str = 'auto',
                  student_loss_weight: float = 1.0,
                  predict_with: str = 'student',
+                 teacher_cache: Union[bool, dict] = False,
                  nonfinite: Optional[str] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
@@ -135,6 +144,7 @@ class Distiller(BaseModel):
         self.predict_with = predict_with
         if predict_with == 'teacher' and self.teacher is None:
             raise ValueError("predict_with='teacher' needs a teacher")
+        self.teacher_cache = _build_cache(teacher_cache, self.teacher)
 
         self.connectors = nn.ModuleDict()
         self.distill_losses = nn.ModuleDict()
@@ -210,6 +220,20 @@ class Distiller(BaseModel):
             for point in self.points if point.teacher is not None
         }
 
+    def _teacher_tensors(self, inputs: Tensor, data_samples
+                         ) -> Dict[str, List[Tensor]]:
+        """The teacher tensors of a training batch: from the teacher cache
+        when every image of the batch is in it, else from the teacher
+        (then cached)."""
+        if self.teacher_cache is None:
+            return self._run_teacher(inputs, data_samples)
+        cached = self.teacher_cache.lookup(inputs, data_samples)
+        if cached is not None:
+            return cached
+        tensors = self._run_teacher(inputs, data_samples)
+        self.teacher_cache.store(inputs, data_samples, tensors)
+        return tensors
+
     def forward(self, inputs: Tensor, data_samples=None,
                 mode: str = 'tensor'):
         if mode == 'loss':
@@ -229,7 +253,7 @@ class Distiller(BaseModel):
         """Teacher forward, student losses, then one loss set per point."""
         step = DistillStep(DistillContext.current(data_samples,
                                                   training=True))
-        step.teacher = self._run_teacher(inputs, data_samples)
+        step.teacher = self._teacher_tensors(inputs, data_samples)
         with self.student_recorder.recording(
                 replacers(self.points, self.connectors, step)) as record:
             student_losses = self.student.loss(inputs, data_samples)
@@ -259,6 +283,22 @@ class Distiller(BaseModel):
         self.student_recorder.remove()
         if self.teacher_recorder is not None:
             self.teacher_recorder.remove()
+
+
+def _build_cache(option: Union[bool, dict], teacher: Optional[nn.Module]
+                 ) -> Optional[TeacherOutputCache]:
+    if option is False or option is None:
+        return None
+    if teacher is None:
+        raise ValueError('teacher_cache keeps the teacher\'s tensors, but '
+                         'this distiller has no teacher; remove '
+                         'teacher_cache')
+    if option is True:
+        return TeacherOutputCache()
+    if isinstance(option, dict):
+        return TeacherOutputCache(**option)
+    raise TypeError(f'teacher_cache must be True, False or a dict of '
+                    f'TeacherOutputCache arguments, got {option!r}')
 
 
 def _scale(value, factor: float):
