@@ -53,7 +53,7 @@ def test_quick_benchmark_writes_every_section(tmp_path):
     out = tmp_path / 'bench.json'
     printed = run_tool('tools/benchmark.py', '--quick', '--out', str(out))
     result = json.loads(out.read_text())
-    for heading in ('[a]', '[b]', '[c]', '[d] goals'):
+    for heading in ('[a]', '[b]', '[c]', '[d] goals', '[e]'):
         assert heading in printed
     meta = result['meta']
     assert meta['device'] == 'cpu' and meta['padded_size'] == [64, 96]
@@ -127,6 +127,17 @@ def test_quick_benchmark_writes_every_section(tmp_path):
     assert flow['params'] > vanilla['params']
     assert flow['gflops'] > vanilla['gflops']
     assert all(positive(r['time_s']) for r in rows.values())
+
+    # where the time goes: four classes that add up, the GEMMs a part
+    breakdown = result['breakdown']
+    assert [r['name'] for r in breakdown['connectors']] == [
+        'DiffKD', 'FM-KT (N=1, convnext)']
+    for row in [breakdown['student']] + breakdown['connectors']:
+        assert sum(row['shares'].values()) == pytest.approx(1.0)
+        assert sum(row['seconds'].values()) == pytest.approx(row['total_s'])
+        assert 0 < row['shares']['gemm'] < 1
+        assert row['gemm_s_per_gflop_rel_student'] < \
+            row['s_per_gflop_rel_student']
 
     # every goal's value is the measured number and ``met`` its comparison
     # with the goal's threshold (the formulas: test_goals_from_known_numbers)
@@ -288,3 +299,14 @@ def test_training_forward_reads_nothing_on_the_host():
         out = conn(feats, targets, CTX)
         sum(out.losses.values()).backward()
     assert reads.calls == []
+
+
+def test_operators_are_sorted_into_their_classes():
+    from mmkdflow.benchmark.breakdown import op_class
+    assert [op_class(name) for name in (
+        'aten::addmm', 'aten::convolution_backward',
+        'aten::mkldnn_convolution', 'aten::native_layer_norm_backward',
+        'aten::native_batch_norm', 'aten::std', 'aten::gelu_backward',
+        'aten::threshold_backward', 'aten::mul', 'aten::copy_')] == [
+        'gemm', 'gemm', 'gemm', 'norm', 'norm', 'norm', 'activation',
+        'activation', 'other', 'other']

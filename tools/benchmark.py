@@ -31,7 +31,11 @@ b) a whole distillation training step (teacher forward, student,
 c) inference latency, parameters and FLOPs of exported students (DiffKD,
    FM-KT-Theta, plain FM-KT with its flow) against the vanilla student;
 d) FLOPs (mmengine.analysis) of every piece, seconds per GFLOP, and whether
-   the goals are met.
+   the goals are met;
+e) where the time goes: the operators of the student network, DiffKD and
+   FM-KT (smallest N) forward+backward under ``torch.profiler``, sorted into
+   GEMM/convolution, normalisation, activation and the rest, with the
+   seconds per GFLOP of the GEMMs alone.
 
 The table is printed and the numbers are written as JSON (``--out``).
 """
@@ -53,14 +57,14 @@ from mmkdflow.utils.allocator import (add_allocator_argument,  # noqa: E402
                                       allocator_state, configure_allocator,
                                       disabled_by_env, user_tunes_malloc)
 from mmkdflow.benchmark import (FLOP_METHOD, MEMORY_METHODS,  # noqa: E402
-                                connector_section, evaluate_goals,
-                                export_section, format_report, plot_scaling,
-                                step_section)
+                                breakdown_section, connector_section,
+                                evaluate_goals, export_section, format_report,
+                                plot_scaling, step_section)
 from mmkdflow.benchmark.builders import (STUDENT_CFG,  # noqa: E402
                                          TEACHER_CFG, build_detector,
                                          det_batch, padded_size)
 
-SECTIONS = ('connectors', 'step', 'export')
+SECTIONS = ('connectors', 'step', 'export', 'breakdown')
 #: --quick: tiny sizes, and no torch.compile rows (each compilation costs
 #: minutes of CPU; tests/test_compile_paths.py covers the compiled paths)
 QUICK = dict(input_size=[64, 96], batch=2, repeats=1, warmup=1,
@@ -192,6 +196,9 @@ def run(args: argparse.Namespace) -> dict:
         result['export'] = export_section(
             student, inputs, device, args.student, args.teacher,
             args.warmup, args.repeats, log)
+    if 'breakdown' in args.sections:
+        result['breakdown'] = breakdown_section(
+            student, inputs, device, args.steps, args.repeats, log)
     result['goals'] = evaluate_goals(result)
     return result
 

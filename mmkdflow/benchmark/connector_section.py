@@ -122,18 +122,20 @@ def connector_section(student: nn.Module, inputs: Tensor,
         f'({warmup} warm-up, {repeats} timed runs each)')
     timings = time_side_by_side(fns, device, warmup, repeats)
     log('[a] peak memory and FLOPs')
-    base = timing_row('RetinaNet R50 student network',
-                timings['student'], count_flops(student, (inputs, )),
-                count_params(student), peak_memory(fns['student'], device)[0])
+    base = timing_row('RetinaNet R50 student network', timings['student'],
+                      count_flops(student, (inputs, )),
+                      count_params(student),
+                      peak_memory(fns['student'], device)[0])
     rows, flops = [], {}
     for name, conn in connectors.items():
         variant = variants[name]
         if variant['twin'] is None:
             flops[name] = count_flops(ConnectorCall(conn, len(shapes)),
                                       s_feats + t_feats)
-        row = timing_row(name, timings[name], flops[variant['twin'] or name],
-                   count_params(conn, trainable_only=True),
-                   peak_memory(fns[name], device)[0])
+        row = timing_row(name, timings[name],
+                         flops[variant['twin'] or name],
+                         count_params(conn, trainable_only=True),
+                         peak_memory(fns[name], device)[0])
         row.update({k: variant[k]
                     for k in ('method', 'n', 'checkpoint', 'compile')})
         if name in first_calls:
@@ -141,8 +143,9 @@ def connector_section(student: nn.Module, inputs: Tensor,
             row['compile_s'] = max(0.0, first_calls[name] - row['time_s'])
         rows.append(row)
     ceiling = timing_row('reference: 1x1 convs C-4C-C (GEMM only)',
-                   timings['reference'], count_flops(reference, s_feats),
-                   count_params(reference))
+                         timings['reference'],
+                         count_flops(reference, s_feats),
+                         count_params(reference))
     _relative([base, ceiling] + rows, base)
     return dict(fpn_shapes=[list(s) for s in shapes], student=base,
                 connectors=rows, pointwise_reference=ceiling,

@@ -165,6 +165,21 @@ def format_report(result: Dict) -> str:
         out += ['', f"[c] exported students, inference ({section['mode']})",
                 _table(['model', 'kind', 'params M', 'GFLOPs', 'latency s',
                         'x vanilla', 'identical'], rows)]
+    section = result.get('breakdown')
+    if section:
+        rows = []
+        for r in [section['student']] + section['connectors']:
+            rows.append([r['name'], f"{r['total_s']:.3f}"] + [
+                f"{r['shares'][k]:.0%}"
+                for k in ('gemm', 'norm', 'activation', 'other')] + [
+                f"{r['s_per_gflop_rel_student']:.2f}",
+                f"{r['gemm_s_per_gflop_rel_student']:.2f}"])
+        out += ['', '[e] where the time goes (fwd+bwd under torch.profiler, '
+                'own time per operator class; s/GFLOP relative to the '
+                "student network's whole s/GFLOP)",
+                _table(['piece', 'profiled s', 'GEMM+conv', 'norm',
+                        'activation', 'other', 's/GFLOP x', 'GEMMs only x'],
+                       rows)]
     goals = result.get('goals') or []
     if goals:
         out += ['', '[d] goals']

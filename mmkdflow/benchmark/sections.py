@@ -133,8 +133,8 @@ def export_section(student: nn.Module, inputs: Tensor, device: torch.device,
     rows = []
     keys = {}
     for name, (model, kind) in models.items():
-        row = timing_row(name, timings[name], count_flops(model, (inputs, )),
-                   count_params(model))
+        row = timing_row(name, timings[name],
+                         count_flops(model, (inputs, )), count_params(model))
         row['kind'] = kind
         keys[name] = {k: tuple(v.shape)
                       for k, v in model.state_dict().items()}
