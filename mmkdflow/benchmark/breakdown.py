@@ -25,7 +25,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from .builders import (build_connector, diffkd_connector_cfg,
-                       fmkt_connector_cfg, fpn_shapes)
+                       fmkt_connector_cfg, random_fpn_features)
 from .fwd_bwd import GIGA, ConnectorCall, connector_fwd_bwd, student_fwd_bwd
 from .measure import count_flops
 
@@ -101,12 +101,9 @@ def breakdown_section(student: nn.Module, inputs: Tensor,
     """Section e: operator classes of the student network, DiffKD and
     FM-KT (convnext, the smallest N of ``num_steps``) forward+backward, on
     the student's FPN shapes (see the module docstring)."""
-    shapes = fpn_shapes(student, inputs)
+    shapes, s_feats, t_feats = random_fpn_features(student, inputs, device,
+                                                   seed=2)
     channels = shapes[0][1]
-    gen = torch.Generator().manual_seed(2)
-    s_feats = [torch.randn(s, generator=gen).to(device).requires_grad_()
-               for s in shapes]
-    t_feats = [torch.randn(s, generator=gen).to(device) for s in shapes]
     n = min(num_steps)
     log(f'[e] operator breakdown: student, DiffKD, FM-KT (N={n}) under '
         f'torch.profiler ({repeats} runs each)')

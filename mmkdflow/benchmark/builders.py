@@ -70,6 +70,21 @@ def fpn_shapes(student: nn.Module, inputs: Tensor) -> List[torch.Size]:
         return [f.shape for f in student.extract_feat(inputs)]
 
 
+def random_fpn_features(student: nn.Module, inputs: Tensor,
+                        device: torch.device, seed: int
+                        ) -> Tuple[List[torch.Size], List[Tensor],
+                                   List[Tensor]]:
+    """``(shapes, student_feats, teacher_feats)``: random tensors of the
+    student's FPN shapes for ``inputs`` (the student's require grad), the
+    inputs a connector meets in a distillation step."""
+    shapes = fpn_shapes(student, inputs)
+    gen = torch.Generator().manual_seed(seed)
+    s_feats = [torch.randn(s, generator=gen).to(device).requires_grad_()
+               for s in shapes]
+    t_feats = [torch.randn(s, generator=gen).to(device) for s in shapes]
+    return shapes, s_feats, t_feats
+
+
 def diffkd_connector_cfg(channels: int) -> dict:
     """DiffKD on RetinaNet FPN levels: one shared denoiser, no AE, MSE
     with l3 = 5 (the paper's RetinaNet weight)."""

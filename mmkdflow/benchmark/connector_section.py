@@ -10,7 +10,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from .builders import (build_connector, diffkd_connector_cfg,
-                       fmkt_connector_cfg, fpn_shapes)
+                       fmkt_connector_cfg, random_fpn_features)
 from .fwd_bwd import (ConnectorCall, PointwiseReference, connector_fwd_bwd,
                       pointwise_fwd_bwd, student_fwd_bwd, timing_row)
 from .measure import count_flops, count_params, peak_memory, time_side_by_side
@@ -92,12 +92,9 @@ def connector_section(student: nn.Module, inputs: Tensor,
     pays for all of them). Each row keeps ``method``, ``n``,
     ``checkpoint`` and ``compile`` for the plot.
     """
-    shapes = fpn_shapes(student, inputs)
+    shapes, s_feats, t_feats = random_fpn_features(student, inputs, device,
+                                                   seed=1)
     channels = shapes[0][1]
-    gen = torch.Generator().manual_seed(1)
-    s_feats = [torch.randn(s, generator=gen).to(device).requires_grad_()
-               for s in shapes]
-    t_feats = [torch.randn(s, generator=gen).to(device) for s in shapes]
     variants = connector_variants(channels, num_steps, diffkd_channels_last,
                                   checkpoint, compile)
     connectors = {}
