@@ -227,12 +227,9 @@ class Distiller(BaseModel):
         (then cached)."""
         if self.teacher_cache is None:
             return self._run_teacher(inputs, data_samples)
-        cached = self.teacher_cache.lookup(inputs, data_samples)
-        if cached is not None:
-            return cached
-        tensors = self._run_teacher(inputs, data_samples)
-        self.teacher_cache.store(inputs, data_samples, tensors)
-        return tensors
+        return self.teacher_cache.serve(
+            inputs, data_samples,
+            lambda: self._run_teacher(inputs, data_samples))
 
     def forward(self, inputs: Tensor, data_samples=None,
                 mode: str = 'tensor'):

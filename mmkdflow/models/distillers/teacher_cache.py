@@ -19,7 +19,7 @@ stale targets:
   different raises, naming the image.
 """
 import warnings
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -128,36 +128,42 @@ class TeacherOutputCache:
                 f'teacher tensors would be stale. Remove teacher_cache from '
                 f'the model, or the random transforms from the pipeline')
 
-    def lookup(self, inputs: Tensor, data_samples: Sequence
-               ) -> Optional[Dict[str, List[Tensor]]]:
-        """The teacher tensors of the batch when every image is cached
-        (stacked in batch order, on ``inputs.device``), else ``None``.
+    def serve(self, inputs: Tensor, data_samples: Sequence,
+              compute: Callable[[], Dict[str, List[Tensor]]]
+              ) -> Dict[str, List[Tensor]]:
+        """The teacher tensors of a batch: stacked from the cache (in batch
+        order, on ``inputs.device``) when every image is cached, else
+        ``compute()`` (the teacher's forward), whose per-image slices are
+        then kept. Keys and input fingerprints are computed once per call.
 
         Raises:
             RuntimeError: A cached image arrives with another input.
         """
         keys = self._keys(inputs, data_samples)
         prints = input_fingerprints(inputs)
-        for key, fingerprint in zip(keys, prints):
-            if key in self._entries:
+        cached = [key in self._entries for key in keys]
+        for key, fingerprint, hit in zip(keys, prints, cached):
+            if hit:
                 self._check_same_input(key, fingerprint)
-        if not all(key in self._entries for key in keys):
-            self.misses += 1
-            return None
-        self.hits += 1
-        first = self._entries[keys[0]][1]
-        return {
-            name: [torch.stack([self._entries[k][1][name][level]
-                                for k in keys]).to(inputs.device)
-                   for level in range(len(levels))]
-            for name, levels in first.items()}
+        if all(cached):
+            self.hits += 1
+            first = self._entries[keys[0]][1]
+            return {
+                name: [torch.stack([self._entries[k][1][name][level]
+                                    for k in keys]).to(inputs.device)
+                       for level in range(len(levels))]
+                for name, levels in first.items()}
+        self.misses += 1
+        tensors = compute()
+        if not self.full:
+            self._store(keys, prints, cached, tensors)
+        return tensors
 
-    def store(self, inputs: Tensor, data_samples: Sequence,
-              tensors: Dict[str, List[Tensor]]) -> None:
-        """Keep each image's slice of ``tensors`` (a detached CPU copy)."""
-        if self.full:
-            return
-        keys = self._keys(inputs, data_samples)
+    def _store(self, keys: List[_Key], prints: Tensor, cached: List[bool],
+               tensors: Dict[str, List[Tensor]]) -> None:
+        """Keep the per-image slices of the images not cached yet (one
+        device-to-host copy per tensor, then one clone per image, so no
+        entry keeps the whole batch alive)."""
         for name, levels in tensors.items():
             for t in levels:
                 if t.dim() == 0 or t.shape[0] != len(keys):
@@ -167,13 +173,13 @@ class TeacherOutputCache:
                         f'{tuple(t.shape)} for a batch of {len(keys)}: it '
                         f'is not batch-first; turn the cache off for this '
                         f'model')
-        prints = input_fingerprints(inputs)
+        on_host = {name: [t.detach().cpu() for t in levels]
+                   for name, levels in tensors.items()}
         for index, (key, fingerprint) in enumerate(zip(keys, prints)):
-            if key in self._entries:
+            if cached[index] or key in self._entries:
                 continue
-            entry = {name: [t[index].detach().to('cpu', copy=True)
-                            for t in levels]
-                     for name, levels in tensors.items()}
+            entry = {name: [t[index].clone() for t in levels]
+                     for name, levels in on_host.items()}
             size = sum(t.numel() * t.element_size()
                        for levels in entry.values() for t in levels)
             if self.bytes + size > self.max_bytes:
