@@ -117,16 +117,28 @@ class TeacherOutputCache:
                 f'{len(keys)} for a batch of {inputs.shape[0]}')
         return keys
 
-    def _check_same_input(self, key: _Key, fingerprint: Tensor) -> None:
-        cached = self._entries[key][0]
-        if not torch.allclose(cached, fingerprint, rtol=1e-9, atol=1e-9):
-            raise RuntimeError(
-                f'teacher_cache: image {key[0]!r} reached the model with '
-                f'another input than when its teacher tensors were cached '
-                f'(fingerprint {cached.tolist()} -> {fingerprint.tolist()}): '
-                f'the train pipeline transforms it randomly, so cached '
-                f'teacher tensors would be stale. Remove teacher_cache from '
-                f'the model, or the random transforms from the pipeline')
+    def _check_same_inputs(self, keys: List[_Key], prints: Tensor,
+                           cached: List[bool]) -> None:
+        """Compare the fingerprints of the cached images of a batch with
+        those they were cached with, in one batched comparison."""
+        hits = [i for i, hit in enumerate(cached) if hit]
+        if not hits:
+            return
+        before = torch.stack([self._entries[keys[i]][0] for i in hits])
+        same = torch.isclose(before, prints[hits], rtol=1e-9,
+                             atol=1e-9).all(dim=1)
+        if bool(same.all()):
+            return
+        bad = int((~same).nonzero()[0])
+        key = keys[hits[bad]]
+        raise RuntimeError(
+            f'teacher_cache: image {key[0]!r} reached the model with '
+            f'another input than when its teacher tensors were cached '
+            f'(fingerprint {before[bad].tolist()} -> '
+            f'{prints[hits[bad]].tolist()}): the train pipeline transforms '
+            f'it randomly, so cached teacher tensors would be stale. Remove '
+            f'teacher_cache from the model, or the random transforms from '
+            f'the pipeline')
 
     def serve(self, inputs: Tensor, data_samples: Sequence,
               compute: Callable[[], Dict[str, List[Tensor]]]
@@ -142,9 +154,7 @@ class TeacherOutputCache:
         keys = self._keys(inputs, data_samples)
         prints = input_fingerprints(inputs)
         cached = [key in self._entries for key in keys]
-        for key, fingerprint, hit in zip(keys, prints, cached):
-            if hit:
-                self._check_same_input(key, fingerprint)
+        self._check_same_inputs(keys, prints, cached)
         if all(cached):
             self.hits += 1
             first = self._entries[keys[0]][1]
