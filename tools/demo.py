@@ -29,10 +29,10 @@ after the first epoch (``model.teacher_cache=True``,
 the digits train pipelines have no random transform, so the teacher would
 compute the same tensors again; ``--no-teacher-cache`` turns it off.
 
-Every training run is a ``tools/train.py`` subprocess with glibc's allocator
-told to keep freed memory (``MALLOC_MMAP_MAX_=0``,
-``MALLOC_TRIM_THRESHOLD_``): on CPU this removes the page faults of fresh
-``mmap`` blocks at every step, for every method alike.
+Every training run is a ``tools/train.py`` subprocess, which applies
+mmkdflow's glibc allocator settings at start-up like any user's run
+(:mod:`mmkdflow.utils.allocator`): on CPU this removes the page faults of
+fresh ``mmap`` blocks at every step, for every method alike.
 """
 import argparse
 import os

@@ -4,11 +4,11 @@ sweep. The task table and the command line stay in the tool."""
 from .fmkt_steps import fmkt_steps, run_tool, test_log_values
 from .options import (TUNE_DATA, backbone_option, is_distiller, load_config,
                       run_options)
-from .training import (ALLOCATOR_ENV, ROOT, STAMP, cached_run,
+from .training import (ROOT, STAMP, cached_run,
                        extract_backbone, fingerprint, progress_line, train)
 
 __all__ = [
-    'ALLOCATOR_ENV', 'ROOT', 'STAMP', 'TUNE_DATA', 'backbone_option',
+    'ROOT', 'STAMP', 'TUNE_DATA', 'backbone_option',
     'cached_run', 'extract_backbone', 'fingerprint', 'fmkt_steps',
     'is_distiller', 'load_config', 'progress_line', 'run_options', 'run_tool',
     'test_log_values', 'train'

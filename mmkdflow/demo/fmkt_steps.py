@@ -8,13 +8,12 @@ import sys
 from typing import Dict, List, Sequence
 
 from .options import load_config
-from .training import ALLOCATOR_ENV, ROOT
+from .training import ROOT
 
 
 def run_tool(args: List[str], label: str) -> str:
     proc = subprocess.run([sys.executable, *args], cwd=ROOT, text=True,
-                          capture_output=True,
-                          env=dict(os.environ, **ALLOCATOR_ENV))
+                          capture_output=True)
     if proc.returncode != 0:
         sys.stdout.write(proc.stdout[-3000:] + proc.stderr[-3000:])
         raise SystemExit(f'{label} failed (exit {proc.returncode})')

@@ -15,11 +15,6 @@ from .options import load_config
 
 #: The repository root (the demo runs the tools of this checkout).
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-#: glibc settings of every training subprocess: keep freed memory instead
-#: of returning it to the kernel (no page faults of fresh ``mmap`` blocks
-#: at every step on CPU), for every method alike.
-ALLOCATOR_ENV = dict(MALLOC_MMAP_MAX_='0',
-                     MALLOC_TRIM_THRESHOLD_=str(1 << 40))
 
 
 def progress_line(line: str) -> Optional[str]:
@@ -55,8 +50,7 @@ def train(config: str, work_dir: str, seed: int, label: str, metric: str,
     print(f'  [{label}] training (log: {work_dir})', flush=True)
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED='1',
-                                     **ALLOCATOR_ENV))
+                            env=dict(os.environ, PYTHONUNBUFFERED='1'))
     tail = []
     for line in proc.stdout:
         tail = (tail + [line])[-40:]
