@@ -103,7 +103,6 @@ TASKS = {
         }),
 }
 
-#: Data root of the tuning split (``--tune``) per dataset class.
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Command line of the demo."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -229,7 +228,6 @@ def run_task(name: str, args: argparse.Namespace):
         fmkt_steps(task, osp.join(DEMO, task['methods']['fmkt'][1]),
                    work_dir, args.fmkt_steps, test_options)
     return report
-
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -1,5 +1,6 @@
-# A RetinaNet sized for 128x128 DigitsDet canvases: ResNet-18 trained from
-# scratch (BN statistics updated, no ImageNet init), anchors from 16 px.
+# A RetinaNet sized for 96x96 DigitsDet canvases: ResNet-18 (BN statistics
+# updated; init_cfg None here, the demo's configs load a DigitsCls-pretrained
+# backbone), anchors from 16 px.
 base_channels = 64
 fpn_channels = 128
 model = dict(

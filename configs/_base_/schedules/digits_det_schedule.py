@@ -1,6 +1,8 @@
-# Short schedule for DigitsDet (800 training canvases, batch 16: 50 iters per
-# epoch), identical for teachers, students and every distillation method.
-max_epochs = 12
+# Schedule of the DigitsDet teacher (800 training canvases, batch 16: 50
+# iterations per epoch): 8 epochs from its DigitsCls-pretrained backbone,
+# decay at epochs 6 and 7. The students' schedule
+# (digits_det_distill_schedule.py) builds on this one.
+max_epochs = 8
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
                  val_interval=max_epochs)
 val_cfg = dict(type='ValLoop')
@@ -13,7 +15,7 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
          end=100),
     dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs,
-         milestones=[8, 11], gamma=0.1),
+         milestones=[6, 7], gamma=0.1),
 ]
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
