@@ -16,7 +16,7 @@
 _base_ = [
     '../_base_/schedules/digits_det_distill_schedule.py',
 ]
-teacher_ckpt = 'work_dirs/demo/det/teacher/epoch_8.pth'
+teacher_ckpt = 'work_dirs/demo/det/teacher/epoch_12.pth'
 model = dict(
     _scope_='mmkdflow',
     type='Distiller',
