@@ -103,6 +103,7 @@ TASKS = {
         }),
 }
 
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Command line of the demo."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
