@@ -37,6 +37,14 @@ def _cls_subsets(options: dict) -> dict:
         val=_spread_indices(len(val), options['num_val']))
 
 
+def resize_det_pipeline(dataset: dict, size: int) -> None:
+    """Make every ``Resize`` of a DigitsDet dataset config's pipeline
+    resize to ``size`` x ``size`` (the canvas size its data is built at)."""
+    for transform in dataset.pipeline:
+        if transform.type == 'Resize':
+            transform.scale = (size, size)
+
+
 def shrink(cfg: Config, task: str, data_root: str, work_dir: str,
            batch_size: int = 4) -> Config:
     """Point a demo config at small data and a short single-process run."""
@@ -55,9 +63,7 @@ def shrink(cfg: Config, task: str, data_root: str, work_dir: str,
             loader.dataset.indices = subsets[
                 'train' if name == 'train_dataloader' else 'val']
         if task == 'det':
-            for t in loader.dataset.pipeline:
-                if t.type == 'Resize':
-                    t.scale = (options['image_size'], options['image_size'])
+            resize_det_pipeline(loader.dataset, options['image_size'])
     if task == 'det':
         for name in ('val_evaluator', 'test_evaluator'):
             cfg[name].ann_file = osp.join(data_root, 'annotations/val.json')

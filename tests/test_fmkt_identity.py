@@ -274,6 +274,7 @@ def test_demo_fmkt_leaves_the_focal_loss_plateau(tmp_path, saved_teacher):
     (0.63-0.71 in fixed runs); the released initialisation sat at ~1.08
     (the flow corrupted the levels the head reads)."""
     from conftest import config_path
+    from e2e_utils import resize_det_pipeline
     from mmengine.config import Config
     from mmengine.runner import Runner
 
@@ -292,9 +293,7 @@ def test_demo_fmkt_leaves_the_focal_loss_plateau(tmp_path, saved_teacher):
     for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[name].dataset.data_root = str(tmp_path / 'digits_det')
         cfg[name].dataset.digits_options = dict(seed=0)  # 128 px, 16-40 px
-        for transform in cfg[name].dataset.pipeline:
-            if transform.type == 'Resize':
-                transform.scale = (128, 128)
+        resize_det_pipeline(cfg[name].dataset, 128)
         cfg[name].num_workers = 0
         cfg[name].persistent_workers = False
     for name in ('val_evaluator', 'test_evaluator'):
