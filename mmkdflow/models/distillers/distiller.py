@@ -17,6 +17,8 @@ from .point_calls import point_losses, replacers
 from .pretrained import fetch_pretrained
 from .teacher import load_teacher
 from .teacher_cache import TeacherOutputCache
+from .teacher_identity import (drop_teacher_hook, restore_teacher,
+                               state_dict_hash)
 from .validation import about_point, check_points
 
 _TEACHER_FORWARDS = ('auto', 'extract_feat', 'tensor')
@@ -60,7 +62,16 @@ class Distiller(BaseModel):
             CPU with safe loading and checked key by key.
         allow_random_teacher: Set to ``True`` to distill from a randomly
             initialised teacher on purpose (tests, timing). Without it a
-            missing ``teacher_ckpt`` is an error.
+            missing ``teacher_ckpt`` is an error. A random teacher stays
+            in the training checkpoints (nothing could rebuild it).
+        allow_teacher_change: A frozen teacher loaded from
+            ``teacher_ckpt`` is left out of the training checkpoints, which
+            keep its ``teacher_ckpt`` and a SHA-256 of its weights instead
+            (see :mod:`.teacher_identity`); loading such a checkpoint
+            (``--resume``, ``load_from``) with a teacher of another hash is
+            an error unless this is ``True`` (resume with a new teacher on
+            purpose). A teacher that is not frozen stays in the
+            checkpoints, as it changes during training.
         distill_points: ``dict(name=dict(student=..., teacher=..., index=...,
             connector=..., loss=..., replace=...))``; see
             :class:`DistillPoint`.
@@ -95,6 +106,7 @@ class Distiller(BaseModel):
                  teacher: Optional[dict] = None,
                  teacher_ckpt: Optional[str] = None,
                  allow_random_teacher: bool = False,
+                 allow_teacher_change: bool = False,
                  distill_points: Optional[Dict[str, dict]] = None,
                  teacher_forward: str = 'auto',
                  student_loss_weight: float = 1.0,
@@ -126,6 +138,8 @@ class Distiller(BaseModel):
         self.student_loss_weight = check_nonnegative_weight(
             student_loss_weight, 'student_loss_weight', 'Distiller')
         self.teacher_ckpt = teacher_ckpt
+        self.allow_teacher_change = allow_teacher_change
+        self.teacher_hash: Optional[str] = None
 
         self.points = [
             DistillPoint.from_cfg(name, cfg)
@@ -141,6 +155,9 @@ class Distiller(BaseModel):
         else:
             self.teacher = build_task_model(teacher, 'teacher', default_dp)
             load_teacher(self.teacher, teacher_ckpt, allow_random_teacher)
+            if teacher_ckpt is not None:
+                self.teacher_hash = state_dict_hash(self.teacher.state_dict())
+        self._register_state_dict_hook(drop_teacher_hook)
         self.predict_with = predict_with
         if predict_with == 'teacher' and self.teacher is None:
             raise ValueError("predict_with='teacher' needs a teacher")
@@ -199,6 +216,12 @@ class Distiller(BaseModel):
         alone)."""
         fetch_pretrained(self)
         super().init_weights()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Check a teacher-free checkpoint's teacher and fill the teacher
+        in (:func:`~.teacher_identity.restore_teacher`), then load."""
+        restore_teacher(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------- forward
     @torch.no_grad()
