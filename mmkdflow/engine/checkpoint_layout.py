@@ -4,7 +4,10 @@ A **distiller checkpoint** is MMEngine's (``meta``, ``state_dict``,
 ``optimizer``, ``message_hub`` ...) with the distiller's weights under
 :data:`STUDENT_PREFIX` (``student.``), ``teacher.`` and
 :data:`CONNECTOR_PREFIX` (``connectors.<point>.``), plus the entries the
-hooks add:
+hooks add. A frozen teacher loaded from ``teacher_ckpt`` is left out: its
+``teacher.`` entries are replaced by ``teacher_identity.sha256`` and
+``teacher_identity.ckpt``, checked on loading
+(:mod:`mmkdflow.models.distillers.teacher_identity`). The hooks add:
 
 * :data:`CONNECTOR_EMA_KEY`: the connectors' EMA
   (:class:`~mmkdflow.engine.hooks.ConnectorEMAHook`), MMEngine's

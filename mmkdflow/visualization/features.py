@@ -45,7 +45,8 @@ def load_distiller(cfg: Config, checkpoint: str,
 
     A distiller checkpoint holds the teacher's weights (``teacher.*``); then
     the teacher is built without reading ``teacher_ckpt`` and everything is
-    loaded strictly. Otherwise the teacher comes from ``teacher_ckpt`` and
+    loaded strictly. Otherwise (a teacher-free checkpoint, whose teacher
+    hash the distiller checks) the teacher comes from ``teacher_ckpt`` and
     the checkpoint must hold every other weight.
 
     Raises:
