@@ -1,7 +1,7 @@
 # FM-KT (Shao et al., 2024), COCO detection, the users' first example:
 #   teacher RetinaNet ResNeXt-101-64x4d FPN 1x   41.0 box AP (mmdet model zoo)
 #   student RetinaNet ResNet-50 FPN 2x           37.4 box AP alone (model zoo)
-#   FM-KT: no COCO number in our paper summary (shared/seeds/fmkt_summary.txt);
+#   FM-KT: no COCO number for this row taken from the paper (arXiv:2402.02012);
 #   the DiffKD row on the same pair reports 37.4 -> 40.7.
 # Feature flow on the five FPN levels: one convnext flow per level (as
 # released; share_across_levels=True shares one), rectified flow, N = 4 Euler
