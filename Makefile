@@ -5,7 +5,7 @@ PYTEST_ARGS ?=
 SEEDS ?= 1
 TASKS ?= det
 
-.PHONY: env test test-fast demo clean-env
+.PHONY: env test test-fast test-floor-lite test-matrix demo clean-env
 
 env:
 	@bash tools/setup_env.sh
@@ -25,3 +25,18 @@ demo: env
 
 clean-env:
 	rm -rf $(VENV)
+
+## the floor of the supported range (torch 2.1.2, mmcv-lite 2.1.0,
+## mmengine 0.10.7): the tests that need no mmcv.ops / mmdet / mmseg /
+## mmpretrain, in .venv-floor-lite (built by tools/setup_floor_env.sh)
+FLOOR_LITE_TESTS = tests/test_version.py tests/test_restricted_unpickler.py \
+	tests/test_losses.py tests/test_allocator.py tests/test_sampler_perf.py
+test-floor-lite:
+	@bash tools/setup_floor_env.sh .venv-floor-lite lite
+	.venv-floor-lite/bin/python -m pytest $(FLOOR_LITE_TESTS) $(PYTEST_ARGS)
+
+## the whole suite at the floor: torch 2.1.2 with mmcv 2.1.0 built from
+## source against it (about 15-25 minutes once), then both ends
+test-matrix: test
+	@bash tools/setup_floor_env.sh .venv-floor full
+	.venv-floor/bin/python -m pytest tests $(PYTEST_ARGS)

@@ -1,10 +1,17 @@
 """mmkdflow: FM-KT and DiffKD knowledge distillation for OpenMMLab."""
-from .utils.checkpoint import allow_mmengine_types
+from .version import __version__  # noqa: F401
 
-__version__ = '0.1.0'
+from .compat import check_core_versions  # noqa: E402,I001
 
-# torch >= 2.6 loads checkpoints with weights_only=True; allow-list the few
-# types MMEngine's own checkpoints contain so resume and load_from work.
+# torch, mmcv and mmengine inside the supported range (mmkdflow.version),
+# checked before anything of theirs is used, with mmkdflow's message.
+check_core_versions()
+
+from .utils.checkpoint import allow_mmengine_types  # noqa: E402
+
+# Safe loading (torch >= 2.6's default, mmkdflow's loader on any torch):
+# allow-list the few types MMEngine's own checkpoints contain so resume and
+# load_from work.
 allow_mmengine_types()
 
 from . import engine, models  # noqa: E402,F401

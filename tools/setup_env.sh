@@ -69,11 +69,12 @@ for k, v in want.items():
     assert m.version(k) == v, k
 import mmdet.models, mmseg.models, mmpretrain.models, pycocotools, sklearn, matplotlib, pytest, mmkdflow
 assert m.version('mmcv') == '2.1.0'
-import torch; assert torch.__version__.split('+')[0] == '2.13.0'"; then
+import torch; assert torch.__version__.split('+')[0] == '2.13.0'
+assert any(r.startswith('mmengine') for r in m.requires('mmkdflow') or [])"; then
   log "installing mmengine, mmdet, mmsegmentation, mmpretrain, test tools and mmkdflow"
-  $PIP install -q -c requirements/mminstall.txt mmengine==0.10.7 mmdet==3.3.0 \
-    mmsegmentation==1.2.2 mmpretrain==1.2.0 \
-    -r requirements/runtime.txt -r requirements/tests.txt
+  $PIP install -q -c requirements/lock.txt -r requirements/runtime.txt \
+    -r requirements/mminstall.txt -r requirements/demo.txt \
+    -r requirements/tests.txt
   $PIP install -q --no-build-isolation --no-deps -e .
 fi
 

@@ -6,9 +6,19 @@ checkpoints fails on the few non-tensor types they hold (``HistoryBuffer``
 and numpy scalars/arrays of the message hub). :func:`allow_mmengine_types`
 allow-lists exactly those types; safe loading itself stays on, for every
 caller of ``torch.load`` in the process.
+
+torch < 2.4 has no ``add_safe_globals`` (and before 2.6 ``torch.load``
+unpickles anything unless told otherwise). There the same types are kept in
+:data:`EXTRA_SAFE_GLOBALS`, and mmkdflow's loader
+(:func:`mmkdflow.utils.checkpoint_loading.load_checkpoint_file`) reads files
+with :class:`RestrictedUnpickler`: torch's own weights-only allow-list plus
+these types, nothing else, so a file with pickled code is refused on the
+floor of the supported range exactly as on its top.
 """
+import _compat_pickle
+import codecs
 import pickle
-from typing import Any, List
+from typing import Any, Dict, List
 
 import numpy as np
 import torch
@@ -56,14 +66,85 @@ def history_buffer_getattr(obj: Any, name: str) -> Any:
         f'methods of mmengine HistoryBuffer')
 
 
+def _mmengine_globals() -> List[Any]:
+    """The entries of the allow-list: types or ``(callable, name)``."""
+    from mmengine.logging import HistoryBuffer
+    HistoryBuffer()  # registers the default statistics methods
+    return [HistoryBuffer, (history_buffer_getattr, 'builtins.getattr'),
+            *_numpy_globals()]
+
+
+#: ``'module.name' -> object`` of the allow-list, for torch < 2.4 (filled by
+#: :func:`allow_mmengine_types`).
+EXTRA_SAFE_GLOBALS: Dict[str, Any] = {}
+
+
+def has_add_safe_globals() -> bool:
+    """Whether this torch extends its weights-only allow-list (>= 2.4)."""
+    return hasattr(torch.serialization, 'add_safe_globals')
+
+
 def allow_mmengine_types() -> None:
     """Allow-list the types that MMEngine writes into its checkpoints for
     ``torch.load(weights_only=True)`` (idempotent): ``HistoryBuffer``, its
     statistics methods (through :func:`history_buffer_getattr`) and numpy
-    arrays, scalars and dtypes."""
-    from mmengine.logging import HistoryBuffer
-    HistoryBuffer()  # registers the default statistics methods
-    torch.serialization.add_safe_globals([
-        HistoryBuffer, (history_buffer_getattr, 'builtins.getattr'),
-        *_numpy_globals()
-    ])
+    arrays, scalars and dtypes.
+
+    On torch < 2.4 the entries go to :data:`EXTRA_SAFE_GLOBALS`, which
+    :class:`RestrictedUnpickler` reads."""
+    entries = _mmengine_globals()
+    if has_add_safe_globals():
+        torch.serialization.add_safe_globals(entries)
+        return
+    # pickle protocol 2 writes bytes (numpy scalars' data) as
+    # ``_codecs.encode(str, 'latin1')``; torch >= 2.4 allows it itself
+    entries.append((codecs.encode, '_codecs.encode'))
+    for entry in entries:
+        obj, name = entry if isinstance(entry, tuple) else \
+            (entry, f'{entry.__module__}.{entry.__qualname__}')
+        EXTRA_SAFE_GLOBALS[name] = obj
+
+
+def _torch_safe_globals() -> Dict[str, Any]:
+    """torch's own weights-only allow-list (tensors, storages, dtypes,
+    ``OrderedDict``, ...), as ``'module.name' -> object``."""
+    from torch import _weights_only_unpickler
+    return dict(_weights_only_unpickler._get_allowed_globals())
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only allow-listed globals (the
+    restriction pattern of Python's ``pickle`` documentation).
+
+    Every callable or class a pickle can reach goes through
+    :meth:`find_class`, so the objects it can build are torch's weights-only
+    set and :data:`EXTRA_SAFE_GLOBALS`. Used by the loader on torch < 2.4,
+    where ``torch.serialization.add_safe_globals`` does not exist.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        # protocol < 3 names (``__builtin__``, ``copy_reg``), mapped to
+        # Python 3 as pickle.Unpickler does
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        key = f'{module}.{name}'
+        allowed = _torch_safe_globals()
+        if key in allowed:
+            return allowed[key]
+        if key in EXTRA_SAFE_GLOBALS:
+            return EXTRA_SAFE_GLOBALS[key]
+        raise pickle.UnpicklingError(
+            f'Unsupported global: GLOBAL {key} was not an allowed global')
+
+
+class restricted_pickle:  # noqa: N801  a module-like namespace for torch
+    """What ``torch.load(pickle_module=...)`` needs: ``Unpickler`` (the
+    restricted one), ``load`` and the error type."""
+    Unpickler = RestrictedUnpickler
+    UnpicklingError = pickle.UnpicklingError
+    __name__ = 'mmkdflow.restricted_pickle'
+
+    @staticmethod
+    def load(file, **kwargs) -> Any:
+        return RestrictedUnpickler(file, **kwargs).load()

@@ -1,21 +1,15 @@
 """The DDPM noise schedule and deterministic DDIM sampling used by DiffKD."""
-import contextlib
 import math
-from typing import (Callable, ContextManager, Dict, List, Sequence, Tuple,
+from typing import (Callable, Dict, List, Sequence, Tuple,
                     Union)
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
+from mmkdflow.models.utils.precision import fp32_region
+
 Timestep = Union[int, Tensor]
-
-
-def _no_autocast(device: torch.device) -> ContextManager:
-    """A context in which autocast is off on ``device``."""
-    if torch.amp.is_autocast_available(device.type):
-        return torch.autocast(device_type=device.type, enabled=False)
-    return contextlib.nullcontext()
 
 
 class DDIMSchedule(nn.Module):
@@ -119,7 +113,7 @@ class DDIMSchedule(nn.Module):
         Returns:
             ``z_t`` in ``x0``'s dtype.
         """
-        with _no_autocast(x0.device):
+        with fp32_region(x0.device):
             ab = self._alpha_bar_at(t, x0, check)
             out = ab.sqrt() * x0.float() + (1 - ab).sqrt() * eps.float()
         return out.to(x0.dtype)
@@ -127,7 +121,7 @@ class DDIMSchedule(nn.Module):
     def predict_x0(self, eps_pred: Tensor, t: Timestep, x_t: Tensor) -> Tensor:
         """``x0_pred = (x_t - sqrt(1 - ab_t) eps_pred) / sqrt(ab_t)`` in
         float32 (Eq. (3) solved for ``z_0``)."""
-        with _no_autocast(x_t.device):
+        with fp32_region(x_t.device):
             ab = self._alpha_bar_at(t, x_t)
             return (x_t.float() - (1 - ab).sqrt() * eps_pred.float()) / \
                 ab.sqrt()
@@ -146,7 +140,7 @@ class DDIMSchedule(nn.Module):
         Returns:
             ``x_{t_prev}`` (or ``x0_pred``) in ``x_t``'s dtype.
         """
-        with _no_autocast(x_t.device):
+        with fp32_region(x_t.device):
             x0_pred = self.predict_x0(eps_pred, t, x_t)
             ab_prev = self._alpha_bar_at(t_prev, x_t)
             out = ab_prev.sqrt() * x0_pred + \

@@ -1,25 +1,14 @@
 """The protocol shared by every distillation loss of mmkdflow."""
-import contextlib
 import math
 from abc import abstractmethod
-from typing import ContextManager, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmkdflow.models.core import DistillContext
-
-
-def fp32_region(device: torch.device) -> ContextManager:
-    """A context in which autocast is off on ``device``.
-
-    Losses compute in float32: softmax, logarithms and variances of bf16 or
-    fp16 tensors lose too much precision, and fp16 overflows on exp.
-    """
-    if torch.amp.is_autocast_available(device.type):
-        return torch.autocast(device_type=device.type, enabled=False)
-    return contextlib.nullcontext()
+from mmkdflow.models.utils.precision import fp32_region  # noqa: F401
 
 
 def logits_to_rows(logits: Tensor) -> Tensor:
