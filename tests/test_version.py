@@ -78,12 +78,17 @@ def test_versions_inside_the_range_pass(package, version):
     compat.check_version(package, version)
 
 
+def run_python(code):
+    """``python -c code`` in the repository root, a fresh process."""
+    return subprocess.run([sys.executable, '-c', code], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
 def test_import_refuses_a_faked_torch_version():
     """What a user with torch 2.0 sees: mmkdflow's message at import."""
     code = ('import torch; torch.__version__ = "2.0.1"\n'
             'import mmkdflow')
-    result = subprocess.run([sys.executable, '-c', code], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+    result = run_python(code)
     assert result.returncode != 0
     assert 'mmkdflow.compat.VersionError: mmkdflow ' in result.stderr
     assert 'torch 2.0.1 is installed' in result.stderr
@@ -93,8 +98,7 @@ def test_import_refuses_a_faked_torch_version():
 def test_import_refuses_a_faked_mmengine_version():
     code = ('import mmengine; mmengine.__version__ = "0.11.2"\n'
             'import mmkdflow')
-    result = subprocess.run([sys.executable, '-c', code], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+    result = run_python(code)
     assert result.returncode != 0
     assert 'mmengine 0.11.2 is installed' in result.stderr
 
@@ -113,8 +117,7 @@ def test_import_imports_no_downstream_package():
     code = ('import sys, mmkdflow\n'
             'print(sorted(m for m in ("mmdet", "mmseg", "mmpretrain", '
             '"mmcv.ops") if m in sys.modules))')
-    result = subprocess.run([sys.executable, '-c', code], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+    result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == '[]'
 

@@ -17,6 +17,7 @@ floor of the supported range exactly as on its top.
 """
 import _compat_pickle
 import codecs
+import functools
 import pickle
 from typing import Any, Dict, List
 
@@ -105,6 +106,7 @@ def allow_mmengine_types() -> None:
         EXTRA_SAFE_GLOBALS[name] = obj
 
 
+@functools.lru_cache(maxsize=1)
 def _torch_safe_globals() -> Dict[str, Any]:
     """torch's own weights-only allow-list (tensors, storages, dtypes,
     ``OrderedDict``, ...), as ``'module.name' -> object``."""
