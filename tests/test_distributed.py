@@ -356,6 +356,32 @@ def test_slurm_train_script_openmmlab_form(tmp_path):
     assert '--ntasks=4' in args and '--ntasks-per-node=2' in args
 
 
+def test_slurm_test_script_openmmlab_form(tmp_path):
+    """``tools/slurm_test.sh PARTITION JOB CONFIG CHECKPOINT [args]``
+    calls ``srun`` with ``test.py CONFIG CHECKPOINT [args]
+    --launcher=slurm``."""
+    fake = tmp_path / 'bin'
+    fake.mkdir()
+    (fake / 'srun').write_text(textwrap.dedent(f'''\
+        #!/usr/bin/env bash
+        printf '%s\\n' "$@" > {tmp_path}/srun_args
+        '''))
+    (fake / 'srun').chmod(0o755)
+    env = dict(os.environ, PATH=f'{fake}{os.pathsep}{os.environ["PATH"]}',
+               GPUS='8', GPUS_PER_NODE='8')
+    subprocess.run(['bash', 'tools/slurm_test.sh', 'gpu', 'kd-test',
+                    'cfg.py', 'epoch_24.pth', '--out', 'r.pkl'], cwd=ROOT,
+                   env=env, check=True, capture_output=True)
+    args = (tmp_path / 'srun_args').read_text().split('\n')
+    script = [i for i, a in enumerate(args) if a.endswith('tools/test.py')]
+    assert len(script) == 1, args
+    assert args[script[0] + 1:script[0] + 6] == [
+        'cfg.py', 'epoch_24.pth', '--out', 'r.pkl', '--launcher=slurm']
+    for expected in ('-p', 'gpu', '--job-name=kd-test', '--gres=gpu:8',
+                     '--ntasks=8'):
+        assert expected in args, (expected, args)
+
+
 def test_slurm_launcher_without_gpu_starts_gloo(monkeypatch):
     import torch.distributed as dist
 

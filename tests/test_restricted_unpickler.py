@@ -102,3 +102,32 @@ def test_floor_default_is_the_restricted_unpickler():
         assert safe_globals.EXTRA_SAFE_GLOBALS  # filled at import
         assert 'mmengine.logging.history_buffer.HistoryBuffer' in \
             safe_globals.EXTRA_SAFE_GLOBALS
+
+
+def test_mmengine_reads_checkpoints_through_the_safe_loader(
+        tmp_path, capfd, loader_path):
+    """MMEngine's own reads (``load_from``, resume, ``load_checkpoint``)
+    of local files: refused or loaded exactly as mmkdflow's own, with
+    MMEngine's ``map_location`` honoured."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    hostile = str(tmp_path / 'payload.pth')
+    torch.save({'state_dict': {}, 'meta': Payload()}, hostile)
+    with pytest.raises(CheckpointError, match='refused by safe loading'):
+        CheckpointLoader.load_checkpoint(hostile, map_location='cpu')
+    assert 'payload-ran' not in capfd.readouterr().out
+    hub = MessageHub('mmengine-loader-test')
+    hub.update_scalar('train/loss', 2.0)
+    good = str(tmp_path / 'good.pth')
+    torch.save({'state_dict': {'w': torch.arange(3.)},
+                'message_hub': hub.state_dict()}, good)
+    moved = []
+
+    def to_cpu(storage, location):
+        moved.append(location)
+        return storage
+
+    loaded = CheckpointLoader.load_checkpoint(good, map_location=to_cpu)
+    assert moved and loaded['message_hub']['log_scalars'][
+        'train/loss'].mean() == 2.0
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        CheckpointLoader.load_checkpoint(str(tmp_path / 'none.pth'))

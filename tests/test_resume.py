@@ -356,6 +356,10 @@ def test_sigkill_anywhere_and_resume_continue_like_an_uninterrupted_run(
                                rtol=1e-6, atol=1e-7)
     assert got_ckpt['param_schedulers'] == ref_ckpt['param_schedulers']
     assert got_ckpt['meta']['iter'] == TOTAL
+    # the Runner's checkpoints leave the frozen teacher out (issue 25)
+    for ckpt in (ref_ckpt, got_ckpt):
+        assert not [k for k in ckpt['state_dict'] if k.startswith('teacher.')]
+        assert 'teacher_identity.sha256' in ckpt['state_dict']
     # max_keep_ckpts=1 rotated the student exports with their checkpoints
     assert sorted(f for f in os.listdir(work) if f.endswith('.pth')) == [
         f'iter_{TOTAL}.pth', f'iter_{TOTAL}_student.pth']

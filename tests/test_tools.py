@@ -1,4 +1,5 @@
 """The command-line tools on the demo configs (tiny runs)."""
+import os
 import os.path as osp
 
 import pytest
@@ -62,18 +63,35 @@ def test_train_and_test_tools_with_amp_and_teacher_flag(tmp_path):
             f'    teacher_ckpt=None, allow_random_teacher=True,\n'
             f'    distill_points=dict(fpn=dict(connector=dict(\n'
             f'        in_channels=16, out_channels=16))))\n')
-    run_tool('tools/train.py', cfg, '--work-dir', work_dir, '--amp',
-             '--cfg-options', *options)
+    printed = run_tool('tools/train.py', cfg, '--work-dir', work_dir,
+                       '--amp', '--cfg-options', *options)
+    # one log line per config change the tool made
+    for line in ("optim_wrapper.type: 'OptimWrapper' -> "
+                 "'mmkdflow.NonFiniteGuardAutocastOptimWrapper'",
+                 "default_hooks.checkpoint.type: 'CheckpointHook' -> "
+                 "'mmkdflow.SafeCheckpointHook'",
+                 "train_cfg.type: 'EpochBasedTrainLoop' -> "
+                 "'mmkdflow.ResumableEpochBasedTrainLoop'",
+                 "mmkdflow.ResumeStateHook"):
+        assert f'mmkdflow tools: ' in printed and line in printed, line
     ckpt = osp.join(work_dir, 'epoch_1.pth')
     state = torch.load(ckpt)
     assert state['meta']['epoch'] == 1
     assert 'optimizer' in state
     dumped = open(osp.join(work_dir, osp.basename(cfg))).read()
     assert 'AutocastOptimWrapper' in dumped
+    dump = str(tmp_path / 'predictions.pkl')
+    show_dir = str(tmp_path / 'shown')
     out = run_tool('tools/test.py', cfg, ckpt, '--work-dir', work_dir,
-                   '--teacher', '--cfg-options', *options)
+                   '--teacher', '--out', dump, '--show-dir', show_dir,
+                   '--cfg-options', *options)
     assert 'evaluating the teacher' in out
     assert 'coco/bbox_mAP:' in out
+    import pickle
+    with open(dump, 'rb') as f:
+        predictions = pickle.load(f)  # our own file, written just now
+    assert len(predictions) == 4 and 'pred_instances' in predictions[0]
+    assert len([f for f in os.listdir(show_dir) if f.endswith('.png')]) == 4
 
 
 def test_shared_tool_setup(tmp_path, monkeypatch):
@@ -82,7 +100,8 @@ def test_shared_tool_setup(tmp_path, monkeypatch):
     and the ResumeStateHook every training run gets."""
     import argparse
 
-    from mmkdflow.engine import optim_setup, resume_setup, tool_args
+    from mmkdflow.engine import (optim_setup, resume_setup, test_setup,
+                                 tool_args)
     monkeypatch.setenv('LOCAL_RANK', '0')
     config = config_path('demo', 'pkd_retinanet_r18_r18c16_digits.py')
     parser = argparse.ArgumentParser()
@@ -104,6 +123,36 @@ def test_shared_tool_setup(tmp_path, monkeypatch):
     cfg.optim_wrapper.type = 'mmpretrain.SomeOtherWrapper'
     with pytest.raises(ValueError, match='--amp works with OptimWrapper'):
         optim_setup.apply_amp(cfg)
+
+    cfg.auto_scale_lr = dict(enable=False, base_batch_size=16)  # mmdet's
+    optim_setup.apply_auto_scale_lr(cfg)
+    assert cfg.auto_scale_lr.enable
+    del cfg['auto_scale_lr']
+    with pytest.raises(ValueError, match='--auto-scale-lr needs '
+                       'auto_scale_lr.base_batch_size'):
+        optim_setup.apply_auto_scale_lr(cfg)
+
+    test_setup.apply_out(cfg, 'preds.pkl')
+    assert cfg.test_evaluator[-1] == dict(type='mmdet.DumpDetResults',
+                                          out_file_path='preds.pkl')
+    with pytest.raises(ValueError, match='--out must name a .pkl'):
+        test_setup.apply_out(cfg, 'preds.json')
+    test_setup.apply_show_dir(cfg, 'vis')
+    hook = cfg.default_hooks.visualization
+    assert hook.draw and hook.test_out_dir == 'vis'
+    cfg.default_hooks.visualization = dict(type='SegVisualizationHook')
+    cfg.visualizer = dict(type='SegLocalVisualizer')
+    test_setup.apply_show_dir(cfg, 'seg_vis')
+    assert cfg.default_hooks.visualization.draw
+    assert cfg.visualizer.save_dir == 'seg_vis'
+    cfg.default_hooks.visualization = dict(type='VisualizationHook')
+    test_setup.apply_show_dir(cfg, 'cls_vis')
+    assert cfg.default_hooks.visualization == dict(
+        type='VisualizationHook', enable=True, out_dir='cls_vis')
+    del cfg.default_hooks['visualization']
+    with pytest.raises(ValueError, match='--show-dir needs '
+                       'default_hooks.visualization'):
+        test_setup.apply_show_dir(cfg, 'vis')
 
     resume_setup.apply_resume(cfg, None)
     assert not cfg.resume

@@ -113,6 +113,19 @@ def test_downstream_checked_only_when_imported(monkeypatch):
     compat.check_downstream_versions(('mmseg',))  # not imported: no check
 
 
+def test_distiller_build_refuses_an_unsupported_mmdet(monkeypatch):
+    import mmdet
+    from conftest import tiny_retinanet
+
+    from mmkdflow.models import Distiller
+    monkeypatch.setattr(mmdet, '__version__', '3.1.0')
+    with pytest.raises(compat.VersionError) as info:
+        Distiller(student=tiny_retinanet(8, 16))
+    message = str(info.value)
+    assert 'supports mmdet >= 3.3.0, < 3.4.0' in message
+    assert 'mmdet 3.1.0 is installed' in message and 'Installation' in message
+
+
 def test_import_imports_no_downstream_package():
     code = ('import sys, mmkdflow\n'
             'print(sorted(m for m in ("mmdet", "mmseg", "mmpretrain", '

@@ -128,11 +128,16 @@ def test_tool_on_a_saved_fmkt_checkpoint(tmp_path):
 
 
 @pytest.mark.slow
-def test_tool_on_a_runner_trained_diffkd_checkpoint(tmp_path):
+def test_tool_on_a_runner_trained_diffkd_checkpoint(tmp_path,
+                                                    saved_teacher):
     from mmengine.runner import Runner
     cfg = distill_config(tmp_path, dict(
         type='DiffKDConnector', student_channels=16, teacher_channels=32,
         kd_loss=dict(type='MSELoss', loss_weight=5.0)), replace=False)
+    # a teacher from a file: the Runner's checkpoint leaves it out and the
+    # tool rebuilds it from teacher_ckpt, checking its hash
+    cfg.model.teacher_ckpt, _ = saved_teacher(tiny_retinanet(16, 32))
+    cfg.model.allow_random_teacher = False
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2,
                          val_interval=100)
     cfg.param_scheduler = []
@@ -144,7 +149,8 @@ def test_tool_on_a_runner_trained_diffkd_checkpoint(tmp_path):
     cfg.dump(cfg_file)
     Runner.from_cfg(Config.fromfile(cfg_file)).train()
     ckpt = str(tmp_path / 'work' / 'iter_2.pth')
-    assert osp.isfile(ckpt)
+    assert not [k for k in torch.load(ckpt)['state_dict']
+                if k.startswith('teacher.')]
     out = str(tmp_path / 'diffkd.png')
     # no --image: the first canvas of the config's val dataset
     printed = run_tool('tools/visualize_features.py', cfg_file, ckpt,
@@ -152,3 +158,10 @@ def test_tool_on_a_runner_trained_diffkd_checkpoint(tmp_path):
     assert 'DiffKD denoised student' in printed
     assert 'digits_det/val/' in printed
     assert png_shape(out)[:2] == PNG_SIZE
+    # the config now names another teacher: refused, naming the setting
+    other, _ = saved_teacher(tiny_retinanet(16, 32), name='other.pth',
+                             seed=7)
+    cfg.model.teacher_ckpt = other
+    cfg.dump(cfg_file)
+    with pytest.raises(ValueError, match='teacher changed.*other.pth'):
+        load_tool('visualize_features').main([cfg_file, ckpt, '--out', out])

@@ -35,7 +35,10 @@ d) FLOPs (mmengine.analysis) of every piece, seconds per GFLOP, and whether
 e) where the time goes: the operators of the student network, DiffKD and
    FM-KT (smallest N) forward+backward under ``torch.profiler``, sorted into
    GEMM/convolution, normalisation, activation and the rest, with the
-   seconds per GFLOP of the GEMMs alone.
+   seconds per GFLOP of the GEMMs alone;
+f) the size of a training checkpoint of ``configs/fmkt/retinanet_x101_r50.py``
+   (random weights, optimizer state after one step) with the frozen teacher
+   inside and without it (mmkdflow's teacher-free checkpoints).
 
 The table is printed and the numbers are written as JSON (``--out``).
 """
@@ -56,15 +59,16 @@ import mmkdflow  # noqa: E402,F401
 from mmkdflow.utils.allocator import (add_allocator_argument,  # noqa: E402
                                       allocator_state, configure_allocator,
                                       disabled_by_env, user_tunes_malloc)
-from mmkdflow.benchmark import (FLOP_METHOD, MEMORY_METHODS,  # noqa: E402
-                                breakdown_section, connector_section,
+from mmkdflow.benchmark import (CHECKPOINT_CONFIG, FLOP_METHOD,  # noqa
+                                MEMORY_METHODS, breakdown_section,
+                                checkpoint_section, connector_section,
                                 evaluate_goals, export_section, format_report,
                                 plot_scaling, step_section)
 from mmkdflow.benchmark.builders import (STUDENT_CFG,  # noqa: E402
                                          TEACHER_CFG, build_detector,
                                          det_batch, padded_size)
 
-SECTIONS = ('connectors', 'step', 'export', 'breakdown')
+SECTIONS = ('connectors', 'step', 'export', 'breakdown', 'checkpoint')
 #: --quick: tiny sizes, and no torch.compile rows (each compilation costs
 #: minutes of CPU; tests/test_compile_paths.py covers the compiled paths)
 QUICK = dict(input_size=[64, 96], batch=2, repeats=1, warmup=1,
@@ -199,6 +203,8 @@ def run(args: argparse.Namespace) -> dict:
     if 'breakdown' in args.sections:
         result['breakdown'] = breakdown_section(
             student, inputs, device, args.steps, args.repeats, log)
+    if 'checkpoint' in args.sections:
+        result['checkpoint'] = checkpoint_section(CHECKPOINT_CONFIG, log)
     result['goals'] = evaluate_goals(result)
     return result
 

@@ -7,9 +7,10 @@ import argparse
 
 import mmkdflow  # noqa: F401  registers mmkdflow, safe checkpoint loading
 from mmkdflow.engine.optim_setup import apply_nonfinite_guard
+from mmkdflow.engine.test_setup import apply_out, apply_show_dir
 from mmkdflow.engine.tool_args import (add_common_args, build_runner,
                                        start_tool)
-from mmkdflow.utils.checkpoint import check_checkpoint_file
+from mmkdflow.utils import check_checkpoint_file
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         '--teacher', action='store_true',
         help='evaluate the teacher instead of the student')
+    parser.add_argument(
+        '--out', help='dump every prediction to this .pkl file')
+    parser.add_argument(
+        '--show-dir', help='draw the predictions into this directory '
+        '(relative: inside the run folder of the work dir)')
     add_common_args(parser)
     return parser
 
@@ -29,6 +35,10 @@ def main(argv=None) -> None:
     if args.teacher:
         cfg.model.predict_with = 'teacher'
         print('evaluating the teacher of the distiller (predict_with=teacher)')
+    if args.out is not None:
+        apply_out(cfg, args.out)
+    if args.show_dir is not None:
+        apply_show_dir(cfg, args.show_dir)
     check_checkpoint_file(args.checkpoint)
     cfg.load_from = args.checkpoint
     build_runner(cfg).test()

@@ -17,7 +17,8 @@ Without a GPU, ``--launcher pytorch`` (``tools/dist_train.sh``) and
 import argparse
 
 import mmkdflow  # noqa: F401  registers mmkdflow, safe checkpoint loading
-from mmkdflow.engine.optim_setup import apply_amp, apply_nonfinite_guard
+from mmkdflow.engine.optim_setup import (apply_amp, apply_auto_scale_lr,
+                                         apply_nonfinite_guard)
 from mmkdflow.engine.resume_setup import (add_resume_state_hook, apply_resume,
                                           use_safe_checkpointing)
 from mmkdflow.engine.tool_args import (add_common_args, build_runner,
@@ -37,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
         help='resume from the given checkpoint, or from the latest complete '
         'one in the work dir when no path is given (model, optimizer, '
         'schedulers, EMA, random states and the position in the epoch)')
+    parser.add_argument(
+        '--auto-scale-lr', action='store_true',
+        help="scale the learning rate by the actual batch size over the "
+        "config's auto_scale_lr.base_batch_size (MMEngine's linear scaling "
+        'rule)')
     add_common_args(parser)
     return parser
 
@@ -45,6 +51,8 @@ def main(argv=None) -> None:
     args, cfg = start_tool(build_parser(), argv)
     if args.amp:
         apply_amp(cfg)
+    if args.auto_scale_lr:
+        apply_auto_scale_lr(cfg)
     apply_nonfinite_guard(cfg)
     check_teacher_cache(cfg)
     apply_resume(cfg, args.resume)

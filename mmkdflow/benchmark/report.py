@@ -180,6 +180,9 @@ def format_report(result: Dict) -> str:
                 _table(['piece', 'profiled s', 'GEMM+conv', 'norm',
                         'activation', 'other', 's/GFLOP x', 'GEMMs only x'],
                        rows)]
+    if result.get('checkpoint'):
+        from .checkpoint_section import format_checkpoint_section
+        out += format_checkpoint_section(result['checkpoint'])
     goals = result.get('goals') or []
     if goals:
         out += ['', '[d] goals']

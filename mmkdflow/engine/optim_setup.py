@@ -6,6 +6,7 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
 
+from .config_log import log_change
 from .nonfinite_guard import GUARDED_TYPES, NONFINITE_POLICIES
 
 
@@ -28,15 +29,41 @@ def apply_amp(cfg: Config, cuda: Optional[bool] = None) -> None:
         raise ValueError(f'--amp works with OptimWrapper (or mmkdflow.'
                          f'NonFiniteGuardOptimWrapper), but the config uses '
                          f'{cfg.optim_wrapper.type}')
+    old = cfg.optim_wrapper.get('type', 'OptimWrapper')
     if torch.cuda.is_available() if cuda is None else cuda:
         cfg.optim_wrapper.type = GUARDED_TYPES['AmpOptimWrapper'] \
             if guarded else 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        why = f'--amp on CUDA: fp16, loss_scale=' \
+              f'{cfg.optim_wrapper.loss_scale!r}'
     else:
         cfg.optim_wrapper.type = GUARDED_TYPES['AutocastOptimWrapper'] \
             if guarded else 'mmkdflow.AutocastOptimWrapper'
         cfg.optim_wrapper.device_type = 'cpu'
         cfg.optim_wrapper.dtype = 'bfloat16'
+        why = "--amp on CPU: bf16 autocast, device_type='cpu'"
+    log_change('optim_wrapper.type', old, cfg.optim_wrapper.type, why)
+
+
+def apply_auto_scale_lr(cfg: Config) -> None:
+    """``--auto-scale-lr``: turn on MMEngine's linear learning-rate
+    scaling (``auto_scale_lr.enable``), as mmdet's ``tools/train.py`` does.
+
+    Raises:
+        ValueError: The config has no ``auto_scale_lr.base_batch_size``
+            (the batch size its learning rate was set for).
+    """
+    scale = cfg.get('auto_scale_lr')
+    if not isinstance(scale, dict) or 'base_batch_size' not in scale:
+        raise ValueError(
+            '--auto-scale-lr needs auto_scale_lr.base_batch_size in the '
+            'config (the total batch size its learning rate is set for, '
+            'e.g. auto_scale_lr = dict(enable=False, base_batch_size=16) '
+            'for 8 GPUs x 2 images); add it or drop --auto-scale-lr')
+    log_change('auto_scale_lr.enable', scale.get('enable', False), True,
+               f'--auto-scale-lr: lr x (GPUs x batch size) / '
+               f'{scale["base_batch_size"]}')
+    scale['enable'] = True
 
 
 def apply_nonfinite_guard(cfg: Config) -> None:
@@ -83,5 +110,11 @@ def apply_nonfinite_guard(cfg: Config) -> None:
             raise ValueError(f'model.nonfinite={policy!r}: {message}')
         print_log(f'{message}: NaN/Inf losses are not checked', 'current')
         return
+    old = optim.get('type', 'OptimWrapper')
     optim['type'] = GUARDED_TYPES[name]
     optim['policy'] = policy
+    log_change('optim_wrapper.type', old, optim['type'],
+               f'policy={policy!r}: a NaN/Inf loss or gradient '
+               + ('is skipped' if policy == 'skip' else 'stops the run')
+               + " before it reaches the weights; model.nonfinite='off' "
+               'turns the check off')

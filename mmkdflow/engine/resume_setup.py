@@ -8,6 +8,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from mmkdflow.utils.checkpoint_loading import check_checkpoint_file
+from .config_log import log_change
 
 
 def apply_resume(cfg: Config, resume: Optional[str]) -> None:
@@ -28,14 +29,19 @@ def apply_resume(cfg: Config, resume: Optional[str]) -> None:
     cfg.resume = True
     if resume != 'auto':
         check_checkpoint_file(resume, 'resume checkpoint')
-        cfg.load_from = resume
+        old, cfg.load_from = cfg.get('load_from'), resume
+        log_change('load_from', old, resume, '--resume PATH, resume=True')
         return
     from .hooks.safe_checkpoint_hook import find_resume_checkpoint
-    cfg.load_from = find_resume_checkpoint(cfg.work_dir)
+    old, cfg.load_from = cfg.get('load_from'), \
+        find_resume_checkpoint(cfg.work_dir)
     if cfg.load_from is None:
         cfg.resume = False
         print_log(f'--resume: no checkpoint in {cfg.work_dir}; training '
                   f'starts from scratch', 'current')
+    else:
+        log_change('load_from', old, cfg.load_from,
+                   '--resume: the newest complete checkpoint, resume=True')
 
 
 def use_safe_checkpointing(cfg: Config) -> None:
@@ -58,6 +64,10 @@ def use_safe_checkpointing(cfg: Config) -> None:
     checkpoint = hooks.get('checkpoint') if hooks else None
     if isinstance(checkpoint, dict) and str(checkpoint.get(
             'type', '')).split('.')[-1] == 'CheckpointHook':
+        log_change('default_hooks.checkpoint.type', checkpoint['type'],
+                   'mmkdflow.SafeCheckpointHook',
+                   'atomic writes, the old checkpoint deleted after the new '
+                   'one is in place')
         checkpoint['type'] = 'mmkdflow.SafeCheckpointHook'
     train_cfg = cfg.get('train_cfg')
     if isinstance(train_cfg, dict):
@@ -71,6 +81,8 @@ def use_safe_checkpointing(cfg: Config) -> None:
         name = str(loop).split('.')[-1]
         if name in ('EpochBasedTrainLoop', 'IterBasedTrainLoop'):
             train_cfg['type'] = f'mmkdflow.Resumable{name}'
+            log_change('train_cfg.type', loop, train_cfg['type'],
+                       'resumes inside an epoch with the same random draws')
 
 
 def add_resume_state_hook(cfg: Config) -> None:
@@ -81,4 +93,7 @@ def add_resume_state_hook(cfg: Config) -> None:
     if not any(str(h.get('type', '')).split('.')[-1] == 'ResumeStateHook'
                for h in hooks if isinstance(h, dict)):
         hooks.append(dict(type='mmkdflow.ResumeStateHook'))
+        log_change('custom_hooks', '...', "[..., dict(type='mmkdflow."
+                   "ResumeStateHook')]", 'random states and the position '
+                   'in the epoch in every checkpoint')
     cfg.custom_hooks = hooks

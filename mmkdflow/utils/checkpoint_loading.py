@@ -101,18 +101,21 @@ def load_checkpoint_file(path: str, role: str = 'checkpoint') -> Dict:
     return _weights_only_load(path, role)
 
 
-def _weights_only_load(path: str, role: str, mmap: bool = False):
-    """``torch.load(weights_only=True)`` on CPU, its failures as
-    :class:`CheckpointError` naming ``role`` (refused objects with the
-    allow-list advice of :func:`refusal_error`)."""
+def _weights_only_load(path: str, role: str, mmap: bool = False,
+                       map_location='cpu'):
+    """``torch.load(weights_only=True)`` (on CPU unless ``map_location``
+    says otherwise), its failures as :class:`CheckpointError` naming
+    ``role`` (refused objects with the allow-list advice of
+    :func:`refusal_error`)."""
     try:
         if has_add_safe_globals():
-            return torch.load(path, map_location='cpu', weights_only=True,
-                              mmap=mmap)
+            return torch.load(path, map_location=map_location,
+                              weights_only=True, mmap=mmap)
         # torch < 2.4: torch's weights-only unpickler cannot be extended
         # with MMEngine's types, so the same allow-list runs in a
         # restricted ``pickle.Unpickler`` (see mmkdflow.utils.safe_globals)
-        return torch.load(path, map_location='cpu', weights_only=False,
+        return torch.load(path, map_location=map_location,
+                          weights_only=False,
                           pickle_module=restricted_pickle, mmap=mmap)
     except pickle.UnpicklingError as err:
         raise refusal_error(path, role, err) from None

@@ -7,6 +7,7 @@ import torch.nn as nn
 from mmengine.model import BaseModel
 from torch import Tensor
 
+from mmkdflow.compat import check_downstream_versions
 from mmkdflow.registry import MODELS
 from ..connectors.base import BaseConnector
 from ..core import DistillContext, DistillStep, check_nonnegative_weight
@@ -157,6 +158,9 @@ class Distiller(BaseModel):
             load_teacher(self.teacher, teacher_ckpt, allow_random_teacher)
             if teacher_ckpt is not None:
                 self.teacher_hash = state_dict_hash(self.teacher.state_dict())
+        # mmdet / mmseg / mmpretrain are imported by now if a model of
+        # theirs was built: their range is checked here, not at import
+        check_downstream_versions()
         self._register_state_dict_hook(drop_teacher_hook)
         self.predict_with = predict_with
         if predict_with == 'teacher' and self.teacher is None:

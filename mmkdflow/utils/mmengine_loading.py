@@ -1,0 +1,64 @@
+"""Safe loading for MMEngine's own checkpoint reads (``load_from``,
+``resume``, ``mmengine.runner.load_checkpoint``, mmdet's ``init_detector``).
+
+MMEngine 0.10.7 reads local files and ``http(s)`` URLs with a bare
+``torch.load``: on torch >= 2.6 that is weights-only (and refuses with
+torch's advice to turn safe loading off), on torch < 2.6 (the floor of
+mmkdflow's range) it unpickles anything, so a checkpoint with pickled code
+would run it when a plain ``Runner`` resumes from it. mmkdflow registers its
+own loader for those schemes through MMEngine's public extension point
+(``CheckpointLoader.register_scheme``), so every torch of the range loads
+MMEngine's checkpoints the same way: weights-only with MMEngine's few types
+allow-listed (:mod:`.safe_globals`), a refusal in mmkdflow's words
+(:func:`~.checkpoint_loading.refusal_error`). MMEngine's other schemes
+(``open-mmlab://``, ``torchvision://``, ``s3://``, ...) are left as they are.
+"""
+from typing import Any, Callable, Optional, Union
+
+from .checkpoint_loading import (_check_is_file, _weights_only_load,
+                                 fetch_url)
+
+MapLocation = Optional[Union[str, Callable, Any]]
+
+
+def load_local(filename: str, map_location: MapLocation = None):
+    """MMEngine's ``load_from_local`` with safe loading.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        CheckpointError: Unreadable, or refused by safe loading.
+    """
+    import os.path as osp
+    filename = osp.expanduser(filename)
+    _check_is_file(filename, 'checkpoint')
+    return _weights_only_load(filename, 'checkpoint',
+                              map_location=map_location)
+
+
+def load_http(filename: str, map_location: MapLocation = None,
+              model_dir: Optional[str] = None):
+    """MMEngine's ``load_from_http`` with safe loading: rank 0 downloads
+    into the torch hub cache first, the other ranks then read the cached
+    file (``model_dir`` is accepted for MMEngine's signature; the file goes
+    where torch's hub keeps it, as for ``teacher_ckpt``)."""
+    from mmengine.dist import barrier, get_dist_info
+    rank, world_size = get_dist_info()
+    fix = 'set load_from / --resume to a local file path'
+    if rank == 0:
+        local = fetch_url(filename, f'checkpoint {filename!r}', fix)
+    if world_size > 1:
+        barrier()
+    if rank != 0:
+        local = fetch_url(filename, f'checkpoint {filename!r}', fix)
+    return _weights_only_load(local, 'checkpoint',
+                              map_location=map_location)
+
+
+def register_mmengine_loaders() -> None:
+    """Route MMEngine's local and ``http(s)`` checkpoint reads through
+    :func:`load_local` / :func:`load_http` (idempotent; called by
+    ``import mmkdflow``)."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme('', load_local, force=True)
+    CheckpointLoader.register_scheme(('http://', 'https://'), load_http,
+                                     force=True)
