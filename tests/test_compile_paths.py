@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from mmkdflow.models.connectors import DiffKDConnector
-from mmkdflow.models.flows import (GatedVelocityField, TimeEmbedding,
-                                   build_meta_encoder, euler_sample)
+from mmkdflow.models.fmkt import (GatedVelocityField, TimeEmbedding,
+                                  build_meta_encoder, euler_sample)
 from mmkdflow.models.core import DistillContext
 
 pytestmark = pytest.mark.skipif(

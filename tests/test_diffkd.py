@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 from conftest import (cls_batch, det_batch, seg_batch, tiny_deeplabv3,
                       tiny_resnet_cls, tiny_retinanet)
+from ddim_reference import ddim_chain, ddim_step
 
 from mmkdflow.models import Distiller
 from mmkdflow.models.connectors import DiffKDConnector
@@ -58,25 +59,16 @@ def test_alpha_bar_closed_form_and_fp32_buffer():
                                                           rel=1e-6)
 
 
-def test_forward_noising_and_ddim_step_closed_form():
+def test_forward_noising_closed_form():
     sched = DDIMSchedule()
     torch.manual_seed(0)
-    x0, eps, eps_pred = torch.randn(3, 3, 3, 4, 4).unbind(0)
+    x0, eps = torch.randn(2, 3, 3, 4, 4).unbind(0)
     t = torch.tensor([0, 400, 999])
     noisy = sched.add_noise(x0, eps, t)
     for b, tb in enumerate(t.tolist()):
         a = ab_ref(tb)
         ref = math.sqrt(a) * x0[b] + math.sqrt(1 - a) * eps[b]
         torch.testing.assert_close(noisy[b], ref)
-    for t_cur, t_prev in ((400, 300), (100, 0), (0, -1)):
-        out = sched.step(eps_pred, t_cur, t_prev, noisy)
-        a, a_prev = ab_ref(t_cur), ab_ref(t_prev) if t_prev >= 0 else 1.0
-        x0_pred = (noisy - math.sqrt(1 - a) * eps_pred) / math.sqrt(a)
-        ref = math.sqrt(a_prev) * x0_pred + math.sqrt(1 - a_prev) * eps_pred
-        torch.testing.assert_close(out, ref)
-    # the last step returns x0_pred itself
-    torch.testing.assert_close(sched.step(eps_pred, 0, -1, noisy),
-                               sched.predict_x0(eps_pred, 0, noisy))
 
 
 def test_inference_timesteps_rule():
@@ -98,7 +90,8 @@ def test_matches_diffusers_ddim_scheduler():
     return x0_pred, as ours does; eta = 0 and no clipping make both
     deterministic. Our alpha_bar is a float64 cumprod rounded once to fp32,
     diffusers accumulates in fp32 (<= 3e-7 apart); with diffusers' table
-    loaded into our buffer the step math is bit-identical."""
+    loaded into our buffer the textbook step is bit-identical, and the
+    fused chain the connector runs agrees to float rounding."""
     from diffusers import DDIMScheduler
     ref = DDIMScheduler(
         num_train_timesteps=1000, beta_schedule='linear', beta_start=1e-4,
@@ -106,22 +99,23 @@ def test_matches_diffusers_ddim_scheduler():
         prediction_type='epsilon', timestep_spacing='leading', steps_offset=0)
     ref.set_timesteps(10)
     sched = DDIMSchedule()
-    assert ref.timesteps[5:].tolist() == sched.inference_timesteps(5, 400)
+    steps = sched.inference_timesteps()
+    assert ref.timesteps[5:].tolist() == steps
     torch.testing.assert_close(sched.alpha_bar, ref.alphas_cumprod,
                                rtol=0, atol=1e-6)
     same_table = DDIMSchedule()
     same_table.load_state_dict({'alpha_bar': ref.alphas_cumprod.clone()})
     torch.manual_seed(0)
-    x = ours = exact = torch.randn(2, 4, 5, 5)
-    steps = sched.inference_timesteps()
-    for i, t in enumerate(steps):
+    x = exact = fused = torch.randn(2, 4, 5, 5)
+    coefs = same_table.ddim_coefficients(steps)
+    for i, (t, (c_x, c_eps)) in enumerate(zip(steps, coefs)):
         t_prev = steps[i + 1] if i + 1 < len(steps) else -1
         eps_pred = torch.randn_like(x)
         x = ref.step(eps_pred, t, x, eta=0.0).prev_sample
-        exact = same_table.step(eps_pred, t, t_prev, exact)
-        ours = sched.step(eps_pred, t, t_prev, ours)
+        exact = ddim_step(same_table, eps_pred, t, t_prev, exact)
+        fused = torch.add(fused * c_x, eps_pred, alpha=c_eps)
         assert torch.equal(exact, x)  # bit-identical
-        torch.testing.assert_close(ours, x, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(fused, x, rtol=1e-5, atol=1e-5)
 
 
 def test_fp32_buffer_survives_casts_and_state_dict():
@@ -174,23 +168,47 @@ def test_networks_accept_vectors_and_maps():
     assert latent.shape == (2, 4, 3, 3) and recon.shape == (2, 16, 3, 3)
 
 
-def test_perfect_denoiser_recovers_the_clean_latent():
-    """From z_400 = add_noise(z, eps, 400), five DDIM steps with a denoiser
-    that returns eps exactly stay on the trajectory and end at z."""
+class FixedNet(nn.Module):
+    """A deterministic stand-in denoiser: eps_pred = 0.3 x + 0.01 t."""
+
+    def __init__(self):
+        super().__init__()
+        self.time_embedding = nn.Embedding(1, 1)
+
+    def forward(self, x, t):
+        return 0.3 * x + 0.01 * torch.as_tensor(t, dtype=x.dtype)
+
+
+@pytest.mark.parametrize('use_anm', [False, True])
+def test_fused_denoise_is_the_step_by_step_ddim_chain(use_anm):
+    """The connector's fused chain (ANM start, one multiply-add per step)
+    equals the textbook two-stage DDIM chain; with a perfect denoiser that
+    returns the true noise, the chain from z_400 = add_noise(z, eps, 400)
+    stays on the trajectory and ends at z."""
     torch.manual_seed(0)
+    conn = connector(use_anm=use_anm)
+    branch = conn.branches[0]
+    branch['predictor'] = FixedNet()
+    s, noise = torch.randn(2, 2, 16, 5, 5).unbind(0)
+    x = s
+    if use_anm:
+        gamma = branch['anm'](s).reshape(-1, 1, 1, 1)
+        x = gamma * s + (1 - gamma) * noise
+    torch.testing.assert_close(
+        conn.denoise(branch, s, noise),
+        ddim_chain(conn.schedule, branch['predictor'], x, conn.timesteps),
+        rtol=1e-5, atol=1e-5)
+
     z, eps = torch.randn(2, 16, 4, 4), torch.randn(2, 16, 4, 4)
-    for use_anm in (False, True):
-        conn = connector(use_anm=use_anm)
-        branch = conn.branches[0]
-        branch['predictor'] = Oracle(eps)
-        if use_anm:  # gamma = 1: the ANM start is the student itself
-            branch['anm'].forward = lambda s: torch.ones(s.shape[0])
-        start = conn.schedule.add_noise(z, eps, 400)
-        torch.testing.assert_close(conn.denoise(branch, start), z,
-                                   rtol=1e-4, atol=1e-4)
+    branch['predictor'] = Oracle(eps)
+    if use_anm:  # gamma = 1: the ANM start is the student itself
+        branch['anm'].forward = lambda s: torch.ones(s.shape[0])
+    start = conn.schedule.add_noise(z, eps, 400)
+    torch.testing.assert_close(conn.denoise(branch, start), z,
+                               rtol=1e-4, atol=1e-4)
     x, steps = start, conn.timesteps
     for t, t_prev in zip(steps, steps[1:]):
-        x = conn.schedule.step(eps, t, t_prev, x)
+        x = ddim_step(conn.schedule, eps, t, t_prev, x)
         torch.testing.assert_close(x, conn.schedule.add_noise(z, eps, t_prev))
 
 
@@ -424,20 +442,16 @@ def test_segmentation_logits_step_dist():
 
 
 # ------------------------------------------------ fused, sync-free chain
-def test_ddim_coefficients_match_the_two_stage_step():
-    """x_prev = c_x x_t + c_eps eps_pred equals predict_x0 then step, for
-    every link of the chain and for the last step (x0_pred)."""
+def test_ddim_coefficients_closed_form():
+    """c_x = sqrt(ab_prev / ab_t), c_eps = sqrt(1 - ab_prev) - sqrt(ab_prev
+    (1 - ab_t) / ab_t) in float64 on the float32 table, ab_prev = 1 after
+    the last step (which then returns x0_pred)."""
     sched = DDIMSchedule()
     steps = sched.inference_timesteps()
     coefs = sched.ddim_coefficients(steps)
     assert len(coefs) == len(steps)
-    torch.manual_seed(0)
-    x, eps = torch.randn(2, 2, 3, 4, 4).unbind(0)
     for i, (t, (c_x, c_eps)) in enumerate(zip(steps, coefs)):
         t_prev = steps[i + 1] if i + 1 < len(steps) else -1
-        torch.testing.assert_close(c_x * x + c_eps * eps,
-                                   sched.step(eps, t, t_prev, x))
-        # float64 arithmetic on the float32 table entries
         a = sched.alpha_bar[t].double().item()
         a_prev = sched.alpha_bar[t_prev].double().item() if t_prev >= 0 \
             else 1.0

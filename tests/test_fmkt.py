@@ -6,11 +6,10 @@ import torch
 import torch.nn as nn
 
 from mmkdflow.models import Distiller
-from mmkdflow.models.connectors import FMKTConnector
-from mmkdflow.models.flows import (META_ENCODERS, FlowLogitHead,
-                                   TimeEmbedding, build_meta_encoder,
-                                   build_schedule, decoupling_permutation,
-                                   euler_sample)
+from mmkdflow.models.fmkt import (META_ENCODERS, FlowLogitHead,
+                                  FMKTConnector, TimeEmbedding,
+                                  build_meta_encoder, build_schedule,
+                                  decoupling_permutation, euler_sample)
 from mmkdflow.models.losses import BaseDistillLoss, KDLoss
 from mmkdflow.models.core import DistillContext
 from mmkdflow.models.utils import build_mmkdflow_module

@@ -26,7 +26,7 @@ from mmengine.runner import Runner
 
 from mmkdflow.engine.hooks import ConnectorEMAHook
 from mmkdflow.engine.checkpoint_layout import CONNECTOR_EMA_KEY
-from mmkdflow.models.connectors import FMKTConnector
+from mmkdflow.models.fmkt import FMKTConnector
 
 
 def run_fresh(code: str) -> str:

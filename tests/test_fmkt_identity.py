@@ -9,10 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmkdflow.models.connectors import (BaseFMKTConnector, FMKTConnector,
-                                        FMKTFeatureConnector,
-                                        FMKTLogitConnector)
-from mmkdflow.models.flows import META_ENCODERS, build_meta_encoder
+from mmkdflow.models.fmkt import (META_ENCODERS, FMKTConnector,
+                                  FMKTFeatureConnector, FMKTLogitConnector,
+                                  build_meta_encoder)
 from mmkdflow.models.losses import DISTLoss, PKDLoss
 from mmkdflow.models.core import DistillContext
 from mmkdflow.models.utils import build_mmkdflow_module
@@ -217,7 +216,7 @@ def test_fmkt_connector_name_builds_the_right_connector():
         num_classes=5, level_weights=[3.], share_across_levels=True))
     assert isinstance(feature, FMKTFeatureConnector)
     assert isinstance(logit, FMKTLogitConnector)
-    assert isinstance(logit, BaseFMKTConnector) and logit.flow_weight == 3.
+    assert isinstance(logit, FMKTConnector) and logit.flow_weight == 3.
     with pytest.raises(ValueError, match='head_mode=True'):
         FMKTConnector(8, num_classes=5)
     with pytest.raises(ValueError, match='teacher_proj'):

@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from mmkdflow.benchmark import peak_memory
-from mmkdflow.models.flows import (TimeEmbedding, VelocityField,
-                                   build_meta_encoder, euler_sample)
-from mmkdflow.models.flows.sampler import checkpointed, compile_options
+from mmkdflow.models.fmkt import (TimeEmbedding, VelocityField,
+                                  build_meta_encoder, checkpointed,
+                                  euler_sample)
+from mmkdflow.models.utils import compile_options
 
 C = 8
 

@@ -23,7 +23,7 @@ def set_connector_options(connector: nn.Module, checkpoint: bool = False,
     field (:class:`~mmkdflow.models.flows.VelocityField`), ``torch.compile``
     of DiffKD's denoiser. Returns how many modules took an option."""
     from mmkdflow.models.connectors import DiffKDConnector
-    from mmkdflow.models.flows import VelocityField
+    from mmkdflow.models.fmkt import VelocityField
     touched = 0
     for module in connector.modules():
         if isinstance(module, VelocityField):

@@ -9,8 +9,9 @@ import torch.nn as nn
 from mmengine.config import Config
 from torch import Tensor
 
-from mmkdflow.models.connectors import BaseFMKTConnector, DiffKDConnector
-from mmkdflow.models.diffusion import to_map
+from mmkdflow.models.connectors import DiffKDConnector
+from mmkdflow.models.fmkt import FMKTConnector as BaseFMKTConnector
+from mmkdflow.models.utils import to_map
 from mmkdflow.models.distillers.distill_point import DistillPoint, select
 from mmkdflow.models.recorders.module_recorder import resolve_module
 from mmkdflow.models.core import DistillContext

@@ -1,4 +1,5 @@
-"""Simple connectors: identity and a learned 1x1 adapter."""
+"""Simple connectors (identity, a learned 1x1 adapter) and the one 1x1
+channel projection that mmkdflow's connectors use."""
 from typing import Any, List, Mapping, Optional
 
 import torch.nn as nn
@@ -6,7 +7,40 @@ from torch import Tensor
 
 from mmkdflow.registry import MODELS
 from ..core import DistillContext
+from ..utils import from_map, to_map
 from .base import BaseConnector, ConnectorOutput, check_student_channels
+
+
+class ChannelProjection(nn.Sequential):
+    """``y = BN(W x + b)`` per position: a 1x1 convolution from
+    ``in_channels`` to ``out_channels``, optionally followed by a
+    BatchNorm (then without the cancelled bias). ``(B, C)`` inputs are
+    viewed as ``(B, C, 1, 1)`` and returned as ``(B, C_out)``.
+
+    Args:
+        in_channels: Input channels.
+        out_channels: Output channels.
+        with_bn: Append a BatchNorm2d.
+
+    Raises:
+        ValueError: For non-positive channel counts.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int,
+                 with_bn: bool = False) -> None:
+        if in_channels <= 0 or out_channels <= 0:
+            raise ValueError(
+                f'a 1x1 projection needs positive channel counts, got '
+                f'in_channels={in_channels}, out_channels={out_channels}')
+        layers = [nn.Conv2d(in_channels, out_channels, 1, bias=not with_bn)]
+        if with_bn:
+            layers.append(nn.BatchNorm2d(out_channels))
+        super().__init__(*layers)
+        self.in_channels, self.out_channels = in_channels, out_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        x, was_vector = to_map(x)
+        return from_map(super().forward(x), was_vector)
 
 
 @MODELS.register_module()
@@ -15,7 +49,7 @@ class IdentityConnector(BaseConnector):
 
     @classmethod
     def identity_at_inference_for(cls, cfg: Mapping) -> bool:
-        """Always: the identity at every call."""
+        """Always: it is the identity at every call."""
         return True
 
     def forward(self, student: List[Tensor], teacher: Optional[List[Tensor]],
@@ -26,11 +60,8 @@ class IdentityConnector(BaseConnector):
 
 @MODELS.register_module()
 class ConvAdapter(BaseConnector):
-    """A 1x1 convolution (optionally + BatchNorm) mapping student channels to
-    teacher channels, shared by all selected entries (e.g. FPN levels).
-
-    ``y = BN(W x + b)`` applied per position; inputs of shape ``(B, C)`` are
-    treated as ``(B, C, 1, 1)`` and returned as ``(B, C_out)``.
+    """A :class:`ChannelProjection` mapping student channels to teacher
+    channels, shared by all selected entries (e.g. FPN levels).
 
     Args:
         in_channels: Student channels.
@@ -42,25 +73,13 @@ class ConvAdapter(BaseConnector):
     def __init__(self, in_channels: int, out_channels: int,
                  with_bn: bool = False, init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if in_channels <= 0 or out_channels <= 0:
-            raise ValueError(
-                f'ConvAdapter needs positive channel counts, got '
-                f'in_channels={in_channels}, out_channels={out_channels}')
+        self.adapter = ChannelProjection(in_channels, out_channels, with_bn)
         self.in_channels = in_channels
         self.out_channels = out_channels
-        layers = [nn.Conv2d(in_channels, out_channels, 1, bias=not with_bn)]
-        if with_bn:
-            layers.append(nn.BatchNorm2d(out_channels))
-        self.adapter = nn.Sequential(*layers)
-
-    def _project(self, x: Tensor) -> Tensor:
-        if x.dim() == 2:
-            return self.adapter(x[:, :, None, None]).flatten(1)
-        return self.adapter(x)
 
     def forward(self, student: List[Tensor], teacher: Optional[List[Tensor]],
                 ctx: DistillContext, replaced: Any = None
                 ) -> ConnectorOutput:
         check_student_channels(student, self.in_channels, 'ConvAdapter',
                                'in_channels')
-        return ConnectorOutput(student=[self._project(x) for x in student])
+        return ConnectorOutput(student=[self.adapter(x) for x in student])

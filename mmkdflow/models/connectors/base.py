@@ -65,7 +65,14 @@ class BaseConnector(BaseModule, metaclass=ABCMeta):
     Each class declares, through :meth:`identity_at_inference_for`,
     whether it returns the student tensors unchanged at inference, so the
     export decides which points the deployed model keeps from the config
-    alone, without building the connector.
+    alone, without building the connector. A built connector answers with
+    its class: ``type(connector).identity_at_inference_for(cfg)``.
+
+    A connector built for a fixed number of tensors (one module set per
+    FPN level, one weight per level) says so in :meth:`check_num_inputs`,
+    which the distiller calls at build time with the number of indices its
+    point selects, and which the connector calls again in ``forward`` when
+    the point selects the whole output.
     """
 
     @classmethod
@@ -82,6 +89,14 @@ class BaseConnector(BaseModule, metaclass=ABCMeta):
             unless its class says otherwise.
         """
         return False
+
+    def check_num_inputs(self, num_inputs: int) -> None:
+        """Refuse a number of student tensors the connector was not built
+        for (default: any number works).
+
+        Raises:
+            ValueError: Naming the setting that fixes the number.
+        """
 
     @abstractmethod
     def forward(self, student: List[Tensor], teacher: Optional[List[Tensor]],

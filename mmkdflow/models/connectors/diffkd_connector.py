@@ -1,4 +1,10 @@
-"""DiffKD: the student feature as a noisy teacher feature, denoised."""
+"""DiffKD: the student feature as a noisy teacher feature, denoised.
+
+The whole algorithm (steps 1-4 of :class:`DiffKDConnector`, with the
+paper's equation numbers) is in this one module, so it reads like the
+paper; it is longer than 300 lines for that reason. The networks and the
+noise schedule are in :mod:`mmkdflow.models.diffusion`.
+"""
 from collections import OrderedDict
 from typing import Any, List, Mapping, Optional, Sequence
 
@@ -8,29 +14,27 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmkdflow.registry import MODELS
+from ..core import DistillContext, check_nonnegative_weight
 from ..diffusion import (DDIMSchedule, FeatureNoiseAdapter,
                          FeatureNoisePredictor, LinearAutoencoder,
-                         VectorNoiseAdapter, VectorNoisePredictor, from_map,
-                         to_map)
-from ..flows.sampler import CompileOption, compile_options, compiled
-from ..core import DistillContext, check_nonnegative_weight
-from ..utils.model_builder import build_mmkdflow_module
+                         VectorNoiseAdapter, VectorNoisePredictor)
+from ..losses import BaseDistillLoss
+from ..utils import (CompileOption, build_mmkdflow_module, compile_options,
+                     compiled, from_map, to_map)
 from .base import BaseConnector, ConnectorOutput
 
 _FORMS = {
     'feature': (FeatureNoisePredictor, FeatureNoiseAdapter),
     'vector': (VectorNoisePredictor, VectorNoiseAdapter),
 }
-
-
-def _mse(a: Tensor, b: Tensor) -> Tensor:
-    return F.mse_loss(a.float(), b.float())
+#: Orders of the per-level denoising and diffusion-loss calls.
+LEVEL_ORDERS = ('denoise_first', 'interleaved')
 
 
 def _randn_like(x: Tensor) -> Tensor:
     """``randn_like(x)`` in ``x``'s memory format, drawn into contiguous
-    memory: ``normal_`` on a channels-last map takes a strided path about
-    ten times slower on CPU."""
+    memory: ``normal_`` on a channels-last map takes a much slower strided
+    path on CPU."""
     if x.dim() == 4 and not x.is_contiguous() and \
             x.is_contiguous(memory_format=torch.channels_last):
         b, c, h, w = x.shape
@@ -71,6 +75,15 @@ class DiffKDConnector(BaseConnector):
        ``loss_kd = d(z_s, z_t)`` (Eq. (7); its weight is the loss's own
        ``loss_weight``).
 
+    Order of the calls (``level_order``): ``'denoise_first'`` (default)
+    runs every level's steps 1-3 and ``loss_kd``, then every level's
+    ``loss_diff``; ``'interleaved'`` (the released code) runs each level's
+    ``loss_diff`` right after its denoising. The losses and gradients are
+    the same for the same random draws (training-mode BatchNorm normalises
+    with batch statistics), but the draws come in another order, and the
+    denoiser's BatchNorm running statistics after a multi-level step
+    differ (they are saved in checkpoints, unused at inference).
+
     Nothing on the student path is detached: ``loss_kd`` trains the student,
     the projections, the ANM and the denoiser; the denoiser also learns from
     ``loss_diff``; the encoder only from ``loss_ae``. The teacher input is
@@ -110,22 +123,22 @@ class DiffKDConnector(BaseConnector):
             per level and needs ``num_levels``.
         num_levels: Number of levels when not shared.
         use_anm: Use adaptive noise matching (see step 2).
-        kd_loss: Config of the distance ``d`` (a mmkdflow loss), e.g.
-            ``MSELoss``, ``KDLoss`` (T=1, logits), ``DISTLoss`` (segmentation
-            logits), ``AttentionMSELoss`` (the detection "dagger" variant).
+        kd_loss: Config of the distance ``d`` (an mmkdflow loss, whose
+            ``loss_weight`` is its weight), e.g. ``MSELoss``, ``KDLoss``
+            (T=1, logits), ``DISTLoss`` (segmentation logits),
+            ``AttentionMSELoss`` (the detection "dagger" variant).
         diff_loss_weight: ``lambda_1`` (finite, >= 0).
-        ae_loss_weight: ``lambda_2`` (finite, >= 0); the ``kd_loss``'s own
-            ``loss_weight`` must be finite and >= 0 as well.
+        ae_loss_weight: ``lambda_2`` (finite, >= 0).
         num_train_timesteps: Diffusion steps ``T`` of the schedule.
+        level_order: ``'denoise_first'`` (default) or ``'interleaved'``
+            (released), see above.
         channels_last: Run feature maps in the channels-last memory format
             (one copy of each input level; the outputs stay channels-last).
-            Off by default: on a 2-core CPU it measured within noise of
-            NCHW (oneDNN convolutions gain, BatchNorm backward loses); try
-            ``tools/benchmark.py --diffkd-channels-last`` on your hardware.
+            Off by default; ``tools/benchmark.py --diffkd-channels-last``
+            measures it on your hardware.
         compile: Run the denoiser ``Phi`` through :func:`torch.compile`:
             ``True`` or a dict of its options (see
-            :func:`~mmkdflow.models.flows.sampler.compile_options`; dynamic
-            shapes by default, so FPN levels share graphs). Same outputs
+            :func:`~mmkdflow.models.utils.compile_options`). Same outputs
             and gradients as eager to float rounding; the first training
             step pays the compilation (``tools/benchmark.py`` reports it).
         init_cfg: MMEngine initialisation config.
@@ -147,6 +160,7 @@ class DiffKDConnector(BaseConnector):
                  diff_loss_weight: float = 1.0,
                  ae_loss_weight: float = 1.0,
                  num_train_timesteps: int = 1000,
+                 level_order: str = 'denoise_first',
                  channels_last: bool = False,
                  compile: CompileOption = False,
                  init_cfg: Optional[dict] = None) -> None:
@@ -167,6 +181,10 @@ class DiffKDConnector(BaseConnector):
                                         num_levels < 1):
             raise ValueError('share_across_levels=False needs num_levels '
                              '(e.g. 5 for FPN levels 0..4)')
+        if level_order not in LEVEL_ORDERS:
+            raise ValueError(f'level_order must be one of {LEVEL_ORDERS}, '
+                             f'got {level_order!r}')
+        self.level_order = level_order
         self.student_channels = int(student_channels)
         self.teacher_channels = int(teacher_channels)
         self.latent_channels = int(expected)
@@ -190,10 +208,11 @@ class DiffKDConnector(BaseConnector):
         n_sets = 1 if self.share_across_levels else int(num_levels)
         self.branches = nn.ModuleList(self._branch() for _ in range(n_sets))
         self.kd_loss = build_mmkdflow_module(kd_loss)
-        kd_weight = getattr(self.kd_loss, 'loss_weight', None)
-        if isinstance(kd_weight, (int, float)):
-            check_nonnegative_weight(kd_weight, 'kd_loss.loss_weight',
-                                     'DiffKDConnector')
+        if not isinstance(self.kd_loss, BaseDistillLoss):
+            raise ValueError(
+                f'DiffKDConnector: kd_loss must be an mmkdflow distillation '
+                f"loss (e.g. dict(type='MSELoss')), got "
+                f'{type(self.kd_loss).__name__}')
 
     def _branch(self) -> nn.ModuleDict:
         """The learned modules for one level (or all levels when shared)."""
@@ -282,24 +301,29 @@ class DiffKDConnector(BaseConnector):
             noises: Optional ``eps`` per level.
             timesteps: Optional ``(B,)`` long timesteps per level.
         """
-        total = latents[0].new_zeros((), dtype=torch.float32)
-        for level, latent in enumerate(latents):
-            predictor = self.branch_of(level)['predictor']
-            z = latent.float()
-            eps = noises[level].float() if noises is not None \
-                else _randn_like(z)
-            if timesteps is not None:
-                t = timesteps[level].to(z.device)
-                x_t = self.schedule.add_noise(z, eps, t)
-            else:
-                t = torch.randint(0, self.schedule.num_train_timesteps,
-                                  (z.shape[0], ), device=z.device)
-                x_t = self.schedule.add_noise(z, eps, t, check=False)
-            net_dtype = predictor.time_embedding.weight.dtype
-            pred = self.predict_noise(predictor, x_t.to(net_dtype),
-                                      t).float()
-            total = total + F.mse_loss(pred, eps)
-        return total
+        return sum(self.level_diffusion_loss(
+            level, latent, None if noises is None else noises[level],
+            None if timesteps is None else timesteps[level])
+            for level, latent in enumerate(latents))
+
+    def level_diffusion_loss(self, level: int, latent: Tensor,
+                             noise: Optional[Tensor] = None,
+                             timestep: Optional[Tensor] = None) -> Tensor:
+        """``MSE(Phi(x_t, t), eps)`` of one level, with ``eps`` and ``t``
+        drawn unless given (see :meth:`diffusion_loss`)."""
+        predictor = self.branch_of(level)['predictor']
+        z = latent.float()
+        eps = _randn_like(z) if noise is None else noise.float()
+        if timestep is not None:
+            t = timestep.to(z.device)
+            x_t = self.schedule.add_noise(z, eps, t)
+        else:
+            t = torch.randint(0, self.schedule.num_train_timesteps,
+                              (z.shape[0], ), device=z.device)
+            x_t = self.schedule.add_noise(z, eps, t, check=False)
+        net_dtype = predictor.time_embedding.weight.dtype
+        pred = self.predict_noise(predictor, x_t.to(net_dtype), t).float()
+        return F.mse_loss(pred, eps)
 
     @classmethod
     def identity_at_inference_for(cls, cfg: Mapping) -> bool:
@@ -323,13 +347,10 @@ class DiffKDConnector(BaseConnector):
         if len(student) != len(teacher):
             raise ValueError(f'DiffKDConnector got {len(student)} student '
                              f'but {len(teacher)} teacher tensors')
-        if not self.share_across_levels and \
-                len(student) != len(self.branches):
-            raise ValueError(
-                f'DiffKDConnector was built with num_levels='
-                f'{len(self.branches)} but got {len(student)} levels')
+        self.check_num_inputs(len(student))
+        interleaved = self.level_order == 'interleaved'
         z_s_out, z_t_out, latents = [], [], []
-        loss_kd, loss_ae = 0., 0.
+        loss_kd, loss_ae, loss_diff = 0., 0., 0.
         for level, (f_s, f_t) in enumerate(zip(student, teacher)):
             branch = self.branch_of(level)
             f_s, was_vector = to_map(f_s)
@@ -340,7 +361,7 @@ class DiffKDConnector(BaseConnector):
                 f_t = f_t.contiguous(memory_format=torch.channels_last)
             if self.use_ae:
                 latent, recon = branch['ae'](f_t)
-                loss_ae = loss_ae + _mse(recon, f_t)
+                loss_ae = loss_ae + F.mse_loss(recon.float(), f_t.float())
                 z_t = latent.detach()
             else:
                 z_t = f_t
@@ -351,14 +372,27 @@ class DiffKDConnector(BaseConnector):
             loss_kd = loss_kd + self.kd_loss(z_s, z_t_flat, ctx)
             z_s_out.append(z_s)
             z_t_out.append(z_t_flat)
-            latents.append(z_t)
-        losses = dict(
-            loss_diff=self.diff_loss_weight * self.diffusion_loss(latents),
-            loss_kd=loss_kd)
+            if interleaved:
+                loss_diff = loss_diff + self.level_diffusion_loss(level, z_t)
+            else:
+                latents.append(z_t)
+        if not interleaved:
+            loss_diff = self.diffusion_loss(latents)
+        losses = dict(loss_diff=self.diff_loss_weight * loss_diff,
+                      loss_kd=loss_kd)
         if self.use_ae:
             losses['loss_ae'] = self.ae_loss_weight * loss_ae
         return ConnectorOutput(student=z_s_out, teacher=z_t_out,
                                losses=losses)
+
+    def check_num_inputs(self, num_inputs: int) -> None:
+        """With ``share_across_levels=False``: exactly ``num_levels``
+        tensors."""
+        if not self.share_across_levels and \
+                num_inputs != len(self.branches):
+            raise ValueError(
+                f'DiffKDConnector was built with num_levels='
+                f'{len(self.branches)} but gets {num_inputs} levels')
 
     def _check(self, level: int, f_s: Tensor, f_t: Tensor) -> None:
         if f_s.shape[1] != self.student_channels or \

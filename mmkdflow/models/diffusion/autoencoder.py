@@ -5,7 +5,7 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from .shapes import from_map, to_map
+from ..utils import from_map, to_map
 
 
 class LinearAutoencoder(BaseModule):

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from mmkdflow.models.utils.precision import fp32_region
+from ..utils import fp32_region
 
 Timestep = Union[int, Tensor]
 
@@ -23,8 +23,9 @@ class DDIMSchedule(nn.Module):
 
           z_t = sqrt(alpha_bar_t) z_0 + sqrt(1 - alpha_bar_t) eps
 
-    * One DDIM step with epsilon prediction, eta = 0, no clipping (the
-      deterministic reverse process that replaces Eq. (5))::
+    * The DDIM step with epsilon prediction, eta = 0, no clipping (the
+      deterministic reverse process that replaces Eq. (5)), which
+      :meth:`ddim_coefficients` turns into one multiply-add::
 
           x0_pred = (x_t - sqrt(1 - alpha_bar_t) eps_pred) / sqrt(alpha_bar_t)
           x_prev  = sqrt(alpha_bar_prev) x0_pred
@@ -118,41 +119,13 @@ class DDIMSchedule(nn.Module):
             out = ab.sqrt() * x0.float() + (1 - ab).sqrt() * eps.float()
         return out.to(x0.dtype)
 
-    def predict_x0(self, eps_pred: Tensor, t: Timestep, x_t: Tensor) -> Tensor:
-        """``x0_pred = (x_t - sqrt(1 - ab_t) eps_pred) / sqrt(ab_t)`` in
-        float32 (Eq. (3) solved for ``z_0``)."""
-        with fp32_region(x_t.device):
-            ab = self._alpha_bar_at(t, x_t)
-            return (x_t.float() - (1 - ab).sqrt() * eps_pred.float()) / \
-                ab.sqrt()
-
-    def step(self, eps_pred: Tensor, t: Timestep, t_prev: Timestep,
-             x_t: Tensor) -> Tensor:
-        """One deterministic DDIM step (eta = 0) from ``t`` to ``t_prev``.
-
-        Args:
-            eps_pred: Predicted noise at ``x_t``.
-            t: Current timestep (int or ``(B,)``).
-            t_prev: Next (smaller) timestep; a negative value marks the last
-                step, which returns the predicted clean sample ``x0_pred``.
-            x_t: Current sample.
-
-        Returns:
-            ``x_{t_prev}`` (or ``x0_pred``) in ``x_t``'s dtype.
-        """
-        with fp32_region(x_t.device):
-            x0_pred = self.predict_x0(eps_pred, t, x_t)
-            ab_prev = self._alpha_bar_at(t_prev, x_t)
-            out = ab_prev.sqrt() * x0_pred + \
-                (1 - ab_prev).sqrt() * eps_pred.float()
-        return out.to(x_t.dtype)
-
     def ddim_coefficients(self, timesteps: Sequence[int]
                           ) -> List[Tuple[float, float]]:
         r"""The deterministic DDIM chain over ``timesteps`` as one
         multiply-add per step.
 
-        Substituting ``x0_pred`` into :meth:`step` gives, with
+        Substituting ``x0_pred`` into the DDIM step (class docstring) gives,
+        with
         ``ab_prev = 1`` after the last timestep (which returns ``x0_pred``)::
 
             x_prev = c_x * x_t + c_eps * eps_pred

@@ -6,7 +6,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from .bottleneck import DiffusionBottleneck
-from .shapes import to_map
+from ..utils import to_map
 
 
 class _GammaHead(BaseModule):

@@ -7,7 +7,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from .bottleneck import DiffusionBottleneck
-from .shapes import from_map, to_map
+from ..utils import from_map, to_map
 
 
 class _TimeConditionedPredictor(BaseModule):

@@ -1,10 +1,12 @@
 """Distillation losses: KD, DKD, DIST, PKD, MSE, CWD, attention-MSE.
 
 Every loss follows :class:`BaseDistillLoss`:
-``loss(student, teacher, ctx=None) -> Tensor``, teacher detached, float32.
+``loss(student, teacher, ctx=None, weight=None, avg_factor=None,
+reduction_override=None) -> Tensor``, teacher detached, float32, reduced by
+:func:`weight_reduce_loss` as mmdet's losses are.
 """
 from .attention_mse_loss import AttentionMSELoss
-from .base import BaseDistillLoss
+from .base import BaseDistillLoss, Reduction, weight_reduce_loss
 from .cwd_loss import ChannelWiseDivergence
 from .dist_loss import DISTLoss
 from .dkd_loss import DKDLoss
@@ -14,5 +16,6 @@ from .pkd_loss import PKDLoss
 
 __all__ = [
     'BaseDistillLoss', 'KDLoss', 'DKDLoss', 'DISTLoss', 'PKDLoss', 'MSELoss',
-    'ChannelWiseDivergence', 'AttentionMSELoss'
+    'ChannelWiseDivergence', 'AttentionMSELoss', 'Reduction',
+    'weight_reduce_loss'
 ]

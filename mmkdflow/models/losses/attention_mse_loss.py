@@ -1,11 +1,11 @@
 """Attention-weighted MSE (FGD-style), DiffKD's "dagger" detection loss."""
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 from torch import Tensor
 
 from mmkdflow.models.core import DistillContext
 from mmkdflow.registry import MODELS
-from .base import BaseDistillLoss, positive, reduce_loss
+from .base import BaseDistillLoss, Reduction, positive
 
 
 def feature_attention(feat: Tensor,
@@ -43,9 +43,12 @@ class AttentionMSELoss(BaseDistillLoss):
         L_at = mean |A_s(F_s) - A_s(F_t)| + mean |A_c(F_s) - A_c(F_t)|
         loss = L_feat + alpha_at * L_at
 
-    Reductions: ``'mean'`` (default) as above; ``'sum'`` replaces every mean
-    by a sum; ``'none'`` returns the weighted squared errors with the input's
-    shape and is not allowed together with ``alpha_at > 0``.
+    Element-wise loss: the attention-weighted squared errors, with the
+    input's shape (the shape ``weight`` broadcasts to; ``weight`` and
+    ``avg_factor`` apply to ``L_feat`` only). Reductions: ``'mean'``
+    (default) as above; ``'sum'`` replaces every mean by a sum; ``'none'``
+    returns the weighted squared errors and is not allowed together with
+    ``alpha_at > 0``.
 
     Args:
         temperature: Temperature ``T`` of both attention softmaxes.
@@ -55,6 +58,9 @@ class AttentionMSELoss(BaseDistillLoss):
         init_cfg: Initialisation config.
     """
 
+    #: Weight of the attention-imitation term (set by ``__init__``).
+    alpha_at: float = 0.0
+
     def __init__(self,
                  temperature: float = 0.5,
                  alpha_at: float = 0.0,
@@ -62,27 +68,49 @@ class AttentionMSELoss(BaseDistillLoss):
                  reduction: str = 'mean',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(loss_weight, reduction, init_cfg)
-        if alpha_at and reduction == 'none':
+        self.alpha_at = float(alpha_at)
+        self.check_reduction(reduction)
+        self.temperature = positive('temperature', temperature)
+
+    def check_reduction(self, reduction: str) -> str:
+        """Also refuses ``'none'`` with the imitation term (at build, and
+        for a ``reduction_override``)."""
+        reduction = super().check_reduction(reduction)
+        if self.alpha_at and reduction == 'none':
             raise ValueError(
                 "AttentionMSELoss: reduction='none' cannot carry the "
                 'attention-imitation term; use alpha_at=0 or reduce')
-        self.temperature = positive('temperature', temperature)
-        self.alpha_at = float(alpha_at)
+        return reduction
 
     def compute_loss(self, student: Tensor, teacher: Tensor,
                      ctx: Optional[DistillContext]) -> Tensor:
+        return self._terms(student, teacher)[0]
+
+    def reduced_loss(self, student: Tensor, teacher: Tensor,
+                     ctx: Optional[DistillContext],
+                     reduce: Reduction) -> Tensor:
+        """``reduce(L_feat)`` plus ``alpha_at`` times the reduced (never
+        weighted) imitation terms."""
+        feature, imitation = self._terms(student, teacher)
+        loss = reduce(feature)
+        if imitation:
+            loss = loss + self.alpha_at * sum(
+                reduce.unweighted(term) for term in imitation)
+        return loss
+
+    def _terms(self, student: Tensor,
+               teacher: Tensor) -> Tuple[Tensor, List[Tensor]]:
+        """The element-wise feature term and, with ``alpha_at``, the
+        element-wise attention differences."""
         if student.dim() != 4:
             raise ValueError(
                 f'AttentionMSELoss expects (N, C, H, W) features, got '
                 f'{tuple(student.shape)}')
         att_s_t, att_c_t = feature_attention(teacher, self.temperature)
         weight = att_s_t[:, None] * att_c_t[:, :, None, None]
-        loss = reduce_loss((student - teacher).pow(2) * weight,
-                           self.reduction)
-        if self.alpha_at:
-            att_s_s, att_c_s = feature_attention(student, self.temperature)
-            imitation = (
-                reduce_loss((att_s_s - att_s_t).abs(), self.reduction) +
-                reduce_loss((att_c_s - att_c_t).abs(), self.reduction))
-            loss = loss + self.alpha_at * imitation
-        return loss
+        feature = (student - teacher).pow(2) * weight
+        if not self.alpha_at:
+            return feature, []
+        att_s_s, att_c_s = feature_attention(student, self.temperature)
+        return feature, [(att_s_s - att_s_t).abs(),
+                         (att_c_s - att_c_t).abs()]

@@ -1,14 +1,70 @@
-"""The protocol shared by every distillation loss of mmkdflow."""
-import math
+"""The protocol shared by every distillation loss of mmkdflow, and the one
+function that weights and reduces their element-wise values."""
 from abc import abstractmethod
-from typing import Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from mmkdflow.models.core import DistillContext
-from mmkdflow.models.utils.precision import fp32_region  # noqa: F401
+from mmkdflow.models.core import DistillContext, check_nonnegative_weight
+from mmkdflow.models.utils import fp32_region
+
+AvgFactor = Optional[Union[float, Tensor]]
+
+
+def weight_reduce_loss(loss: Tensor, weight: Optional[Tensor] = None,
+                       reduction: str = 'mean',
+                       avg_factor: AvgFactor = None) -> Tensor:
+    """Weight and reduce an element-wise loss, as mmdet's function of the
+    same name does.
+
+    Args:
+        loss: The element-wise loss (one value per element, row, map ...).
+        weight: Multiplies ``loss`` first; broadcast to its shape.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'``.
+        avg_factor: With ``'mean'``: divide the sum by it (plus the float32
+            epsilon) instead of the number of elements; not allowed with
+            ``'sum'``.
+
+    Raises:
+        ValueError: For ``avg_factor`` with ``reduction='sum'``, or an
+            unknown reduction.
+    """
+    if weight is not None:
+        loss = loss * weight
+    if reduction == 'none':
+        return loss
+    if reduction == 'sum':
+        if avg_factor is not None:
+            raise ValueError("avg_factor can not be used with reduction='sum'")
+        return loss.sum()
+    if reduction != 'mean':
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got "
+                         f'{reduction!r}')
+    if avg_factor is None:
+        return loss.mean()
+    return loss.sum() / (avg_factor + torch.finfo(torch.float32).eps)
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """One call's :func:`weight_reduce_loss` settings; ``reduce(loss)``
+    applies them (see :meth:`BaseDistillLoss.reduced_loss`)."""
+
+    reduction: str = 'mean'
+    weight: Optional[Tensor] = None
+    avg_factor: AvgFactor = None
+
+    def __call__(self, loss: Tensor) -> Tensor:
+        return weight_reduce_loss(loss, self.weight, self.reduction,
+                                  self.avg_factor)
+
+    def unweighted(self, loss: Tensor) -> Tensor:
+        """The same reduction without ``weight`` and ``avg_factor`` (for a
+        term of another shape, e.g. an attention-imitation term)."""
+        return weight_reduce_loss(loss, reduction=self.reduction)
 
 
 def logits_to_rows(logits: Tensor) -> Tensor:
@@ -42,15 +98,6 @@ def nonnegative(name: str, value: float) -> float:
     return float(value)
 
 
-def reduce_loss(loss: Tensor, reduction: str) -> Tensor:
-    """Reduce an element-wise loss: ``'mean'``, ``'sum'`` or ``'none'``."""
-    if reduction == 'mean':
-        return loss.mean()
-    if reduction == 'sum':
-        return loss.sum()
-    return loss
-
-
 class BaseDistillLoss(BaseModule):
     """Base class of the distillation losses.
 
@@ -60,9 +107,14 @@ class BaseDistillLoss(BaseModule):
     autocast turned off, so the result is a float32 tensor whatever the input
     precision.
 
-    Subclasses implement :meth:`compute_loss` (the unweighted loss, already
-    reduced as ``self.reduction`` asks) and may narrow
-    ``allowed_reductions``.
+    Subclasses implement :meth:`compute_loss` (the element-wise loss, before
+    any reduction), which :meth:`reduced_loss` weights and reduces with
+    :func:`weight_reduce_loss`, and may narrow ``allowed_reductions``.
+    ``'batchmean'`` (allowed by the losses on class distributions, KD and
+    DKD) is the reduction of torch's
+    ``F.kl_div(..., reduction='batchmean')``: the divergence summed over
+    the classes of each row, then averaged over the rows. Those losses
+    compute one value per row already, so it reduces like ``'mean'``.
 
     Args:
         loss_weight: Factor (>= 0) the loss is multiplied by.
@@ -84,43 +136,55 @@ class BaseDistillLoss(BaseModule):
                  reduction: str = 'mean',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        self.reduction = self.check_reduction(reduction)
+        self.loss_weight = check_nonnegative_weight(
+            loss_weight, 'loss_weight', type(self).__name__)
+
+    def check_reduction(self, reduction: str) -> str:
+        """``reduction`` if the loss allows it, else a ``ValueError``."""
         if reduction not in self.allowed_reductions:
             raise ValueError(
                 f'{type(self).__name__}: reduction must be one of '
                 f'{self.allowed_reductions}, got {reduction!r}')
-        self.loss_weight = float(loss_weight)
-        if not math.isfinite(self.loss_weight) or self.loss_weight < 0:
-            raise ValueError(
-                f'{type(self).__name__}: loss_weight must be a finite number '
-                f'>= 0, got {loss_weight!r}: a negative weight maximises the '
-                f'distance to the teacher instead of minimising it. Use a '
-                f'weight >= 0 (0 switches the loss off)')
-        self.reduction = reduction
+        return reduction
 
     def forward(self,
                 student: Tensor,
                 teacher: Tensor,
-                ctx: Optional[DistillContext] = None) -> Tensor:
+                ctx: Optional[DistillContext] = None,
+                weight: Optional[Tensor] = None,
+                avg_factor: AvgFactor = None,
+                reduction_override: Optional[str] = None) -> Tensor:
         """Compute ``loss_weight * loss(student, teacher)``.
 
         Args:
             student: Student tensor; gradients flow back into it.
             teacher: Teacher tensor of the same shape; used as a target only
                 (detached here).
-            ctx: Step context; needed only when ``requires_labels`` is True.
+            ctx: Step context; needed when ``requires_labels`` is True.
+            weight: Element-wise weight of the unreduced loss (its shape is
+                given in each loss's docstring).
+            avg_factor: Divisor of the ``'mean'`` reduction.
+            reduction_override: A reduction for this call instead of
+                ``reduction``.
 
         Returns:
-            A scalar, or an unreduced tensor when ``reduction='none'``.
+            A scalar, or an unreduced tensor with ``'none'``.
 
         Raises:
-            ValueError: If the shapes do not match.
+            ValueError: If the shapes do not match, or the labels a loss
+                needs are missing.
         """
-        return self.forward_steps([student], teacher, ctx)
+        return self.forward_steps([student], teacher, ctx, weight,
+                                  avg_factor, reduction_override)
 
     def forward_steps(self,
                       students: Sequence[Tensor],
                       teacher: Tensor,
-                      ctx: Optional[DistillContext] = None) -> Tensor:
+                      ctx: Optional[DistillContext] = None,
+                      weight: Optional[Tensor] = None,
+                      avg_factor: AvgFactor = None,
+                      reduction_override: Optional[str] = None) -> Tensor:
         """``sum_i forward(students[i], teacher)`` for several student tensors
         of one target (e.g. the N predictions of an FM-KT trajectory), with
         the teacher's :meth:`prepare_target` computed once.
@@ -129,6 +193,8 @@ class BaseDistillLoss(BaseModule):
             students: Student tensors of equal shapes.
             teacher: The one teacher tensor.
             ctx: Step context.
+            weight, avg_factor, reduction_override: As in :meth:`forward`,
+                for every student.
 
         Returns:
             The sum of the weighted losses.
@@ -136,13 +202,21 @@ class BaseDistillLoss(BaseModule):
         if not students:
             raise ValueError(f'{type(self).__name__}.forward_steps needs at '
                              f'least one student tensor')
+        if self.requires_labels and ctx is None:
+            raise ValueError(
+                f'{type(self).__name__} needs ground-truth labels: pass a '
+                f'DistillContext with data samples carrying gt_label')
+        reduction = self.reduction if reduction_override is None \
+            else self.check_reduction(reduction_override)
+        reduce = Reduction('mean' if reduction == 'batchmean' else reduction,
+                           weight, avg_factor)
         teacher = teacher.detach()
         aligned = [self.align(s, teacher) for s in students]
         for student in aligned:
             self.check_shapes(student, teacher)
         with fp32_region(teacher.device):
             target = self.prepare_target(teacher.float())
-            loss = sum(self.compute_loss(s.float(), target, ctx)
+            loss = sum(self.reduced_loss(s.float(), target, ctx, reduce)
                        for s in aligned)
         return self.loss_weight * loss
 
@@ -178,9 +252,17 @@ class BaseDistillLoss(BaseModule):
     @abstractmethod
     def compute_loss(self, student: Tensor, teacher: Tensor,
                      ctx: Optional[DistillContext]) -> Tensor:
-        """The unweighted loss on float32 inputs of equal shapes (``teacher``
-        as returned by :meth:`prepare_target`)."""
+        """The element-wise loss (per element, row or map, as each loss
+        documents) on float32 inputs of equal shapes, ``teacher`` as
+        returned by :meth:`prepare_target`; not yet weighted or reduced."""
         raise NotImplementedError
+
+    def reduced_loss(self, student: Tensor, teacher: Tensor,
+                     ctx: Optional[DistillContext],
+                     reduce: Reduction) -> Tensor:
+        """:meth:`compute_loss` weighted and reduced by ``reduce``. A loss
+        made of terms of different shapes overrides this."""
+        return reduce(self.compute_loss(student, teacher, ctx))
 
     def extra_repr(self) -> str:
         return f'loss_weight={self.loss_weight}, reduction={self.reduction!r}'

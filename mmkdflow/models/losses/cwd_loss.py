@@ -19,10 +19,11 @@ class ChannelWiseDivergence(BaseDistillLoss):
         l[n, c] = tau^2 * sum_hw p_t[n,c,hw] * (log p_t - log p_s)[n,c,hw]
                 = tau^2 * KL(p_t[n, c] || p_s[n, c])
 
-    Reductions: ``'mean'`` (default) divides the sum of ``l`` by ``N * C``,
-    i.e. the KL is summed over positions and averaged over the channel maps
-    (the normalisation of the paper); ``'sum'`` returns the sum of ``l``;
-    ``'none'`` returns ``l`` as an ``(N, C)`` tensor.
+    Element-wise loss: ``l`` per channel map, shape ``(N, C)`` (the shape
+    ``weight`` broadcasts to). Reductions: ``'mean'`` (default) divides the
+    sum of ``l`` by ``N * C``, i.e. the KL is summed over positions and
+    averaged over the channel maps (the normalisation of the paper);
+    ``'sum'`` returns the sum of ``l``; ``'none'`` returns ``l``.
 
     Args:
         tau: Temperature of the spatial softmax.
@@ -45,14 +46,8 @@ class ChannelWiseDivergence(BaseDistillLoss):
             raise ValueError(
                 f'ChannelWiseDivergence expects (N, C, H, W) maps, got '
                 f'{tuple(student.shape)}')
-        n, c = student.shape[:2]
         log_p_s = F.log_softmax(student.flatten(2) / self.tau, dim=2)
         log_p_t = F.log_softmax(teacher.flatten(2) / self.tau, dim=2)
         per_map = F.kl_div(
             log_p_s, log_p_t, reduction='none', log_target=True).sum(2)
-        per_map = per_map * self.tau**2
-        if self.reduction == 'mean':
-            return per_map.sum() / (n * c)
-        if self.reduction == 'sum':
-            return per_map.sum()
-        return per_map
+        return per_map * self.tau**2

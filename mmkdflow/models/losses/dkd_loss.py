@@ -33,8 +33,13 @@ class DKDLoss(BaseDistillLoss):
       original ``min(epoch / warmup, 1)`` with its 1-based epoch, written for
       the 0-based ``ctx.epoch``: the first epoch gets ``1 / warmup``.
 
-    Reductions: ``'batchmean'`` (default) and ``'mean'`` average ``l`` over
-    the batch, ``'sum'`` sums it, ``'none'`` returns the ``(B,)`` values.
+    Element-wise loss: ``l`` per sample, shape ``(B,)`` (the shape
+    ``weight`` broadcasts to). Reductions: ``'batchmean'`` (default) is
+    torch's ``F.kl_div(..., reduction='batchmean')`` on each divergence:
+    summed over the classes, averaged over the batch; ``'mean'`` averages
+    ``l`` over the batch too, so both give the same value; ``'sum'`` sums
+    it; ``'none'`` returns ``l``. The labels come from ``ctx``
+    (``requires_labels``).
 
     Args:
         alpha: Weight of TCKD.
@@ -76,11 +81,7 @@ class DKDLoss(BaseDistillLoss):
         return min((ctx.epoch + 1) / self.warmup, 1.0)
 
     def compute_loss(self, student: Tensor, teacher: Tensor,
-                     ctx: Optional[DistillContext]) -> Tensor:
-        if ctx is None:
-            raise ValueError(
-                'DKDLoss needs ground-truth labels: pass a DistillContext '
-                'with data samples carrying gt_label')
+                     ctx: DistillContext) -> Tensor:
         if student.dim() != 2 or student.shape[1] < 2:
             raise ValueError(
                 f'DKDLoss expects logits of shape (B, K) with K >= 2, got '
@@ -102,12 +103,7 @@ class DKDLoss(BaseDistillLoss):
             F.log_softmax(z_s - 1000.0 * target, dim=1),
             F.log_softmax(z_t - 1000.0 * target, dim=1))
         per_sample = (self.alpha * tckd + self.beta * nckd) * T**2
-        per_sample = per_sample * self.warmup_factor(ctx)
-        if self.reduction in ('batchmean', 'mean'):
-            return per_sample.mean()
-        if self.reduction == 'sum':
-            return per_sample.sum()
-        return per_sample
+        return per_sample * self.warmup_factor(ctx)
 
 
 def _binary_log_probs(z: Tensor, target: Tensor) -> Tensor:

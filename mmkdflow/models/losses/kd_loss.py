@@ -21,10 +21,13 @@ class KDLoss(BaseDistillLoss):
     The ``T^2`` factor keeps the gradient scale independent of ``T``.
     Dense logits ``(B, K, H, W)`` are flattened to ``(B*H*W, K)`` rows first.
 
-    Reductions: ``'batchmean'`` (default) and ``'mean'`` both average ``l``
-    over the rows (the sum over classes is kept, as in
-    ``F.kl_div(..., reduction='batchmean')``); ``'sum'`` sums over the rows;
-    ``'none'`` returns ``l`` with shape ``(B,)`` or ``(B, H, W)``.
+    Element-wise loss: ``l`` of shape ``(B,)`` or ``(B, H, W)`` (the shape
+    ``weight`` broadcasts to). Reductions: ``'batchmean'`` (default) is
+    torch's ``F.kl_div(..., reduction='batchmean')`` on the rows: ``l``
+    summed over the classes, averaged over the rows (samples, or pixels of
+    dense logits); ``'mean'`` averages ``l`` over the rows too, so both
+    give the same value; ``'sum'`` sums over the rows; ``'none'`` returns
+    ``l``.
 
     Args:
         temperature: Softening temperature ``T``.
@@ -50,11 +53,6 @@ class KDLoss(BaseDistillLoss):
         log_p_t = F.log_softmax(logits_to_rows(teacher) / T, dim=1)
         per_row = F.kl_div(
             log_p_s, log_p_t, reduction='none', log_target=True).sum(1)
-        per_row = per_row * T**2
-        if self.reduction in ('batchmean', 'mean'):
-            return per_row.mean()
-        if self.reduction == 'sum':
-            return per_row.sum()
-        # 'none': one value per sample, or per pixel for dense logits.
-        return per_row.reshape(
+        # one value per sample, or per pixel for dense logits
+        return (per_row * T**2).reshape(
             (student.shape[0], ) + tuple(student.shape[2:]))

@@ -5,15 +5,16 @@ from torch import Tensor
 
 from mmkdflow.models.core import DistillContext
 from mmkdflow.registry import MODELS
-from .base import BaseDistillLoss, reduce_loss
+from .base import BaseDistillLoss
 
 
 @MODELS.register_module()
 class MSELoss(BaseDistillLoss):
     r"""Mean squared error: ``loss = mean((s - t)^2)`` over all elements.
 
-    Reductions: ``'mean'`` (default), ``'sum'``, or ``'none'`` (the squared
-    differences, with the input's shape).
+    Element-wise loss ``(s - t)^2``, with the input's shape (also the shape
+    ``weight`` broadcasts to). Reductions: ``'mean'`` (default), ``'sum'``,
+    or ``'none'`` (the squared differences).
 
     Args:
         loss_weight: Factor the loss is multiplied by.
@@ -23,4 +24,4 @@ class MSELoss(BaseDistillLoss):
 
     def compute_loss(self, student: Tensor, teacher: Tensor,
                      ctx: Optional[DistillContext]) -> Tensor:
-        return reduce_loss((student - teacher).pow(2), self.reduction)
+        return (student - teacher).pow(2)

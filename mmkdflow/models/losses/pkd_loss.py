@@ -6,7 +6,8 @@ from torch import Tensor
 
 from mmkdflow.models.core import DistillContext
 from mmkdflow.registry import MODELS
-from .base import BaseDistillLoss, nonnegative, reduce_loss
+from mmkdflow.models.utils import from_map, to_map
+from .base import BaseDistillLoss, nonnegative
 
 
 def normalize_channels(feat: Tensor, eps: float = 1e-6,
@@ -39,9 +40,10 @@ class PKDLoss(BaseDistillLoss):
     it ignores the scale and offset of each channel. ``(B, K)`` inputs are
     treated as ``(B, K, 1, 1)``.
 
-    Reductions: ``'mean'`` (default) averages the squared differences over
-    all elements, ``'sum'`` sums them, ``'none'`` returns them (halved) with
-    the input's shape.
+    Element-wise loss: the halved squared differences of the normalised
+    features, with the input's shape (the shape ``weight`` broadcasts to).
+    Reductions: ``'mean'`` (default) averages them over all elements,
+    ``'sum'`` sums them, ``'none'`` returns them.
 
     Deliberate difference from FM-KT's released detection code, which
     normalises with the unbiased std and ``eps = 1e-8``: ours uses the
@@ -84,18 +86,11 @@ class PKDLoss(BaseDistillLoss):
     def prepare_target(self, teacher: Tensor) -> Tensor:
         """The normalised teacher, ``(N, C, H, W)`` (``(B, K)`` as
         ``(B, K, 1, 1)``): once per teacher however many students."""
-        if teacher.dim() == 2:
-            teacher = teacher[..., None, None]
-        if teacher.dim() != 4:
-            raise ValueError(
-                f'PKDLoss expects (N, C, H, W) or (N, C) tensors, got '
-                f'{tuple(teacher.shape)}')
-        return normalize_channels(teacher, self.eps, self.unbiased)
+        return normalize_channels(to_map(teacher)[0], self.eps,
+                                  self.unbiased)
 
     def compute_loss(self, student: Tensor, teacher: Tensor,
                      ctx: Optional[DistillContext]) -> Tensor:
-        shape = student.shape
-        if student.dim() == 2:
-            student = student[..., None, None]
+        student, was_vector = to_map(student)
         diff = normalize_channels(student, self.eps, self.unbiased) - teacher
-        return reduce_loss(diff.pow(2).reshape(shape) / 2, self.reduction)
+        return from_map(diff.pow(2) / 2, was_vector)

@@ -6,22 +6,22 @@ import torch.nn as nn
 from torch import Tensor
 
 from mmkdflow.registry import MODELS
-from ..flows import FlowLogitHead, own_logits
-from ..flows.euler_flow import EulerFlow
+from ..connectors.base import ConnectorOutput
 from ..core import DistillContext, check_nonnegative_weight
-from .base import ConnectorOutput
-from .fmkt_base import BaseFMKTConnector, flow_options
+from .base import FMKTConnector
+from .logit_head import FlowLogitHead, own_logits
 
 
 @MODELS.register_module()
-class FMKTLogitConnector(BaseFMKTConnector):
+class FMKTLogitConnector(FMKTConnector):
     r"""FM-KT logit flow (Shao et al., 2024): classification, and per pixel
-    for segmentation (**[ext]**).
+    for segmentation (**[ext]**); steps (1)-(7) and (9)-(11) of
+    :mod:`mmkdflow.models.fmkt`.
 
     The flow refines the student's feature map :math:`Z` (e.g. ResNet-18's
     last map) with the serial Euler sampler; every prediction goes through
     one classifier, :math:`o_i = fc(\text{pool}(\hat X_i))` (a
-    ``Linear(C, num_classes)``, :class:`~mmkdflow.models.flows.FlowLogitHead`;
+    ``Linear(C, num_classes)``, :class:`~mmkdflow.models.fmkt.FlowLogitHead`;
     ``head_pool=False`` applies it per pixel). With w = ``flow_weight``:
 
     .. math::
@@ -42,8 +42,9 @@ class FMKTLogitConnector(BaseFMKTConnector):
       D(o_i, \mathrm{sg}(\frac1N\sum_j o_j))`.
     * ``theta=True`` (FM-KT-Theta for logits): the student's own classifier
       output :math:`fc_0(Z)` (the ``replaced`` argument: the original
-      output of the replaced ``head.fc``) is returned unchanged, so the deployed
-      student is the vanilla one and at inference the flow does not run.
+      output of the replaced ``head.fc``) is returned unchanged, so the
+      deployed student is the vanilla one and at inference the flow does
+      not run.
       The flow is trained as above and :math:`\mathcal{L}_{theta} = w\,
       \theta\,D(fc_0(Z), \mathrm{sg}(\frac1N\sum_i o_i))` distils its
       ensemble into :math:`fc_0`. The paper's other half, :math:`w\,
@@ -51,7 +52,7 @@ class FMKTLogitConnector(BaseFMKTConnector):
       ``student_loss_weight = w``.
 
     At initialisation the flow is the identity (``init='identity'``, see
-    :class:`~mmkdflow.models.flows.EulerFlow`), so every :math:`o_i` is the
+    :class:`~mmkdflow.models.fmkt.EulerFlow`), so every :math:`o_i` is the
     flow classifier on the raw :math:`Z`; ``init='released'`` restores the
     released initialisation (there the ``mlp`` encoder ends in a LayerNorm
     and the velocity is a unit-RMS vector per pixel at initialisation).
@@ -61,10 +62,6 @@ class FMKTLogitConnector(BaseFMKTConnector):
         num_classes: Classes K of the flow classifier.
         meta_encoder: Meta-encoder (``'mlp'`` for the CIFAR/ResNet recipes,
             ``'transformer'`` for ImageNet, ``'conv'`` for segmentation).
-        schedule: ``'rectified'``, ``'vp'``, ``'ve'`` or a config.
-        num_steps: N in training (8 in the released recipes).
-        num_steps_test: N at inference; ``None``: ``num_steps``.
-        num_steps_choices: If set, N is drawn from it at each training call.
         distance: Loss config D, applied per step.
         flow_weight: w.
         head_pool: ``True``: pool before the classifier (image
@@ -78,26 +75,19 @@ class FMKTLogitConnector(BaseFMKTConnector):
             loss); ``None``: equal weights.
         theta: FM-KT-Theta for logits, see above.
         theta_weight: Extra factor on ``loss_theta``.
-        dirac_ratio: Fraction of the batch kept in one-to-one pairs.
-        anchor: ``'start'`` (released) or ``'state'``.
+        num_steps: N in training (8 in the released recipes).
         time_embed: ``'mlp'`` (default) or ``'linear'``.
-        init: ``'identity'`` (default) or ``'released'``.
-        checkpoint: Recompute each Euler step's meta-encoder activations in
-            the backward pass (flow memory independent of N, for one more
-            meta-encoder forward per step).
-        compile: ``torch.compile`` the meta-encoder call (``True`` or a dict
-            of ``torch.compile`` options).
-        init_cfg: MMEngine initialisation config.
+        **kwargs: ``dirac_ratio``, ``decoupling``, ``init_cfg`` and the
+            flow's settings (``schedule``, ``num_steps_test``,
+            ``num_steps_choices``, ``anchor``, ``init``, ``checkpoint``,
+            ``compile``), see :class:`~mmkdflow.models.fmkt.FMKTConnector`
+            and :class:`~mmkdflow.models.fmkt.EulerFlow`.
     """
 
     def __init__(self,
                  channels: int,
                  num_classes: int,
                  meta_encoder: Union[str, dict, nn.Module] = 'mlp',
-                 schedule: Union[str, dict] = 'rectified',
-                 num_steps: int = 8,
-                 num_steps_test: Optional[int] = None,
-                 num_steps_choices: Optional[Sequence[int]] = None,
                  distance: Optional[dict] = dict(
                      type='DISTLoss', beta=2.0, gamma=2.0, tau=1.0),
                  flow_weight: float = 1.0,
@@ -108,13 +98,9 @@ class FMKTLogitConnector(BaseFMKTConnector):
                  class_weight: Optional[Sequence[float]] = None,
                  theta: bool = False,
                  theta_weight: float = 1.0,
-                 dirac_ratio: float = 1.0,
-                 anchor: str = 'start',
+                 num_steps: int = 8,
                  time_embed: str = 'mlp',
-                 init: str = 'identity',
-                 checkpoint: bool = False,
-                 compile: Union[bool, dict] = False,
-                 init_cfg: Optional[dict] = None) -> None:
+                 **kwargs: Any) -> None:
         if not num_classes or int(num_classes) < 1:
             raise ValueError(f'{type(self).__name__} needs num_classes >= 1 '
                              f'(the classifier output size), got '
@@ -122,12 +108,10 @@ class FMKTLogitConnector(BaseFMKTConnector):
         if online and theta:
             raise ValueError('online (OFM-KT) and theta (FM-KT-Theta) do not '
                              'combine: OFM-KT has no teacher to distil from')
-        flows = EulerFlow(
-            channels, levels=(0, ), shared=True, time_embed=time_embed,
-            **flow_options(meta_encoder, schedule, num_steps,
-                           num_steps_test, num_steps_choices, anchor, init,
-                           checkpoint, compile))
-        super().__init__(flows, distance, dirac_ratio, init_cfg)
+        super().__init__(channels, distance=distance, levels=(0, ),
+                         shared=True, meta_encoder=meta_encoder,
+                         num_steps=num_steps, time_embed=time_embed,
+                         **kwargs)
         self.flow_weight = check_nonnegative_weight(
             flow_weight, 'flow_weight', type(self).__name__)
         self.ce_weight = check_nonnegative_weight(
@@ -143,10 +127,13 @@ class FMKTLogitConnector(BaseFMKTConnector):
         self.logit_head = FlowLogitHead(channels, num_classes, head_pool,
                                         class_weight=class_weight)
 
-    @property
-    def identity_at_inference(self) -> bool:
-        """FM-KT-Theta deploys the vanilla student's classifier."""
-        return self.theta
+    def check_num_inputs(self, num_inputs: int) -> None:
+        """One student tensor: the last feature map."""
+        if num_inputs != 1:
+            raise ValueError(
+                f'{type(self).__name__} takes one student tensor (the last '
+                f'feature map), got {num_inputs}; select one with '
+                f'student_index')
 
     def classify(self, x: Tensor) -> Tensor:
         """The flow classifier (pooled or per-pixel ``Linear(C, K)``)."""
@@ -155,11 +142,7 @@ class FMKTLogitConnector(BaseFMKTConnector):
     def forward(self, student: List[Tensor], teacher: Optional[List[Tensor]],
                 ctx: DistillContext, replaced: Any = None
                 ) -> ConnectorOutput:
-        if len(student) != 1:
-            raise ValueError(
-                f'{type(self).__name__} takes one student tensor (the last '
-                f'feature map), got {len(student)}; select one with '
-                f'student_index')
+        self.check_num_inputs(len(student))
         self.check_channels(student)
         z = student[0]
         training = teacher is not None or (self.online and ctx.training)
@@ -171,7 +154,7 @@ class FMKTLogitConnector(BaseFMKTConnector):
             if len(teacher) != 1:
                 raise ValueError(f'{type(self).__name__} takes one teacher '
                                  f'tensor (logits), got {len(teacher)}')
-            target = self.decouple(teacher, z.shape[0])[0]
+            target = self.decouple(teacher)[0]
         num_steps = self.flows.draw_num_steps(training)
         preds = [self.classify(p) for p in self.flows(z, 0, num_steps)
                  .predictions]

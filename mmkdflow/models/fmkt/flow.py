@@ -1,8 +1,8 @@
-r"""The flow shared by FM-KT's connectors: velocity fields, schedule, step
-counts and the serial Euler sampler, in one module.
+r"""The flow of FM-KT's connectors: one velocity field per level (or one
+shared), a schedule, the step counts and the serial Euler sampler.
 
-Both FM-KT connectors (:class:`~mmkdflow.models.connectors.FMKTFeatureConnector`
-and :class:`~mmkdflow.models.connectors.FMKTLogitConnector`) hold one
+Both FM-KT connectors (:class:`~mmkdflow.models.fmkt.FMKTFeatureConnector`
+and :class:`~mmkdflow.models.fmkt.FMKTLogitConnector`) hold one
 :class:`EulerFlow`; they differ only in what they do with its predictions
 (a loss on features, or a classifier and a loss on logits).
 
@@ -10,15 +10,16 @@ Initialisation (``init``):
 
 * ``'identity'`` (default): each velocity field ends with a per-channel
   output gain :math:`g` initialised to 0, :math:`v = g \odot E(x +
-  \text{emb}(t))`, so at initialisation :math:`v_i = 0`, every prediction
-  :math:`\hat X_i = Z` (rectified flow) and their mean is :math:`Z`: a
-  replaced FPN level hands the head the raw level, FM-KT-Theta's loss
-  starts at 0, and :math:`\partial\,\text{out} / \partial Z = I`. The gain
-  gets the gradient :math:`E(\cdot) \odot \delta` at the first step, after
-  which :math:`E` trains as well (the same mechanism as a zero-initialised
-  layer scale). It works for every meta-encoder, including residual ones
-  (``resconv``, ``transformer``) whose output is not near 0 at
-  initialisation whatever their last layer.
+  \text{emb}(t))` (:class:`~mmkdflow.models.fmkt.GatedVelocityField`), so
+  at initialisation :math:`v_i = 0`, every prediction :math:`\hat X_i = Z`
+  (rectified flow) and their mean is :math:`Z`: a replaced FPN level hands
+  the head the raw level, FM-KT-Theta's loss starts at 0, and
+  :math:`\partial\,\text{out} / \partial Z = I`. The gain gets the gradient
+  :math:`E(\cdot) \odot \delta` at the first step, after which :math:`E`
+  trains as well (the same mechanism as a zero-initialised layer scale).
+  It works for every meta-encoder, including residual ones (``resconv``,
+  ``transformer``) whose output is not near 0 at initialisation whatever
+  their last layer.
 * ``'released'``: no gain, as in the released code. Deliberate difference
   from it: there, the velocity at initialisation is about :math:`LN(x +
   \text{emb})` (the ``convnext`` and ``mlp`` encoders end in a LayerNorm), a
@@ -34,37 +35,14 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from ..utils import CompileOption
 from .meta_encoders import build_meta_encoder
-from .sampler import ANCHORS, FlowTrajectory, VelocityField, euler_sample
+from .sampler import FlowTrajectory, check_anchor, euler_sample
 from .schedules import build_schedule
 from .time_embedding import TimeEmbedding
+from .velocity import GatedVelocityField, VelocityField
 
 FLOW_INITS = ('identity', 'released')
-
-
-class GatedVelocityField(VelocityField):
-    r""":math:`v(x, t) = g \odot E(x + \text{emb}(t))` with a per-channel
-    gain :math:`g` initialised to 0 (the identity start of
-    :class:`EulerFlow`).
-
-    Args:
-        meta_encoder: The meta-encoder :math:`E`.
-        time_embed: The time embedding.
-        channels: ``C``, the size of :math:`g`.
-        **options: ``checkpoint`` / ``compile`` of
-            :class:`~mmkdflow.models.flows.VelocityField`.
-    """
-
-    def __init__(self, meta_encoder: nn.Module, time_embed: TimeEmbedding,
-                 channels: int, **options) -> None:
-        super().__init__(meta_encoder, time_embed, **options)
-        self.velocity_gain = nn.Parameter(torch.zeros(channels))
-
-    def forward(self, x: Tensor, t: float,
-                time_embedding: Optional[Tensor] = None) -> Tensor:
-        v = super().forward(x, t, time_embedding)
-        gain = self.velocity_gain.to(v.dtype)
-        return v * gain.reshape(gain.shape + (1, ) * (v.dim() - 2))
 
 
 class EulerFlow(nn.Module):
@@ -78,7 +56,7 @@ class EulerFlow(nn.Module):
     Args:
         channels: ``C`` of every state.
         meta_encoder: Meta-encoder name, config or module (see
-            :func:`~mmkdflow.models.flows.build_meta_encoder`); a module is
+            :func:`~mmkdflow.models.fmkt.build_meta_encoder`); a module is
             only accepted for one field.
         schedule: ``'rectified'``, ``'vp'``, ``'ve'`` or a config.
         num_steps: N in training.
@@ -89,13 +67,13 @@ class EulerFlow(nn.Module):
             ``shared``): every level.
         shared: One field for every level.
         anchor: ``'start'`` or ``'state'`` (see
-            :func:`~mmkdflow.models.flows.euler_sample`).
+            :func:`~mmkdflow.models.fmkt.euler_sample`).
         time_embed: ``'linear'`` (feature flows) or ``'mlp'`` (logit flows).
         init: ``'identity'`` (default) or ``'released'``, see the module
             docstring.
         checkpoint: Recompute each step's meta-encoder activations in the
             backward pass (peak memory near N = 1's whatever N; see
-            :mod:`~mmkdflow.models.flows.sampler`).
+            :mod:`~mmkdflow.models.fmkt.velocity`).
         compile: ``torch.compile`` the meta-encoder call: ``True`` or a dict
             of its options.
     """
@@ -113,7 +91,7 @@ class EulerFlow(nn.Module):
                  time_embed: str = 'linear',
                  init: str = 'identity',
                  checkpoint: bool = False,
-                 compile: Union[bool, dict] = False) -> None:
+                 compile: CompileOption = False) -> None:
         super().__init__()
         if num_steps_test is None:
             num_steps_test = num_steps
@@ -130,9 +108,7 @@ class EulerFlow(nn.Module):
                 f'FM-KT num_steps_choices must be a non-empty list of step '
                 f'counts >= 1 (e.g. (1, 2, 4, 8, 16)), got '
                 f'{num_steps_choices}')
-        if anchor not in ANCHORS:
-            raise ValueError(f'anchor must be one of {ANCHORS}, got '
-                             f'{anchor!r}')
+        check_anchor(anchor)
         if init not in FLOW_INITS:
             raise ValueError(f'init must be one of {FLOW_INITS}, got '
                              f'{init!r}')

@@ -1,4 +1,5 @@
-"""View vectors ``(B, K)`` as maps ``(B, K, 1, 1)`` and back."""
+"""View vectors ``(B, C)`` as maps ``(B, C, 1, 1)`` and back: the one
+reshape every module that takes both logits and feature maps uses."""
 from typing import Tuple
 
 from torch import Tensor

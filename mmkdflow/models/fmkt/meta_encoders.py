@@ -1,4 +1,5 @@
-"""Meta-encoders of FM-KT: shape-preserving ``(B, C, H, W)`` networks.
+"""Meta-encoders of FM-KT: shape-preserving ``(B, C, H, W)`` networks, the
+:math:`E` of step (2) of :mod:`mmkdflow.models.fmkt`.
 
 Each is registered in ``mmkdflow.registry.MODELS`` under a ``MetaEncoder*``
 class name. The spec's short names (``conv``, ``resconv``, ``mlp``,
@@ -7,6 +8,13 @@ bare names like ``conv`` or ``mlp`` would sit in the shared ``mmkdflow``
 scope next to every connector and loss (and shadow lookups falling back to
 parent registries). They are mapped by :data:`META_ENCODERS` and
 :func:`build_meta_encoder` instead, which accepts either spelling.
+
+Your own meta-encoder: any ``nn.Module`` class whose constructor takes
+``channels`` and whose forward keeps the shape ``B x C x H x W``,
+registered with ``@mmkdflow.registry.MODELS.register_module()``; a config
+then names it like the others (``meta_encoder=dict(type='MyEncoder',
+...)``). A class attribute ``channels_last = True`` says it computes in
+channels-last memory (the flow then hands it channels-last states).
 
 Parameter counts (``C`` channels, biases included):
 
@@ -260,25 +268,29 @@ def build_meta_encoder(meta_encoder: Union[str, dict, nn.Module],
 
     Args:
         meta_encoder: A short name (``'convnext'``), a registered name
-            (``'MetaEncoderConvNeXt'``), a ``dict(type=<either>, **kwargs)``
+            (``'MetaEncoderConvNeXt'``, or a class of your own registered
+            in mmkdflow's ``MODELS``), a ``dict(type=<either>, **kwargs)``
             or a module (returned unchanged).
         channels: ``C``, passed as ``channels=`` unless the dict sets it.
         **kwargs: Extra constructor arguments.
 
     Raises:
-        KeyError: For an unknown name, listing the short names.
+        KeyError: For a name that is neither a short name nor registered,
+            listing the short names.
     """
     if isinstance(meta_encoder, nn.Module):
         return meta_encoder
-    from ..utils.model_builder import build_mmkdflow_module
+    from ..utils import build_mmkdflow_module
     cfg = dict(meta_encoder) if isinstance(meta_encoder, dict) else dict(
         type=meta_encoder)
     cfg.update(kwargs)
     name = cfg.get('type')
     cfg['type'] = META_ENCODERS.get(name, name)
-    if cfg['type'] not in META_ENCODERS.values():
+    if isinstance(cfg['type'], str) and MODELS.get(cfg['type']) is None:
         raise KeyError(f'unknown meta-encoder {name!r}; known: '
                        f'{", ".join(META_ENCODERS)} (or their registered '
-                       f'names {", ".join(META_ENCODERS.values())})')
+                       f'names {", ".join(META_ENCODERS.values())}), or '
+                       f'register your own with '
+                       f'@mmkdflow.registry.MODELS.register_module()')
     cfg.setdefault('channels', channels)
     return build_mmkdflow_module(cfg)

@@ -5,15 +5,16 @@ import torch.nn as nn
 from torch import Tensor
 
 from mmkdflow.registry import MODELS
-from ..flows.euler_flow import EulerFlow
+from ..connectors.adapters import ChannelProjection
+from ..connectors.base import ConnectorOutput
 from ..core import DistillContext, check_nonnegative_weight
-from .base import ConnectorOutput
-from .fmkt_base import BaseFMKTConnector, flow_options
+from .base import FMKTConnector
 
 
 @MODELS.register_module()
-class FMKTFeatureConnector(BaseFMKTConnector):
-    r"""FM-KT on features (Shao et al., 2024), e.g. on every FPN level.
+class FMKTFeatureConnector(FMKTConnector):
+    r"""FM-KT on features (Shao et al., 2024), e.g. on every FPN level:
+    steps (1)-(8) and (11) of :mod:`mmkdflow.models.fmkt`.
 
     For each selected student tensor :math:`Z_k` of weight :math:`w_k > 0`
     (``level_weights``) the serial N-step Euler sampler runs :math:`v_i =
@@ -52,10 +53,6 @@ class FMKTFeatureConnector(BaseFMKTConnector):
     into the raw level, next to :math:`\mathcal{L}_{flow,k}` which trains
     the flow. With the identity start it is 0 at initialisation.
 
-    At initialisation the flow is the identity (``init='identity'``, see
-    :class:`~mmkdflow.models.flows.EulerFlow`); ``init='released'``
-    restores the released initialisation.
-
     The EMA of the flow (detection recipes, decay 0.999) is kept by
     :class:`~mmkdflow.engine.hooks.ConnectorEMAHook`.
 
@@ -64,60 +61,47 @@ class FMKTFeatureConnector(BaseFMKTConnector):
         meta_encoder: ``'convnext'``, ``'conv'``, ``'resconv'``, ``'mlp'``,
             ``'transformer'``, ``'conv_det'``, a registered name, a config
             or a module (e.g. a test stub; one flow only).
-        schedule: ``'rectified'``, ``'vp'``, ``'ve'`` or a config.
-        num_steps: N in training.
-        num_steps_test: N at inference; ``None``: ``num_steps``.
-        num_steps_choices: If set, N is drawn uniformly from it at each
-            training call (e.g. ``(1, 2, 4, 8, 16)``).
         distance: Loss config D, applied per step.
         level_weights: Weight :math:`w_k >= 0` per selected tensor; a level
-            of weight 0 gets no flow.
+            of weight 0 gets no flow. Its length must be the number of
+            indices the distillation point selects (checked when the
+            distiller is built, :meth:`check_num_inputs`).
         num_levels: Number of selected tensors when ``level_weights`` is not
             given (weight 1 each).
         share_across_levels: One flow for every level. ``None`` (default):
             one flow per level when the levels are known (``level_weights``
             or ``num_levels``; the released detection recipe), else one
             shared flow for however many tensors come in.
-        dirac_ratio: Fraction of the batch kept in one-to-one pairs.
         teacher_proj: For teacher channels != C: an int (teacher channels;
-            a 1x1 conv) or ``dict(out_channels=..., with_bn=False)``, applied
+            a 1x1 conv) or ``dict(out_channels=..., with_bn=False)``, a
+            :class:`~mmkdflow.models.connectors.ChannelProjection` applied
             to each prediction for the loss only (the flow, its output and
             the student's head stay in C channels).
         theta: FM-KT-Theta, see above.
         theta_weight: Extra factor on ``loss_theta``.
-        anchor: ``'start'`` (released) or ``'state'``.
+        num_steps: N in training (4 in the detection recipes).
         time_embed: ``'linear'`` (default) or ``'mlp'``.
-        init: ``'identity'`` (default) or ``'released'``.
-        checkpoint: Recompute each Euler step's meta-encoder activations in
-            the backward pass (flow memory independent of N, for one more
-            meta-encoder forward per step).
-        compile: ``torch.compile`` the meta-encoder call (``True`` or a dict
-            of ``torch.compile`` options).
-        init_cfg: MMEngine initialisation config.
+        **kwargs: ``dirac_ratio``, ``decoupling``, ``init_cfg`` and the
+            flow's settings (``schedule``, ``num_steps_test``,
+            ``num_steps_choices``, ``anchor``, ``init``, ``checkpoint``,
+            ``compile``), see :class:`~mmkdflow.models.fmkt.FMKTConnector`
+            and :class:`~mmkdflow.models.fmkt.EulerFlow`.
     """
 
     def __init__(self,
                  channels: int,
                  meta_encoder: Union[str, dict, nn.Module] = 'convnext',
-                 schedule: Union[str, dict] = 'rectified',
-                 num_steps: int = 4,
-                 num_steps_test: Optional[int] = None,
-                 num_steps_choices: Optional[Sequence[int]] = None,
                  distance: Optional[dict] = dict(
                      type='PKDLoss', loss_weight=1.0),
                  level_weights: Optional[Sequence[float]] = None,
                  num_levels: Optional[int] = None,
                  share_across_levels: Optional[bool] = None,
-                 dirac_ratio: float = 1.0,
                  teacher_proj: Optional[Union[int, dict]] = None,
                  theta: bool = False,
                  theta_weight: float = 1.0,
-                 anchor: str = 'start',
+                 num_steps: int = 4,
                  time_embed: str = 'linear',
-                 init: str = 'identity',
-                 checkpoint: bool = False,
-                 compile: Union[bool, dict] = False,
-                 init_cfg: Optional[dict] = None) -> None:
+                 **kwargs: Any) -> None:
         weights = None if level_weights is None else [
             check_nonnegative_weight(w, f'level_weights[{k}]',
                                      type(self).__name__)
@@ -139,12 +123,10 @@ class FMKTFeatureConnector(BaseFMKTConnector):
             raise ValueError(
                 'share_across_levels=False (one flow per level) needs the '
                 'number of levels: set level_weights or num_levels')
-        flows = EulerFlow(
-            channels, levels=levels, shared=shared, time_embed=time_embed,
-            **flow_options(meta_encoder, schedule, num_steps,
-                           num_steps_test, num_steps_choices, anchor, init,
-                           checkpoint, compile))
-        super().__init__(flows, distance, dirac_ratio, init_cfg)
+        super().__init__(channels, distance=distance, levels=levels,
+                         shared=shared, meta_encoder=meta_encoder,
+                         num_steps=num_steps, time_embed=time_embed,
+                         **kwargs)
         self.level_weights = weights
         self.theta = bool(theta)
         self.theta_weight = check_nonnegative_weight(
@@ -155,62 +137,58 @@ class FMKTFeatureConnector(BaseFMKTConnector):
                 out_channels=teacher_proj)
             keys = ['0'] if shared else [str(k) for k in levels]
             self.projs = nn.ModuleDict(
-                (key, _make_proj(channels, **proj)) for key in keys)
-
-    @property
-    def identity_at_inference(self) -> bool:
-        """FM-KT-Theta deploys the vanilla student."""
-        return self.theta
+                (key, ChannelProjection(channels, **proj)) for key in keys)
 
     def project(self, x: Tensor, level: int) -> Tensor:
         """Map a prediction to the teacher's channels (identity if no
         ``teacher_proj``)."""
         if self.projs is None:
             return x
-        proj = self.projs['0' if self.flows.shared else str(level)]
-        return proj(x[..., None, None]).flatten(1) if x.dim() == 2 \
-            else proj(x)
+        return self.projs['0' if self.flows.shared else str(level)](x)
 
-    def weights_for(self, num_inputs: int) -> List[float]:
-        """The level weights for ``num_inputs`` selected tensors."""
-        if self.level_weights is None:
-            return [1.] * num_inputs
-        if len(self.level_weights) != num_inputs:
+    def check_num_inputs(self, num_inputs: int) -> None:
+        """With ``level_weights`` (or ``num_levels``): exactly that many
+        student tensors."""
+        if self.level_weights is not None and \
+                len(self.level_weights) != num_inputs:
             raise ValueError(
-                f'{type(self).__name__} got {num_inputs} student tensors but '
-                f'was built for {len(self.level_weights)} (level_weights / '
-                f'num_levels); give one weight per selected index')
-        return self.level_weights
+                f'{type(self).__name__} gets {num_inputs} student tensors '
+                f'but was built for {len(self.level_weights)} (level_weights'
+                f' / num_levels); give one weight per selected index')
 
     def forward(self, student: List[Tensor], teacher: Optional[List[Tensor]],
                 ctx: DistillContext, replaced: Any = None
                 ) -> ConnectorOutput:
-        weights = self.weights_for(len(student))
+        self.check_num_inputs(len(student))
         self.check_channels(student)
         training = teacher is not None
         if self.theta and not training:
             return ConnectorOutput(student=list(student))  # vanilla student
+        levels = [k for k in range(len(student)) if self.has_flow(k)]
+        targets = {}
         if training:
             if len(teacher) != len(student):
                 raise ValueError(f'{type(self).__name__} got {len(student)} '
                                  f'student but {len(teacher)} teacher '
                                  f'tensors')
-            teacher = self.decouple(teacher, student[0].shape[0])
+            # only the levels with a flow have targets (and draws)
+            targets = dict(zip(levels, self.decouple(
+                [teacher[k] for k in levels])))
         num_steps = self.flows.draw_num_steps(training)
         table = self.flows.time_embeddings(num_steps, student[0].dim())
-        outputs, losses = [], {}
-        for k, z in enumerate(student):
-            if not self.has_flow(k):  # weight 0: no flow, the raw tensor
-                outputs.append(z)
-                continue
+        weights = self.level_weights or [1.] * len(student)
+        outputs, losses = list(student), {}
+        for k in levels:
+            z = student[k]
             traj = self.flows(z, k, num_steps, table)
             # back to the default layout for the student's head (e.g.
             # mmcv's deformable convs refuse channels-last inputs)
             out = traj.mean.contiguous()
-            outputs.append(z if self.theta else out)
+            if not self.theta:
+                outputs[k] = out
             if training:
                 level_losses = self._level_losses(
-                    z, traj.predictions, out, teacher[k], k, weights[k], ctx)
+                    z, traj.predictions, out, targets[k], k, weights[k], ctx)
                 for name, value in level_losses.items():
                     losses[name if len(student) == 1 else f'{name}_l{k}'] = \
                         value
@@ -231,11 +209,3 @@ class FMKTFeatureConnector(BaseFMKTConnector):
             losses['loss_theta'] = weight * self.theta_weight * \
                 self.distance(z, out.detach(), ctx)
         return losses
-
-
-def _make_proj(in_channels: int, out_channels: int,
-               with_bn: bool = False) -> nn.Module:
-    """1x1 conv (+ BatchNorm) from the student's to the teacher's channels."""
-    conv = nn.Conv2d(in_channels, out_channels, 1, bias=not with_bn)
-    return nn.Sequential(conv, nn.BatchNorm2d(out_channels)) if with_bn \
-        else conv
