@@ -307,6 +307,49 @@ def test_forward_calls_the_shared_denoiser_once_per_level_and_step():
     assert tracked and set(tracked.values()) == {3 * (5 + 1)}
 
 
+def test_interleaved_level_order_is_the_released_one():
+    """``level_order='interleaved'`` (released) runs each level's
+    diffusion loss right after its denoising; the default runs every
+    level's denoising first. Without ANM (no draw in the denoising) both
+    see the same draws: equal losses and gradients; only the denoiser's
+    BatchNorm running statistics differ, and the interleaved ones are
+    those of the per-level sequence."""
+    import copy
+    torch.manual_seed(0)
+    ours = connector(use_anm=False).train()
+    released = copy.deepcopy(ours)
+    released.level_order = 'interleaved'
+    reference = copy.deepcopy(ours)
+    feats = [torch.randn(2, 8, 4, 4), torch.randn(2, 8, 2, 2)]
+    targets = [torch.randn(2, 16, 4, 4) * 3, torch.randn(2, 16, 2, 2)]
+    runs = []
+    for conn in (ours, released):
+        torch.manual_seed(1)
+        out = conn(feats, targets, CTX)
+        total = sum(out.losses.values())
+        runs.append((out.losses, torch.autograd.grad(
+            total, list(conn.parameters()), allow_unused=True)))
+    for key in runs[0][0]:
+        torch.testing.assert_close(runs[0][0][key], runs[1][0][key])
+    for a, b in zip(runs[0][1], runs[1][1]):
+        if a is not None:
+            torch.testing.assert_close(a, b)
+    torch.manual_seed(1)
+    branch = reference.branches[0]
+    for level, (f_s, f_t) in enumerate(zip(feats, targets)):
+        reference.denoise(branch, branch['proj'](f_s))
+        reference.level_diffusion_loss(level, f_t)
+    got, want = (bn_state(c.branches[0]['predictor'])
+                 for c in (released, reference))
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], msg=key)
+    moved = bn_state(ours.branches[0]['predictor'])
+    assert any(not torch.allclose(moved[k], want[k]) for k in want
+               if 'running_mean' in k)
+    with pytest.raises(ValueError, match='level_order'):
+        connector(level_order='released')
+
+
 @pytest.mark.parametrize('key', ['diff_loss_weight', 'ae_loss_weight'])
 def test_negative_or_nonfinite_loss_weights_are_refused(key):
     extra = dict(use_ae=True, ae_channels=8) if key == 'ae_loss_weight' \

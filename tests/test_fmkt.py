@@ -166,17 +166,23 @@ def test_decoupling_permutation_moves_exactly_m(ratio, batch):
     assert int((perm != torch.arange(batch)).sum()) == (m if m >= 2 else 0)
 
 
-def test_pair_decoupling_never_touches_teacher():
-    class Recorder(BaseDistillLoss):
-        def compute_loss(self, student, teacher, ctx):
-            self.targets.append(teacher)
-            return (student - teacher).pow(2).mean()
+class Recorder(BaseDistillLoss):
+    """A distance that records the targets it is given."""
 
+    def __init__(self):
+        super().__init__()
+        self.targets = []
+
+    def compute_loss(self, student, teacher, ctx):
+        self.targets.append(teacher)
+        return (student - teacher).pow(2)
+
+
+def test_pair_decoupling_never_touches_teacher():
     torch.manual_seed(0)
     conn = FMKTConnector(4, meta_encoder='conv', num_steps=2,
                          dirac_ratio=0.5)
     conn.distance = Recorder()
-    conn.distance.targets = []
     teacher = [torch.randn(8, 4, 3, 3), torch.randn(8, 4, 2, 2)]
     clones, ptrs = [t.clone() for t in teacher], [
         t.data_ptr() for t in teacher]
@@ -192,6 +198,84 @@ def test_pair_decoupling_never_touches_teacher():
         moved.append(rows)
     assert moved[0] == moved[1] == moved[2] == moved[3]  # one permutation
     assert sum(r != i for i, r in enumerate(moved[0])) == 4
+
+
+def test_released_pair_decoupling_at_the_released_setting():
+    """``decoupling='released'`` at the released classification setting
+    (logit flow, dirac_ratio 0.5): the first int((1 - 0.5) B) rows of the
+    teacher logits permuted by one randperm, the rest in place, on a copy
+    (the released code writes the same rows into the teacher itself)."""
+    from mmpretrain.structures import DataSample
+    conn = FMKTConnector(8, 'mlp', num_steps=2, head_mode=True,
+                         num_classes=5, dirac_ratio=0.5,
+                         decoupling='released')
+    conn.distance = Recorder()
+    z, y_t = torch.randn(8, 8, 3, 3), torch.randn(8, 5)
+    kept = y_t.clone()
+    ctx = DistillContext([DataSample().set_gt_label(i % 5)
+                          for i in range(8)])
+    torch.manual_seed(3)
+    conn([z], [y_t], ctx)
+    torch.manual_seed(3)
+    released = y_t.clone()
+    released[:4] = released[:4][torch.randperm(int((1 - 0.5) * 8))]
+    assert torch.equal(y_t, kept)  # the teacher is untouched
+    assert len(conn.distance.targets) == 2  # one target for the N steps
+    assert torch.equal(conn.distance.targets[0], released)
+    assert not torch.equal(released, y_t)
+
+
+def test_released_pair_decoupling_draws_per_level_with_a_flow():
+    """FPN levels: one randperm per level that has a flow, in level order
+    (none for a level of weight 0); with B = 3 and dirac_ratio 0.5 the
+    first int(1.5) = 1 row cannot move."""
+    conn = FMKTConnector(4, 'conv', num_steps=1, dirac_ratio=0.25,
+                         decoupling='released', level_weights=[1., 0., 1.])
+    conn.distance = Recorder()
+    student = [torch.randn(8, 4, 2, 2) for _ in range(3)]
+    teacher = [torch.randn(8, 4, 2, 2) for _ in range(3)]
+    torch.manual_seed(5)
+    conn(student, teacher, DistillContext())
+    torch.manual_seed(5)
+    want = []
+    for level in (0, 2):
+        m = int((1 - 0.25) * 8)
+        t = teacher[level].clone()
+        t[:m] = t[:m][torch.randperm(m)]
+        want.append(t)
+    for got, expected in zip(conn.distance.targets, want):
+        assert torch.equal(got, expected)
+    small = FMKTConnector(4, 'conv', num_steps=1, dirac_ratio=0.5,
+                          decoupling='released')
+    small.distance = Recorder()
+    t3 = torch.randn(3, 4, 2, 2)
+    small([torch.randn(3, 4, 2, 2)], [t3], DistillContext())
+    assert torch.equal(small.distance.targets[0], t3)
+    with pytest.raises(ValueError, match="'cycle', 'released'"):
+        FMKTConnector(4, 'conv', dirac_ratio=0.5, decoupling='shuffle')
+
+
+def test_users_register_their_own_meta_encoder(registered_for_test):
+    from mmkdflow.registry import MODELS
+
+    class ScaledConvEncoder(nn.Conv2d):
+        def __init__(self, channels, scale=1.):
+            super().__init__(channels, channels, 1)
+            self.scale = scale
+
+        def forward(self, x):
+            return self.scale * super().forward(x)
+
+    registered_for_test(MODELS, ScaledConvEncoder)
+    conn = FMKTConnector(4, dict(type='ScaledConvEncoder', scale=2.),
+                         num_steps=2)
+    encoder = conn.field(0).meta_encoder
+    assert isinstance(encoder, ScaledConvEncoder) and encoder.scale == 2.
+    out = conn([torch.randn(2, 4, 3, 3)], [torch.randn(2, 4, 3, 3)],
+               DistillContext())
+    assert torch.isfinite(out.losses['loss_flow'])
+    with pytest.raises(KeyError, match='register your own'):
+        build_meta_encoder('NoSuchEncoder', 4)
 
 
 def test_meta_encoder_parameter_counts():

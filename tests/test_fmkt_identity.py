@@ -216,6 +216,11 @@ def test_fmkt_connector_name_builds_the_right_connector():
         num_classes=5, level_weights=[3.], share_across_levels=True))
     assert isinstance(feature, FMKTFeatureConnector)
     assert isinstance(logit, FMKTLogitConnector)
+    # a real class: the base of both, registered under its own name
+    from mmkdflow.registry import MODELS
+    assert MODELS.get('FMKTConnector') is FMKTConnector
+    assert isinstance(feature, FMKTConnector)
+    assert isinstance(FMKTConnector(8, 'conv'), FMKTFeatureConnector)
     assert isinstance(logit, FMKTConnector) and logit.flow_weight == 3.
     with pytest.raises(ValueError, match='head_mode=True'):
         FMKTConnector(8, num_classes=5)
@@ -262,6 +267,30 @@ def test_wrong_number_of_levels_names_the_fix():
     with pytest.raises(ValueError, match='one weight per selected index'):
         conn([torch.randn(1, 8, 2, 2)] * 3, None,
              DistillContext(training=False))
+    with pytest.raises(ValueError, match='one weight per selected index'):
+        conn.check_num_inputs(3)
+    conn.check_num_inputs(2)
+    FMKTFeatureConnector(8, 'conv').check_num_inputs(7)  # shared: any
+    with pytest.raises(ValueError, match='one student tensor'):
+        FMKTLogitConnector(8, 5).check_num_inputs(2)
+
+
+@pytest.mark.xfail(strict=True, reason='needs the Distiller to call '
+                   'connector.check_num_inputs(len(index)) when it builds '
+                   'a point (mmkdflow/models/distillers, not yet)')
+def test_level_weights_of_another_length_than_index_fail_at_build(
+        saved_teacher):
+    from conftest import tiny_retinanet
+    from mmkdflow.models import Distiller
+    teacher = tiny_retinanet(16, 32)
+    ckpt, _ = saved_teacher(teacher)
+    point = dict(student='neck', teacher='neck', index=(0, 1, 2, 3, 4),
+                 replace=True, connector=dict(
+                     type='FMKTFeatureConnector', channels=16,
+                     teacher_proj=32, level_weights=[1., 1., 1.]))
+    with pytest.raises(ValueError, match="distill point 'fpn'.*level_"):
+        Distiller(student=tiny_retinanet(8, 16), teacher=teacher,
+                  teacher_ckpt=ckpt, distill_points=dict(fpn=point))
 
 
 @pytest.mark.slow

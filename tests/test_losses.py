@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from mmkdflow.models.losses import (AttentionMSELoss, BaseDistillLoss,
                                     ChannelWiseDivergence, DISTLoss, DKDLoss,
-                                    KDLoss, MSELoss, PKDLoss)
+                                    KDLoss, MSELoss, PKDLoss,
+                                    weight_reduce_loss)
 from mmkdflow.models.core import DistillContext
 from mmkdflow.registry import MODELS
 
@@ -427,3 +428,59 @@ def test_build_by_name(cfg, attrs):
     assert type(loss).__name__ == cfg['type']
     for name, value in attrs.items():
         assert getattr(loss, name) == value
+
+
+# -------------------------------------- weight, avg_factor, override
+def test_weight_reduce_loss_is_mmdets():
+    loss = torch.tensor([1., 2., 3., 4.])
+    weight = torch.tensor([1., 0., 2., 1.])
+    close(weight_reduce_loss(loss, weight, 'sum'), 11.)
+    close(weight_reduce_loss(loss, weight, 'mean'), 11. / 4)
+    close(weight_reduce_loss(loss, weight, 'mean', avg_factor=2.), 5.5)
+    close(weight_reduce_loss(loss, weight, 'none'), loss * weight)
+    close(weight_reduce_loss(loss), 2.5)
+    with pytest.raises(ValueError, match='avg_factor'):
+        weight_reduce_loss(loss, reduction='sum', avg_factor=2.)
+
+
+@pytest.mark.parametrize('cls,kwargs,shape,item_shape', [
+    (MSELoss, {}, FEAT, FEAT),
+    (PKDLoss, {}, FEAT, FEAT),
+    (KDLoss, dict(temperature=2.), (B, K), (B, )),
+    (KDLoss, {}, (2, K, 3, 4), (2, 3, 4)),
+    (DKDLoss, {}, (B, K), (B, )),
+    (ChannelWiseDivergence, {}, FEAT, FEAT[:2]),
+    (AttentionMSELoss, {}, FEAT, FEAT),
+])
+def test_weight_avg_factor_and_reduction_override(cls, kwargs, shape,
+                                                  item_shape):
+    """Every loss: forward(weight=w) reduces w * l (l = its 'none'
+    output), avg_factor divides the sum, reduction_override replaces the
+    configured reduction for one call; loss_weight applies on top."""
+    s, t = rand(*shape, seed=45), rand(*shape, seed=46)
+    ctx = make_ctx(torch.arange(shape[0]) % K)
+    items = cls(reduction='none', **kwargs)(s, t, ctx)
+    assert items.shape == item_shape
+    w = rand(*item_shape, seed=47).abs()
+    loss = cls(loss_weight=2., **kwargs)
+    close(loss(s, t, ctx, weight=w), 2. * (items * w).mean())
+    close(loss(s, t, ctx, weight=w, avg_factor=3.),
+          2. * (items * w).sum() / 3.)
+    close(loss(s, t, ctx, reduction_override='sum'), 2. * items.sum())
+    close(loss(s, t, ctx, weight=w, reduction_override='none'),
+          2. * items * w)
+    with pytest.raises(ValueError, match='reduction must be one of'):
+        loss(s, t, ctx, reduction_override='average')
+
+
+def test_dist_weight_scales_its_scalar():
+    s, t = rand(B, K, seed=48), rand(B, K, seed=49)
+    loss = DISTLoss()
+    close(loss(s, t, weight=torch.tensor(0.5)), 0.5 * loss(s, t))
+    close(loss(s, t, avg_factor=4.), loss(s, t) / 4.)
+
+
+def test_attention_imitation_refuses_a_none_override():
+    s, t = rand(*FEAT, seed=50), rand(*FEAT, seed=51)
+    with pytest.raises(ValueError, match='alpha_at'):
+        AttentionMSELoss(alpha_at=0.5)(s, t, reduction_override='none')

@@ -100,3 +100,25 @@ def test_options_are_validated_at_build_time():
         'dynamic': False, 'mode': 'max-autotune'}
     with pytest.raises(TypeError, match='compile must be a bool or a dict'):
         field(compile='yes')
+
+
+def test_recompile_limit_is_raised_only_inside_compiled_calls(monkeypatch):
+    """``compiled`` raises TorchDynamo's recompilation limit for its own
+    calls and restores it after: the process-wide setting stays torch's."""
+    from mmkdflow.models.utils import compile as compile_utils
+    config = torch._dynamo.config
+    name = 'recompile_limit' if hasattr(config, 'recompile_limit') \
+        else 'cache_size_limit'
+    seen = []
+
+    def fake_compile(fn, **options):
+        return lambda *args: seen.append(getattr(config, name)) or fn(*args)
+
+    monkeypatch.setattr(torch, 'compile', fake_compile)
+    monkeypatch.setattr(compile_utils, '_COMPILED', {})
+    monkeypatch.setattr(config, name, 8)
+    fn = compile_utils.compiled(torch.neg, {'dynamic': False})
+    assert compile_utils.compiled(torch.neg, {'dynamic': False}) is fn
+    assert torch.equal(fn(torch.ones(2)), -torch.ones(2))
+    assert seen == [compile_utils.MIN_RECOMPILE_LIMIT]
+    assert getattr(config, name) == 8

@@ -18,9 +18,9 @@ from ..core import DistillContext, check_nonnegative_weight
 from ..diffusion import (DDIMSchedule, FeatureNoiseAdapter,
                          FeatureNoisePredictor, LinearAutoencoder,
                          VectorNoiseAdapter, VectorNoisePredictor)
-from ..losses import BaseDistillLoss
-from ..utils import (CompileOption, build_mmkdflow_module, compile_options,
-                     compiled, from_map, to_map)
+from ..losses import build_distill_loss
+from ..utils import (CompileOption, compile_options, compiled, from_map,
+                     to_map)
 from .base import BaseConnector, ConnectorOutput
 
 _FORMS = {
@@ -207,12 +207,8 @@ class DiffKDConnector(BaseConnector):
             self.timesteps, dtype=torch.long), persistent=False)
         n_sets = 1 if self.share_across_levels else int(num_levels)
         self.branches = nn.ModuleList(self._branch() for _ in range(n_sets))
-        self.kd_loss = build_mmkdflow_module(kd_loss)
-        if not isinstance(self.kd_loss, BaseDistillLoss):
-            raise ValueError(
-                f'DiffKDConnector: kd_loss must be an mmkdflow distillation '
-                f"loss (e.g. dict(type='MSELoss')), got "
-                f'{type(self.kd_loss).__name__}')
+        self.kd_loss = build_distill_loss(kd_loss, 'DiffKDConnector',
+                                          'kd_loss')
 
     def _branch(self) -> nn.ModuleDict:
         """The learned modules for one level (or all levels when shared)."""

@@ -8,8 +8,7 @@ from torch import Tensor
 
 from mmkdflow.registry import MODELS
 from ..connectors.base import BaseConnector, check_student_channels
-from ..losses import BaseDistillLoss
-from ..utils import build_mmkdflow_module
+from ..losses import build_distill_loss
 from .flow import EulerFlow
 from .pairing import PairDecoupling
 from .sampler import FlowTrajectory
@@ -73,12 +72,8 @@ class FMKTConnector(BaseConnector, metaclass=_ChooseFlow):
         self.flows = EulerFlow(channels, levels=levels, shared=shared,
                                **flow)
         self.channels = self.flows.channels
-        self.distance = build_mmkdflow_module(distance)
-        if not isinstance(self.distance, BaseDistillLoss):
-            raise ValueError(
-                f'{type(self).__name__}: distance must be an mmkdflow '
-                f'distillation loss (e.g. dict(type=\'PKDLoss\')), got '
-                f'{type(self.distance).__name__}')
+        self.distance = build_distill_loss(distance, type(self).__name__,
+                                           'distance')
 
     @staticmethod
     def choose(args: Tuple, kwargs: dict

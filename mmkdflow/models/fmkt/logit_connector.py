@@ -77,11 +77,8 @@ class FMKTLogitConnector(FMKTConnector):
         theta_weight: Extra factor on ``loss_theta``.
         num_steps: N in training (8 in the released recipes).
         time_embed: ``'mlp'`` (default) or ``'linear'``.
-        **kwargs: ``dirac_ratio``, ``decoupling``, ``init_cfg`` and the
-            flow's settings (``schedule``, ``num_steps_test``,
-            ``num_steps_choices``, ``anchor``, ``init``, ``checkpoint``,
-            ``compile``), see :class:`~mmkdflow.models.fmkt.FMKTConnector`
-            and :class:`~mmkdflow.models.fmkt.EulerFlow`.
+        **kwargs: Of :class:`~mmkdflow.models.fmkt.FMKTConnector`: pair
+            decoupling, ``init_cfg`` and the flow's other settings.
     """
 
     def __init__(self,

@@ -185,8 +185,8 @@ class ConvNeXtBlock(nn.Module):
         self.post_norm = None if self.shared_norm else nn.LayerNorm(channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        # One memory layout throughout: channels-last. The depthwise 7x7 runs
-        # 2x (fwd+bwd) to 5x (fwd) faster in it on CPU, its output viewed as
+        # One memory layout throughout: channels-last. The depthwise 7x7 is
+        # faster in it on CPU (tools/benchmark.py), its output viewed as
         # (B, H, W, C) is contiguous for the LayerNorms and the Linears, and
         # the result viewed back as (B, C, H, W) is channels-last without a
         # copy. A contiguous (NCHW) input costs one copy here, none in later

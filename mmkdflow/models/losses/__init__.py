@@ -6,7 +6,8 @@ reduction_override=None) -> Tensor``, teacher detached, float32, reduced by
 :func:`weight_reduce_loss` as mmdet's losses are.
 """
 from .attention_mse_loss import AttentionMSELoss
-from .base import BaseDistillLoss, Reduction, weight_reduce_loss
+from .base import (BaseDistillLoss, Reduction, build_distill_loss,
+                   weight_reduce_loss)
 from .cwd_loss import ChannelWiseDivergence
 from .dist_loss import DISTLoss
 from .dkd_loss import DKDLoss
@@ -17,5 +18,5 @@ from .pkd_loss import PKDLoss
 __all__ = [
     'BaseDistillLoss', 'KDLoss', 'DKDLoss', 'DISTLoss', 'PKDLoss', 'MSELoss',
     'ChannelWiseDivergence', 'AttentionMSELoss', 'Reduction',
-    'weight_reduce_loss'
+    'build_distill_loss', 'weight_reduce_loss'
 ]

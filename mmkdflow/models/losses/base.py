@@ -9,7 +9,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmkdflow.models.core import DistillContext, check_nonnegative_weight
-from mmkdflow.models.utils import fp32_region
+from mmkdflow.models.utils import build_mmkdflow_module, fp32_region
 
 AvgFactor = Optional[Union[float, Tensor]]
 
@@ -96,6 +96,22 @@ def nonnegative(name: str, value: float) -> float:
     if not value >= 0:
         raise ValueError(f'{name} must be >= 0, got {value}')
     return float(value)
+
+
+def build_distill_loss(cfg: Optional[dict], where: str,
+                       setting: str) -> 'BaseDistillLoss':
+    """Build a loss config that must give an mmkdflow distillation loss
+    (connectors call it with ``student, teacher, ctx``).
+
+    Raises:
+        ValueError: Naming ``where`` and ``setting`` for anything else.
+    """
+    loss = build_mmkdflow_module(cfg)
+    if not isinstance(loss, BaseDistillLoss):
+        raise ValueError(
+            f'{where}: {setting} must be an mmkdflow distillation loss '
+            f"(e.g. dict(type='MSELoss')), got {type(loss).__name__}")
+    return loss
 
 
 class BaseDistillLoss(BaseModule):
