@@ -48,7 +48,8 @@ class AttentionMSELoss(BaseDistillLoss):
     ``avg_factor`` apply to ``L_feat`` only). Reductions: ``'mean'``
     (default) as above; ``'sum'`` replaces every mean by a sum; ``'none'``
     returns the weighted squared errors and is not allowed together with
-    ``alpha_at > 0``.
+    ``alpha_at > 0``; no ``'batchmean'`` (the per-row mean of KD and DKD):
+    the loss has no rows of classes.
 
     Args:
         temperature: Temperature ``T`` of both attention softmaxes.

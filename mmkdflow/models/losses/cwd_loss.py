@@ -23,7 +23,10 @@ class ChannelWiseDivergence(BaseDistillLoss):
     ``weight`` broadcasts to). Reductions: ``'mean'`` (default) divides the
     sum of ``l`` by ``N * C``, i.e. the KL is summed over positions and
     averaged over the channel maps (the normalisation of the paper);
-    ``'sum'`` returns the sum of ``l``; ``'none'`` returns ``l``.
+    ``'sum'`` returns the sum of ``l``; ``'none'`` returns ``l``. The
+    ``'mean'`` is the channel-map analogue of ``'batchmean'`` (the KL summed
+    over a distribution's support, averaged over the distributions), which
+    as a name is left to KD and DKD.
 
     Args:
         tau: Temperature of the spatial softmax.

@@ -35,7 +35,8 @@ class DISTLoss(BaseDistillLoss):
     where ``corr`` is the Pearson correlation (:func:`pearson_rows`, with
     ``eps`` in the denominator). The loss is a scalar by construction (it
     relates whole rows and columns), so the only reduction is ``'mean'``
-    (of that one value), and a ``weight`` or ``avg_factor`` scales it.
+    (of that one value; no ``'batchmean'``, since the loss has no value per
+    row), and a ``weight`` or ``avg_factor`` scales it.
 
     ``eps`` is 1e-8 by default (DIST's own code); FM-KT's released scripts
     use 1e-5 (``eps=1e-5`` reproduces them: at near-uniform predictions

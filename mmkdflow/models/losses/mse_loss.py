@@ -14,7 +14,9 @@ class MSELoss(BaseDistillLoss):
 
     Element-wise loss ``(s - t)^2``, with the input's shape (also the shape
     ``weight`` broadcasts to). Reductions: ``'mean'`` (default), ``'sum'``,
-    or ``'none'`` (the squared differences).
+    or ``'none'`` (the squared differences); no ``'batchmean'`` (the
+    per-row mean of the class-distribution losses KD and DKD): the loss
+    has no rows of classes.
 
     Args:
         loss_weight: Factor the loss is multiplied by.

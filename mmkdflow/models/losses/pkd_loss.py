@@ -43,7 +43,8 @@ class PKDLoss(BaseDistillLoss):
     Element-wise loss: the halved squared differences of the normalised
     features, with the input's shape (the shape ``weight`` broadcasts to).
     Reductions: ``'mean'`` (default) averages them over all elements,
-    ``'sum'`` sums them, ``'none'`` returns them.
+    ``'sum'`` sums them, ``'none'`` returns them; no ``'batchmean'`` (the
+    per-row mean of KD and DKD): the loss has no rows of classes.
 
     Deliberate difference from FM-KT's released detection code, which
     normalises with the unbiased std and ``eps = 1e-8``: ours uses the
