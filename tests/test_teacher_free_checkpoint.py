@@ -105,3 +105,25 @@ def test_random_teacher_stays_in_the_checkpoint():
     state = model.state_dict()
     assert [k for k in state if k.startswith('teacher.')]
     assert IDENTITY_SHA256 not in state
+
+
+def test_moved_teacher_file_resumes_and_strict_checks_pass(tmp_path,
+                                                          saved_teacher):
+    """The same teacher under another (longer) path: the identity's text
+    entries differ in length, which no key-by-key check mistakes for an
+    architecture mismatch; the hash decides."""
+    import shutil
+
+    from mmkdflow.engine.hooks.resume_state_hook import check_resume_weights
+    from mmkdflow.utils import load_weights_strictly
+    path, _ = saved_teacher(tiny_retinanet(16, 32))
+    ckpt_path = save(distiller(path), tmp_path)
+    moved = str(tmp_path / 'moved' / 'a_longer_name_teacher.pth')
+    (tmp_path / 'moved').mkdir()
+    shutil.copy(path, moved)
+    model = distiller(moved)
+    checkpoint = torch.load(ckpt_path)
+    check_resume_weights(model, checkpoint)
+    load_weights_strictly(model, checkpoint['state_dict'], 'checkpoint',
+                          ckpt_path)
+    runner(model, tmp_path / 'r').load_checkpoint(ckpt_path)

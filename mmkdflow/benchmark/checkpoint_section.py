@@ -46,7 +46,8 @@ def checkpoint_section(config: str, log: Callable[[str], None],
     from mmkdflow.models.utils.model_builder import build_task_model
     cfg = Config.fromfile(config)
     model_cfg = cfg.model
-    model_cfg.update(model_overrides or {})
+    for key, value in (model_overrides or {}).items():
+        model_cfg[key] = value  # replaced, not merged
     model_cfg.setdefault('_scope_', 'mmkdflow')
     with tempfile.TemporaryDirectory() as tmp:
         log(f'[f] building the teacher of {config} (random weights)')

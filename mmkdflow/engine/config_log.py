@@ -9,3 +9,8 @@ def log_change(setting: str, old, new, why: str) -> None:
     """Log ``mmkdflow tools: <setting>: <old> -> <new> (<why>)``."""
     print_log(f'mmkdflow tools: {setting}: {old!r} -> {new!r} ({why})',
               'current')
+
+
+def log_addition(setting: str, item, why: str) -> None:
+    """Log ``mmkdflow tools: <setting> += [<item>] (<why>)``."""
+    print_log(f'mmkdflow tools: {setting} += [{item!r}] ({why})', 'current')

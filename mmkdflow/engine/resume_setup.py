@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from mmkdflow.utils.checkpoint_loading import check_checkpoint_file
-from .config_log import log_change
+from .config_log import log_addition, log_change
 
 
 def apply_resume(cfg: Config, resume: Optional[str]) -> None:
@@ -93,7 +93,6 @@ def add_resume_state_hook(cfg: Config) -> None:
     if not any(str(h.get('type', '')).split('.')[-1] == 'ResumeStateHook'
                for h in hooks if isinstance(h, dict)):
         hooks.append(dict(type='mmkdflow.ResumeStateHook'))
-        log_change('custom_hooks', '...', "[..., dict(type='mmkdflow."
-                   "ResumeStateHook')]", 'random states and the position '
-                   'in the epoch in every checkpoint')
+        log_addition('custom_hooks', hooks[-1], 'random states and the '
+                     'position in the epoch in every checkpoint')
     cfg.custom_hooks = hooks

@@ -3,7 +3,7 @@ mmpretrain's own ``tools/test.py`` make them: ``--out`` (dump the
 predictions) and ``--show-dir`` (draw them)."""
 from mmengine.config import Config
 
-from .config_log import log_change
+from .config_log import log_addition, log_change
 
 #: The task's visualisation hook: ``type -> (switch, where the images go)``;
 #: ``None`` as the place means ``visualizer.save_dir`` (mmseg's hook has no
@@ -32,8 +32,7 @@ def apply_out(cfg: Config, out: str) -> None:
     metrics = list(evaluator) if isinstance(evaluator, (list, tuple)) \
         else [evaluator]
     cfg.test_evaluator = metrics + [dump]
-    log_change('test_evaluator', '[...]', f'[..., {dump}]',
-               '--out: the predictions dumped')
+    log_addition('test_evaluator', dump, '--out: every prediction dumped')
 
 
 def apply_show_dir(cfg: Config, show_dir: str) -> None:

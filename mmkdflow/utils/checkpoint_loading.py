@@ -235,9 +235,17 @@ def extract_state_dict(checkpoint, role: str = 'checkpoint') -> Dict:
     return out
 
 
+#: State-dict entries that hold text as a ``uint8`` vector (the teacher's
+#: identity in a teacher-free checkpoint, see
+#: :mod:`mmkdflow.models.distillers.teacher_identity`): their length is the
+#: text's, so their shape is not compared; the distiller checks the content.
+TEXT_ENTRIES = ('teacher_identity.sha256', 'teacher_identity.ckpt')
+
+
 def state_dict_mismatch(own: Dict, state_dict: Dict,
                         show: int = 5) -> Optional[str]:
-    """Describe how ``state_dict`` differs from a model's own state dict.
+    """Describe how ``state_dict`` differs from a model's own state dict
+    (keys, and shapes except those of :data:`TEXT_ENTRIES`).
 
     Returns:
         ``None`` when keys and shapes agree, else the counts and the first
@@ -249,6 +257,7 @@ def state_dict_mismatch(own: Dict, state_dict: Dict,
         f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model '
         f'{tuple(own[k].shape)}' for k in own
         if k in state_dict and hasattr(state_dict[k], 'shape')
+        and not k.endswith(TEXT_ENTRIES)
         and tuple(state_dict[k].shape) != tuple(own[k].shape)
     ]
     if not (missing or unexpected or mismatched):

@@ -20,12 +20,14 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 
+from mmkdflow.utils.checkpoint_loading import TEXT_ENTRIES
+
 #: Prefix of the teacher's weights in the distiller's ``state_dict``.
 TEACHER_PREFIX = 'teacher.'
-#: ``state_dict`` entry: SHA-256 of the teacher's state dict as loaded.
-IDENTITY_SHA256 = 'teacher_identity.sha256'
-#: ``state_dict`` entry: ``teacher_ckpt`` as given (UTF-8 bytes).
-IDENTITY_CKPT = 'teacher_identity.ckpt'
+#: ``state_dict`` entry: SHA-256 of the teacher's state dict as loaded, and
+#: ``teacher_ckpt`` as given (UTF-8 bytes); text entries, whose shape the
+#: key-by-key checks leave alone.
+IDENTITY_SHA256, IDENTITY_CKPT = TEXT_ENTRIES
 
 
 def state_dict_hash(state: Mapping[str, torch.Tensor]) -> str:
