@@ -10,14 +10,17 @@ import copy
 import pytest
 import torch
 
+from mmkdflow.compat import torch_at_least
 from mmkdflow.models.connectors import DiffKDConnector
 from mmkdflow.models.fmkt import (GatedVelocityField, TimeEmbedding,
                                   build_meta_encoder, euler_sample)
 from mmkdflow.models.core import DistillContext
+from mmkdflow.models.utils.compile import COMPILE_MIN_TORCH
 
 pytestmark = pytest.mark.skipif(
-    not hasattr(torch.compiler, 'set_stance'),
-    reason='needs torch.compiler.set_stance (torch >= 2.6)')
+    not torch_at_least(COMPILE_MIN_TORCH),
+    reason='compile=True needs torch >= 2.6: refused at build there '
+    '(tests/test_version.py::test_compile_refused_below_its_torch_when_built)')
 
 C = 8
 LEVELS = [(2, C, 6, 10), (2, C, 3, 5)]

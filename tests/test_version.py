@@ -149,5 +149,24 @@ def test_require_torch_names_feature_versions_and_fix(monkeypatch):
     assert 'turn compile off' in message
 
 
+def test_compile_refused_below_its_torch_when_built(monkeypatch):
+    import torch
+
+    from mmkdflow.models.connectors import DiffKDConnector
+    from mmkdflow.models.utils.compile import COMPILE_MIN_TORCH
+    monkeypatch.setattr(torch, '__version__', '2.1.2')
+    with pytest.raises(RuntimeError) as info:
+        DiffKDConnector(student_channels=8, teacher_channels=8,
+                        compile=True)
+    message = str(info.value)
+    assert message.startswith(f'compile=True needs torch >= '
+                              f'{COMPILE_MIN_TORCH}')
+    assert 'torch 2.1.2 is installed' in message
+    DiffKDConnector(student_channels=8, teacher_channels=8)  # compile off
+    with pytest.raises(TypeError, match='compile must be a bool'):
+        DiffKDConnector(student_channels=8, teacher_channels=8,
+                        compile='yes')
+
+
 def test_one_version_string():
     assert mmkdflow.__version__ == __version__

@@ -21,7 +21,7 @@ if ! check "import torch; assert torch.__version__.startswith('2.1.2')"; then
 fi
 if [ "$KIND" = lite ]; then
   check "import mmcv, mmengine, pytest, diffusers" || \
-    $PIP install -q "mmcv-lite==2.1.0" "numpy<2" -r requirements/tests.txt \
+    $PIP install -q "mmcv-lite==2.1.0" -c requirements/floor.txt -r requirements/tests.txt \
       -r requirements/demo.txt
   # mmcv-lite is not the distribution `mmcv` that mmkdflow declares
   $PIP install -q --no-build-isolation --no-deps -e .

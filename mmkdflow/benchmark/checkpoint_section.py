@@ -16,7 +16,7 @@ CHECKPOINT_CONFIG = osp.join(
 
 
 def _size_mb(path: str) -> float:
-    return osp.getsize(path) / 2**20
+    return osp.getsize(path) / 1e6
 
 
 def checkpoint_section(config: str, log: Callable[[str], None],
@@ -35,7 +35,7 @@ def checkpoint_section(config: str, log: Callable[[str], None],
 
     Returns:
         ``dict(config, teacher_mb, with_teacher_mb, without_teacher_mb,
-        ratio, teacher_keys_left)``, sizes in MiB.
+        ratio, teacher_keys_left)``, sizes in MB (10^6 bytes).
     """
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper

@@ -11,6 +11,10 @@ from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import torch
 
+from mmkdflow.compat import require_torch
+
+#: The lowest torch the compiled paths run on (see :func:`compile_options`).
+COMPILE_MIN_TORCH = '2.6.0'
 #: ``torch.compile`` options used for ``compile=True``.
 DEFAULT_COMPILE_OPTIONS: Dict[str, Any] = dict(dynamic=False)
 #: TorchDynamo's per-function graph limit inside the compiled calls: one
@@ -31,15 +35,22 @@ def compile_options(option: CompileOption) -> Optional[Dict[str, Any]]:
 
     Raises:
         TypeError: For anything else.
+        RuntimeError: Compilation asked for on a torch older than
+            :data:`COMPILE_MIN_TORCH`.
     """
     if option is None or option is False:
         return None
-    if option is True:
-        return dict(DEFAULT_COMPILE_OPTIONS)
-    if isinstance(option, dict):
-        return dict(DEFAULT_COMPILE_OPTIONS, **option)
-    raise TypeError(f'compile must be a bool or a dict of torch.compile '
-                    f'options, got {option!r}')
+    if option is not True and not isinstance(option, dict):
+        raise TypeError(f'compile must be a bool or a dict of torch.compile '
+                        f'options, got {option!r}')
+    require_torch(
+        COMPILE_MIN_TORCH, 'compile=True',
+        'TorchDynamo taking the modules passed to a compiled function as '
+        "graph inputs; torch 2.1 fails with 'Detected that you are using FX "
+        "to symbolically trace a dynamo-optimized function'; the compiled "
+        'paths are tested from torch 2.6')
+    return dict(DEFAULT_COMPILE_OPTIONS, **(option if isinstance(option, dict)
+                                            else {}))
 
 
 def _recompile_limit() -> contextlib.AbstractContextManager:
