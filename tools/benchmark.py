@@ -141,6 +141,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.device is None and torch.cuda.is_available():
         log('a CUDA device is present; --device cuda measures on it')
     args.device = torch.device(args.device or 'cpu')
+    from mmkdflow.compat import torch_at_least
+    from mmkdflow.models.utils.compile import COMPILE_MIN_TORCH
+    if args.compile and not torch_at_least(COMPILE_MIN_TORCH):
+        log(f'torch {torch.__version__}: no torch.compile rows (compile=True '
+            f'needs torch >= {COMPILE_MIN_TORCH})')
+        args.compile = False
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.repeats < 1 or args.warmup < 0 or args.batch < 1:
