@@ -3,6 +3,7 @@ weights-only allow-list, torch < 2.4 (the floor) reads through
 mmkdflow's restricted unpickler. Both paths run here on any torch (the
 floor path forced), and on the floor the default path is the restricted
 one."""
+import collections
 import os
 
 import numpy as np
@@ -72,9 +73,15 @@ def test_mmengine_message_hub_and_numpy_load(tmp_path, loader_path):
     torch.save({'state_dict': {'w': torch.arange(3.)},
                 'message_hub': hub.state_dict(),
                 'array': np.arange(4, dtype=np.float32),
-                'step': np.int64(7)}, path)
+                'step': np.int64(7),
+                # what mmdet datasets and MMEngine put into a run's meta
+                'counts': collections.Counter('aab'), 'ids': {1, 2},
+                'raw': bytearray(b'x'), 'z': 1 + 2j}, path)
     check_checkpoint_file(path)
     loaded = load_checkpoint_file(path)
+    assert loaded['counts'] == collections.Counter(a=2, b=1)
+    assert (loaded['ids'], loaded['raw'], loaded['z']) == (
+        {1, 2}, bytearray(b'x'), 1 + 2j)
     buffer = loaded['message_hub']['log_scalars']['train/loss']
     assert isinstance(buffer, HistoryBuffer)
     assert buffer.mean() == pytest.approx(1.0)

@@ -4,10 +4,12 @@ import pytest
 import torch
 
 from mmkdflow.benchmark import peak_memory
+from mmkdflow.compat import torch_at_least
 from mmkdflow.models.fmkt import (TimeEmbedding, VelocityField,
                                   build_meta_encoder, checkpointed,
                                   euler_sample)
 from mmkdflow.models.utils import compile_options
+from mmkdflow.models.utils.compile import COMPILE_MIN_TORCH
 
 C = 8
 
@@ -95,9 +97,13 @@ def test_checkpointing_keeps_less_alive_as_n_grows():
 
 def test_options_are_validated_at_build_time():
     assert compile_options(False) is None and compile_options(None) is None
-    assert compile_options(True) == {'dynamic': False}
-    assert compile_options({'mode': 'max-autotune'}) == {
-        'dynamic': False, 'mode': 'max-autotune'}
+    if torch_at_least(COMPILE_MIN_TORCH):
+        assert compile_options(True) == {'dynamic': False}
+        assert compile_options({'mode': 'max-autotune'}) == {
+            'dynamic': False, 'mode': 'max-autotune'}
+    else:  # the floor: refused when built, naming the torch it needs
+        with pytest.raises(RuntimeError, match='compile=True needs torch'):
+            field(compile=True)
     with pytest.raises(TypeError, match='compile must be a bool or a dict'):
         field(compile='yes')
 

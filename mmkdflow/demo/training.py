@@ -132,8 +132,8 @@ def extract_backbone(stamp: dict, out: str) -> str:
         with open(meta_path) as f:
             if json.load(f).get('fingerprint') == stamp['fingerprint']:
                 return out
-    ckpt = torch.load(stamp['checkpoint'], map_location='cpu',
-                      weights_only=True)
+    from mmkdflow.utils import load_checkpoint_file
+    ckpt = load_checkpoint_file(stamp['checkpoint'], 'backbone checkpoint')
     state = {k: v for k, v in ckpt['state_dict'].items()
              if k.startswith('backbone.')}
     if not state:

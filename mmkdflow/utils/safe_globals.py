@@ -17,6 +17,7 @@ floor of the supported range exactly as on its top.
 """
 import _compat_pickle
 import codecs
+import collections
 import functools
 import pickle
 from typing import Any, Dict, List
@@ -100,6 +101,11 @@ def allow_mmengine_types() -> None:
     # pickle protocol 2 writes bytes (numpy scalars' data) as
     # ``_codecs.encode(str, 'latin1')``; torch >= 2.4 allows it itself
     entries.append((codecs.encode, '_codecs.encode'))
+    # plain containers and numbers torch >= 2.4 allows itself; MMEngine's
+    # runner writes a Counter (the dataset's label counts) into its meta
+    entries += [(bytearray, 'builtins.bytearray'),
+                (complex, 'builtins.complex'), (set, 'builtins.set'),
+                (collections.Counter, 'collections.Counter')]
     for entry in entries:
         obj, name = entry if isinstance(entry, tuple) else \
             (entry, f'{entry.__module__}.{entry.__qualname__}')
