@@ -31,7 +31,8 @@ from mmkdflow.models.utils.model_builder import (build_mmkdflow_module,
                                                  resolve_model_cfg)
 
 DIFFKD_CONFIGS = sorted(glob.glob(config_path('diffkd', '*.py')))
-DEMO_CONFIG = config_path('demo', 'diffkd_retinanet_r18_r18c16_digits.py')
+DEMO_CONFIG = config_path(
+    'demo', 'diffkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py')
 TEACHER_URL = re.compile(r'^https://download\.openmmlab\.com/\S+\.pth$')
 DET_CONFIGS = [p for p in DIFFKD_CONFIGS if p.endswith('_coco.py')]
 
@@ -55,25 +56,25 @@ def test_every_paper_row_has_a_config():
     names = set(_ids(DIFFKD_CONFIGS))
     rows = {
         # Table 4, baseline teachers
-        'diffkd_retinanet_r101_r50_fpn_2x_coco.py',
-        'diffkd_fcos_r101_r50_fpn_gn-head_ms-640-800-2x_coco.py',
-        'diffkd_faster-rcnn_r101_r50_fpn_2x_coco.py',
+        'diffkd_retinanet-r101_retinanet-r50_fpn_2x_coco.py',
+        'diffkd_fcos-r101_fcos-r50_fpn_gn-head_ms-640-800-2x_coco.py',
+        'diffkd_faster-rcnn-r101_faster-rcnn-r50_fpn_2x_coco.py',
         # Table 5, stronger teachers, and the attention-MSE variant
-        'diffkd_retinanet_x101_r50_fpn_2x_coco.py',
-        'diffkd-attnmse_retinanet_x101_r50_fpn_2x_coco.py',
-        'diffkd_reppoints_x101_r50_fpn-gn_head-gn_2x_coco.py',
+        'diffkd_retinanet-x101_retinanet-r50_fpn_2x_coco.py',
+        'diffkd-attnmse_retinanet-x101_retinanet-r50_fpn_2x_coco.py',
+        'diffkd_reppoints-x101_reppoints-r50_fpn-gn_head-gn_2x_coco.py',
         'diffkd_cascade-mask-rcnn-x101_faster-rcnn-r50_fpn_2x_coco.py',
         # Table 6
-        'diffkd_deeplabv3-r101_deeplabv3-r18-d8_80k_cityscapes-512x1024.py',
-        'diffkd_deeplabv3-r101_deeplabv3-r18-d8-scratch_80k_cityscapes-'
-        '512x1024.py',
-        'diffkd_deeplabv3-r101_pspnet-r18-d8_80k_cityscapes-512x1024.py',
-        'diffkd_deeplabv3-r101_deeplabv3-mbv2-d8_80k_cityscapes-512x1024.py',
+        'diffkd_deeplabv3-r101_deeplabv3-r18_4xb2-80k_cityscapes-512x1024.py',
+        'diffkd_deeplabv3-r101_deeplabv3-r18-scratch_4xb2-80k_'
+        'cityscapes-512x1024.py',
+        'diffkd_deeplabv3-r101_pspnet-r18_4xb2-80k_cityscapes-512x1024.py',
+        'diffkd_deeplabv3-r101_deeplabv3-mbv2_4xb2-80k_cityscapes-512x1024.py',
         # Table 2, with KL and with DIST on the logits
         'diffkd_resnet34_resnet18_8xb32_in1k.py',
         'diffkd-dist_resnet34_resnet18_8xb32_in1k.py',
-        'diffkd_resnet50_mobilenetv1_8xb32_in1k.py',
-        'diffkd-dist_resnet50_mobilenetv1_8xb32_in1k.py',
+        'diffkd_resnet50_mobilenet-v1_8xb32_in1k.py',
+        'diffkd-dist_resnet50_mobilenet-v1_8xb32_in1k.py',
     }
     assert rows <= names, sorted(rows - names)
     assert osp.isfile(DEMO_CONFIG)
@@ -260,5 +261,6 @@ def test_demo_config_builds_and_trains_one_step(tmp_path):
             connector.latent_channels) == (64, 128, 128)
     assert connector.share_across_levels
     assert cfg.model.teacher_ckpt == Config.fromfile(config_path(
-        'demo', 'pkd_retinanet_r18_r18c16_digits.py')).model.teacher_ckpt
+        'demo', 'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py')
+    ).model.teacher_ckpt
     _build_and_step(DEMO_CONFIG, tmp_path)

@@ -22,13 +22,16 @@ from mmengine.model import revert_sync_batchnorm
 from mmkdflow.models.utils.model_builder import (build_task_model,
                                                  resolve_model_cfg)
 from mmkdflow.registry import MODELS
+from test_config_names import ALIASES
 
-FMKT_CONFIGS = sorted(glob.glob(config_path('fmkt', '*.py')))
+# the former name kept as an alias is checked by tests/test_config_names.py
+FMKT_CONFIGS = sorted(p for p in glob.glob(config_path('fmkt', '*.py'))
+                      if osp.relpath(p, config_path()) not in ALIASES)
 DEMO_CONFIGS = [config_path('demo', name) for name in (
-    'fmkt_retinanet_r18_r18c16_digits.py',
-    'fmkt_theta_retinanet_r18_r18c16_digits.py',
-    'fmkt_resnet18_r18c8_digits.py',
-    'ofmkt_resnet18c8_digits.py')]
+    'fmkt_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py',
+    'fmkt-theta_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py',
+    'fmkt_resnet18_resnet18c8_1xb32-10e_digits-cls.py',
+    'ofmkt_resnet18c8_1xb32-10e_digits-cls.py')]
 OPENMMLAB_URL = 'https://download.openmmlab.com/'
 
 
@@ -40,13 +43,20 @@ def _params():
 
 def test_every_recipe_is_listed():
     names = {osp.basename(p) for p in FMKT_CONFIGS}
-    assert {'retinanet_x101_r50.py', 'retinanet_r101_r50.py',
-            'faster_rcnn_r101_r50.py', 'fcos_x101_retinanet_r50.py',
-            'fcos_r101_r50.py', 'reppoints_x101_r50.py',
-            'resnet34_resnet18_in1k.py', 'resnet34_resnet18_in1k_theta.py',
-            'resnet50_mobilenetv1_in1k.py',
-            'resnet50_mobilenetv1_in1k_theta.py', 'ofmkt_resnet18_in1k.py',
-            'deeplabv3_r101_r18_cityscapes.py'} <= names
+    assert {
+        'fmkt_retinanet-x101_retinanet-r50_fpn_2x_coco.py',
+        'fmkt_retinanet-r101_retinanet-r50_fpn_2x_coco.py',
+        'fmkt_faster-rcnn-r101_faster-rcnn-r50_fpn_2x_coco.py',
+        'fmkt_fcos-x101_retinanet-r50_fpn_1x_coco.py',
+        'fmkt_fcos-r101_fcos-r50_fpn_gn-head_ms-640-800-2x_coco.py',
+        'fmkt_reppoints-x101_reppoints-r50_fpn-gn_head-gn_2x_coco.py',
+        'fmkt_resnet34_resnet18_8xb32_in1k.py',
+        'fmkt-theta_resnet34_resnet18_8xb32_in1k.py',
+        'fmkt_resnet50_mobilenet-v1_8xb32_in1k.py',
+        'fmkt-theta_resnet50_mobilenet-v1_8xb32_in1k.py',
+        'ofmkt_resnet18_8xb32_in1k.py',
+        'fmkt_deeplabv3-r101_deeplabv3-r18_4xb2-80k_cityscapes-512x1024.py',
+    } <= names
     for path in DEMO_CONFIGS:
         assert osp.isfile(path), path
 

@@ -78,8 +78,8 @@ def test_backbone_pretraining_matches_the_models(task):
 
 
 def test_backbone_option_refuses_a_scratch_student(tmp_path):
-    cfg = Config.fromfile(osp.join(demo.DEMO,
-                                   'retinanet_r18c16_digits_student.py'))
+    cfg = Config.fromfile(osp.join(
+        demo.DEMO, 'student_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'))
     cfg.model.backbone.init_cfg = None
     with pytest.raises(ValueError, match='pretrained backbone'):
         demo_lib.backbone_option(cfg, 'b.pth')
@@ -93,7 +93,7 @@ def test_extracted_backbone_loads_into_the_student(tmp_path):
 
     from mmkdflow.registry import MODELS
     pre_cfg = Config.fromfile(osp.join(
-        demo.DEMO, 'retinanet_r18c16_digits_backbone.py'))
+        demo.DEMO, 'pretrain_retinanet-r18c16_1xb32-6e_digits-cls.py'))
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         classifier = MODELS.build(pre_cfg.model)
     ckpt = tmp_path / 'epoch_1.pth'
@@ -102,8 +102,8 @@ def test_extracted_backbone_loads_into_the_student(tmp_path):
     out = demo_lib.extract_backbone(stamp, str(tmp_path / 'b' / 'backbone.pth'))
     saved = torch.load(out, weights_only=True)['state_dict']
     assert saved and all(k.startswith('backbone.') for k in saved)
-    cfg = Config.fromfile(osp.join(demo.DEMO,
-                                   'retinanet_r18c16_digits_student.py'))
+    cfg = Config.fromfile(osp.join(
+        demo.DEMO, 'student_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'))
     cfg.model.backbone.init_cfg.checkpoint = out
     with DefaultScope.overwrite_default_scope('mmdet'):
         detector = MODELS.build(cfg.model)
@@ -133,7 +133,8 @@ def test_cache_is_invalidated_when_the_config_changes(tmp_path,
             f.write(ckpt)
 
     monkeypatch.setattr(demo_training, 'train', fake_train)
-    base = osp.join(demo.DEMO, 'retinanet_r18c16_digits_backbone.py')
+    base = osp.join(demo.DEMO,
+                    'pretrain_retinanet-r18c16_1xb32-6e_digits-cls.py')
     config = tmp_path / 'backbone.py'
     config.write_text(f'_base_ = [{base!r}]\n')
     work_dir = str(tmp_path / 'run')
@@ -164,14 +165,16 @@ def test_cache_is_invalidated_when_the_config_changes(tmp_path,
 
 
 def test_the_teacher_depends_on_its_backbone():
-    teacher = osp.join(demo.DEMO, 'retinanet_r18_digits_teacher.py')
+    teacher = osp.join(demo.DEMO,
+                       'teacher_retinanet-r18_fpn_1xb16-12e_digits-det.py')
     assert demo_lib.fingerprint(teacher, depends=['a']) != demo_lib.fingerprint(
         teacher, depends=['b'])
 
 
 def test_smoke_and_tuning_options_apply():
-    det = Config.fromfile(osp.join(demo.DEMO,
-                                   'pkd_retinanet_r18_r18c16_digits.py'))
+    det = Config.fromfile(osp.join(
+        demo.DEMO,
+        'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'))
     cfg = with_options(det, demo_lib.run_options(det, smoke=True, tune=True))
     assert cfg.train_cfg.max_epochs == 2
     assert cfg.train_dataloader.dataset.indices == 16
@@ -179,18 +182,19 @@ def test_smoke_and_tuning_options_apply():
     assert cfg.val_dataloader.dataset.digits_options.holdout == 'tune'
     assert cfg.val_evaluator.ann_file == \
         'data/digits_det_tune/annotations/val.json'
-    seg = Config.fromfile(osp.join(demo.DEMO,
-                                   'deeplabv3_r18c16_digits_student.py'))
+    seg = Config.fromfile(osp.join(
+        demo.DEMO, 'student_deeplabv3-r18c16_1xb8-600it_digits-seg.py'))
     cfg = with_options(seg, demo_lib.run_options(seg, smoke=True))
     assert cfg.train_cfg.max_iters == 4
     assert cfg.val_dataloader.dataset.data_root == 'data/digits_seg/'
     assert demo_lib.run_options(seg) == []
 
 
-NEW_CONFIGS = ['diffkd_deeplabv3_r18_r18c16_digits.py',
-               'fmkt_deeplabv3_r18_r18c16_digits.py',
-               'diffkd_resnet18_r18c8_digits.py',
-               'fmkt_theta_resnet18_r18c8_digits.py']
+NEW_CONFIGS = [
+    'diffkd_deeplabv3-r18_deeplabv3-r18c16_1xb8-600it_digits-seg.py',
+    'fmkt_deeplabv3-r18_deeplabv3-r18c16_1xb8-600it_digits-seg.py',
+    'diffkd_resnet18_resnet18c8_1xb32-10e_digits-cls.py',
+    'fmkt-theta_resnet18_resnet18c8_1xb32-10e_digits-cls.py']
 
 
 @pytest.mark.parametrize('name', NEW_CONFIGS)

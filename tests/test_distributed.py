@@ -106,7 +106,7 @@ def tiny_det_config(tmp_path, name: str, data_root: str, teacher_ckpt: str,
     ``max_iters`` iterations without validation, with the probe hook;
     dumped to ``tmp_path/<name>.py``."""
     cfg = shrink(Config.fromfile(config_path(
-        'demo', 'pkd_retinanet_r18_r18c16_digits.py')), 'det', data_root,
+        'demo', 'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py')), 'det', data_root,
         str(tmp_path / name), batch_size=batch_size)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.digits_options = dict(

@@ -130,7 +130,7 @@ def test_datasets_give_their_vanilla_config(name, vanilla, metainfo,
 
 def test_student_config_writes_the_vanilla_datasets():
     cfg = Config.fromfile(config_path(
-        'demo', 'cwd_deeplabv3_r18_r18c16_digits.py'))
+        'demo', 'cwd_deeplabv3-r18_deeplabv3-r18c16_1xb8-600it_digits-seg.py'))
     out = student_config(cfg)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         dataset = out[loader].dataset

@@ -84,7 +84,7 @@ class _Probe(Hook):
 def test_fmkt_retinanet_ema_resume_export(tmp_path, saved_teacher):
     data_root = str(tmp_path / 'digits_det')
     teacher_ckpt, _ = saved_teacher(tiny_retinanet(8, 32))
-    cfg_path = config_path('demo', 'fmkt_retinanet_r18_r18c16_digits.py')
+    cfg_path = config_path('demo', 'fmkt_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py')
     student = tiny_retinanet(8, 16)
     student['test_cfg']['score_thr'] = 0.0  # keep boxes to compare
 
@@ -197,7 +197,7 @@ def test_fmkt_retinanet_ema_resume_export(tmp_path, saved_teacher):
 def test_fmkt_logit_flow_classifier_train_export(tmp_path, saved_teacher):
     data_root = str(tmp_path / 'digits_cls')
     teacher_ckpt, _ = saved_teacher(tiny_resnet_cls(16))
-    cfg_path = config_path('demo', 'fmkt_resnet18_r18c8_digits.py')
+    cfg_path = config_path('demo', 'fmkt_resnet18_resnet18c8_1xb32-10e_digits-cls.py')
     cfg = shrink(Config.fromfile(cfg_path), 'cls', data_root,
                  str(tmp_path / 'distill'))
     student = tiny_resnet_cls(8)

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow
 
 def test_teacher_reference_hook_logs_the_teachers_accuracy(tmp_path):
     cfg = shrink(Config.fromfile(config_path(
-        'demo', 'kd_resnet18_r18c8_digits.py')), 'cls',
+        'demo', 'kd_resnet18_resnet18c8_1xb32-10e_digits-cls.py')), 'cls',
         str(tmp_path / 'digits_cls'), str(tmp_path / 'work'), batch_size=64)
     cfg.model.student = tiny_resnet_cls(8)
     cfg.model.teacher = tiny_resnet_cls(16)

@@ -47,7 +47,7 @@ def distill_cfg(tmp_path, data_root: str, teacher_ckpt=None,
                 **points) -> Config:
     """The PKD demo config on tiny RetinaNets, one training iteration."""
     cfg = shrink(Config.fromfile(config_path(
-        'demo', 'pkd_retinanet_r18_r18c16_digits.py')), 'det', data_root,
+        'demo', 'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py')), 'det', data_root,
         str(tmp_path / 'work'), batch_size=2)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.digits_options = dict(DATA)

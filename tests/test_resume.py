@@ -214,8 +214,8 @@ def method_config(tmp_path, method: str, name: str, data_root: str,
                   teacher_ckpt: str, **probe) -> str:
     """The DiffKD or FM-KT DigitsDet demo config, shrunk (see module
     docstring), with the probe hook; dumped to ``tmp_path/<name>.py``."""
-    demo = dict(diffkd='diffkd_retinanet_r18_r18c16_digits.py',
-                fmkt='fmkt_retinanet_r18_r18c16_digits.py')[method]
+    demo = dict(diffkd='diffkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py',
+                fmkt='fmkt_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py')[method]
     cfg = shrink(Config.fromfile(config_path('demo', demo)), 'det',
                  data_root, str(tmp_path / name), batch_size=4)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):

@@ -136,7 +136,7 @@ def test_random_transforms_are_found_through_wrappers():
 
 def test_train_tool_check_refuses_random_pipelines_only():
     cfg = Config.fromfile(config_path(
-        'demo', 'pkd_retinanet_r18_r18c16_digits.py'))
+        'demo', 'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'))
     check_teacher_cache(cfg)  # cache off: nothing to check
     cfg.model.teacher_cache = True
     check_teacher_cache(cfg)  # the digits pipelines are deterministic

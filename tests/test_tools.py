@@ -56,7 +56,7 @@ def test_train_and_test_tools_with_amp_and_teacher_flag(tmp_path):
     cfg = str(tmp_path / 'tiny_pkd.py')
     with open(cfg, 'w') as f:
         f.write(
-            f"_base_ = [{config_path('demo', 'pkd_retinanet_r18_r18c16_digits.py')!r}]\n"
+            f"_base_ = [{config_path('demo', 'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py')!r}]\n"
             f'model = dict(\n'
             f'    student=dict(_delete_=True, **{model!r}),\n'
             f'    teacher=dict(_delete_=True, **{model!r}),\n'
@@ -105,7 +105,7 @@ def test_shared_tool_setup(tmp_path, monkeypatch):
     from mmkdflow.engine import (optim_setup, resume_setup, test_setup,
                                  tool_args)
     monkeypatch.setenv('LOCAL_RANK', '0')
-    config = config_path('demo', 'pkd_retinanet_r18_r18c16_digits.py')
+    config = config_path('demo', 'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py')
     parser = argparse.ArgumentParser()
     parser.add_argument('config')
     tool_args.add_common_args(parser)
@@ -113,7 +113,7 @@ def test_shared_tool_setup(tmp_path, monkeypatch):
                                   'train_cfg.max_epochs=2'])
     cfg = tool_args.load_config(args)
     assert cfg.work_dir == osp.join('./work_dirs',
-                                    'pkd_retinanet_r18_r18c16_digits')
+                                    'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det')
     assert cfg.train_cfg.max_epochs == 2 and cfg.launcher == 'none'
 
     optim_setup.apply_amp(cfg, cuda=True)

@@ -77,7 +77,7 @@ def test_render_panels_writes_one_panel_per_map(tmp_path):
 def distill_config(tmp_path, connector: dict, replace: bool) -> Config:
     """A tiny DigitsDet distiller config on small data in ``tmp_path``."""
     cfg = shrink(Config.fromfile(config_path(
-        'demo', 'pkd_retinanet_r18_r18c16_digits.py')), 'det',
+        'demo', 'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py')), 'det',
         str(tmp_path / 'digits_det'), str(tmp_path / 'work'))
     cfg.model.student = tiny_retinanet(8, 16)
     cfg.model.teacher = tiny_retinanet(16, 32)

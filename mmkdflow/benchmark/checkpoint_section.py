@@ -12,7 +12,7 @@ import torch
 #: the checkout this package is installed from.
 CHECKPOINT_CONFIG = osp.join(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
-    'configs', 'fmkt', 'retinanet_x101_r50.py')
+    'configs', 'fmkt', 'fmkt_retinanet-x101_retinanet-r50_fpn_2x_coco.py')
 
 
 def _size_mb(path: str) -> float:
