@@ -10,8 +10,10 @@ teacher_ckpt = 'work_dirs/demo/seg/teacher/iter_600.pth'
 model = dict(
     _scope_='mmkdflow',
     type='Distiller',
-    student=dict(cfg_path='{{fileDirname}}/student_deeplabv3-r18c16_1xb8-600it_digits-seg.py'),
-    teacher=dict(cfg_path='{{fileDirname}}/teacher_deeplabv3-r18_1xb8-600it_digits-seg.py'),
+    student=dict(cfg_path='{{fileDirname}}/'
+                 'student_deeplabv3-r18c16_1xb8-600it_digits-seg.py'),
+    teacher=dict(cfg_path='{{fileDirname}}/'
+                 'teacher_deeplabv3-r18_1xb8-600it_digits-seg.py'),
     teacher_ckpt=teacher_ckpt,
     distill_points=dict(
         logits=dict(

@@ -1,6 +1,7 @@
 # DiffKD on DigitsCls: feature + logits, the ImageNet recipe of
 # ../_base_/distill/diffkd_in1k.py on the digits. Same student, teacher,
-# teacher checkpoint and schedule as kd_resnet18_resnet18c8_1xb32-10e_digits-cls.py.
+# teacher checkpoint and schedule as
+# kd_resnet18_resnet18c8_1xb32-10e_digits-cls.py.
 #   feat   - the last backbone map before pooling (student 64 x 4 x 4,
 #            teacher 256 x 4 x 4); the teacher is compressed by a linear
 #            autoencoder to 128 channels (the 2x compression of the
@@ -18,8 +19,10 @@ teacher_ckpt = 'work_dirs/demo/cls/teacher/epoch_10.pth'
 model = dict(
     _scope_='mmkdflow',
     type='Distiller',
-    student=dict(cfg_path='{{fileDirname}}/student_resnet18c8_1xb32-10e_digits-cls.py'),
-    teacher=dict(cfg_path='{{fileDirname}}/teacher_resnet18_1xb32-10e_digits-cls.py'),
+    student=dict(cfg_path='{{fileDirname}}/'
+                 'student_resnet18c8_1xb32-10e_digits-cls.py'),
+    teacher=dict(cfg_path='{{fileDirname}}/'
+                 'teacher_resnet18_1xb32-10e_digits-cls.py'),
     teacher_ckpt=teacher_ckpt,
     distill_points=dict(
         feat=dict(

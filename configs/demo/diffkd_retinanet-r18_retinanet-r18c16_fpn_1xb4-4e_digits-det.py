@@ -1,6 +1,7 @@
 # DiffKD on DigitsDet: knowledge diffusion on the five FPN levels. Same
 # student (RetinaNet R18c16, FPN 64), teacher (RetinaNet R18, FPN 128),
-# teacher checkpoint and schedule as pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py.
+# teacher checkpoint and schedule as
+# pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py.
 # One denoiser shared by the five levels runs on the teacher's 128 channels
 # (the student's 64 are lifted by the connector's 1x1 projection; no
 # autoencoder, as for COCO FPN features).
@@ -21,8 +22,10 @@ model = dict(
     _scope_='mmkdflow',
     type='Distiller',
     student=dict(
-        cfg_path='{{fileDirname}}/student_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'),
-    teacher=dict(cfg_path='{{fileDirname}}/teacher_retinanet-r18_fpn_1xb16-12e_digits-det.py'),
+        cfg_path='{{fileDirname}}/'
+        'student_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'),
+    teacher=dict(cfg_path='{{fileDirname}}/'
+                 'teacher_retinanet-r18_fpn_1xb16-12e_digits-det.py'),
     teacher_ckpt=teacher_ckpt,
     distill_points=dict(
         fpn=dict(

@@ -1,10 +1,11 @@
 # FM-KT-Theta on DigitsDet [our extension for FPN]: the flow of
-# fmkt_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py is trained beside the student, and its
-# stop-gradient mean prediction is distilled back into each raw student FPN
-# level (loss_theta = w * PKD(Z, stopgrad(mean_i Xhat_i)), w = 2). The raw
-# levels are never replaced, so the deployed detector is the vanilla student
-# (exported without mmkdflow). Same student, teacher, teacher checkpoint and
-# schedule as pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py.
+# fmkt_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py is trained
+# beside the student, and its stop-gradient mean prediction is distilled back
+# into each raw student FPN level (loss_theta = w * PKD(Z, stopgrad(mean_i
+# Xhat_i)), w = 2). The raw levels are never replaced, so the deployed detector
+# is the vanilla student (exported without mmkdflow). Same student, teacher,
+# teacher checkpoint and schedule as
+# pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py.
 # Tuning: none yet (0 tries on the tuning split, tools/demo.py --tune;
 # the baseline PKD has 0 too). The identity start (init='identity') is the
 # default of every FM-KT connector, not a tuned value.

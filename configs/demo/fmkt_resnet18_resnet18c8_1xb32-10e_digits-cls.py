@@ -15,8 +15,10 @@ teacher_ckpt = 'work_dirs/demo/cls/teacher/epoch_10.pth'
 model = dict(
     _scope_='mmkdflow',
     type='Distiller',
-    student=dict(cfg_path='{{fileDirname}}/student_resnet18c8_1xb32-10e_digits-cls.py'),
-    teacher=dict(cfg_path='{{fileDirname}}/teacher_resnet18_1xb32-10e_digits-cls.py'),
+    student=dict(cfg_path='{{fileDirname}}/'
+                 'student_resnet18c8_1xb32-10e_digits-cls.py'),
+    teacher=dict(cfg_path='{{fileDirname}}/'
+                 'teacher_resnet18_1xb32-10e_digits-cls.py'),
     teacher_ckpt=teacher_ckpt,
     student_loss_weight=0.0,
     distill_points=dict(

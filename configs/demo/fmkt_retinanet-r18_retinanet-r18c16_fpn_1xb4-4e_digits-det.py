@@ -20,8 +20,10 @@ teacher_ckpt = 'work_dirs/demo/det/teacher/epoch_12.pth'
 model = dict(
     _scope_='mmkdflow',
     type='Distiller',
-    student=dict(cfg_path='{{fileDirname}}/student_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'),
-    teacher=dict(cfg_path='{{fileDirname}}/teacher_retinanet-r18_fpn_1xb16-12e_digits-det.py'),
+    student=dict(cfg_path='{{fileDirname}}/'
+                 'student_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'),
+    teacher=dict(cfg_path='{{fileDirname}}/'
+                 'teacher_retinanet-r18_fpn_1xb16-12e_digits-det.py'),
     teacher_ckpt=teacher_ckpt,
     distill_points=dict(
         fpn=dict(

@@ -1,7 +1,7 @@
 # Student for DigitsSeg: DeepLabV3, ResNetV1c-18 with 16 base channels. Its
 # backbone starts from the DigitsCls pretraining of
-# pretrain_deeplabv3-r18c16_1xb32-6e_digits-cls.py (tools/demo.py trains it once and
-# points this path at it); so does the student of every method.
+# pretrain_deeplabv3-r18c16_1xb32-6e_digits-cls.py (tools/demo.py trains it
+# once and points this path at it); so does the student of every method.
 _base_ = [
     '../_base_/models/deeplabv3_r18_digits.py',
     '../_base_/datasets/digits_seg.py',

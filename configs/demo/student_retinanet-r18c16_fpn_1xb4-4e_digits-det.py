@@ -1,8 +1,8 @@
 # Student of the DigitsDet demo trained alone: RetinaNet, ResNet-18 with 16
 # base channels, FPN 64 (about 1/10 of the teacher's FLOPs). Its backbone
 # starts from the DigitsCls pretraining of
-# pretrain_retinanet-r18c16_1xb32-6e_digits-cls.py (tools/demo.py trains it once and
-# points this path at it); so does the student of every method.
+# pretrain_retinanet-r18c16_1xb32-6e_digits-cls.py (tools/demo.py trains it
+# once and points this path at it); so does the student of every method.
 _base_ = [
     '../_base_/models/retinanet_r18_digits.py',
     '../_base_/schedules/digits_det_distill_schedule.py',

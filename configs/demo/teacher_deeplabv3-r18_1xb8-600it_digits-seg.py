@@ -1,7 +1,8 @@
 # Teacher for DigitsSeg: DeepLabV3, ResNetV1c-18 (64 base channels). Its
 # backbone starts from the DigitsCls pretraining of
-# pretrain_deeplabv3-r18_1xb32-6e_digits-cls.py (tools/demo.py trains it once and points
-# this path at it), as the Cityscapes recipes start from ImageNet weights.
+# pretrain_deeplabv3-r18_1xb32-6e_digits-cls.py (tools/demo.py trains it once
+# and points this path at it), as the Cityscapes recipes start from ImageNet
+# weights.
 _base_ = [
     '../_base_/models/deeplabv3_r18_digits.py',
     '../_base_/datasets/digits_seg.py',

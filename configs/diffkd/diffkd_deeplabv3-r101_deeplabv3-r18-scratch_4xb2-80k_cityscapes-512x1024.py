@@ -5,6 +5,7 @@
 # As diffkd_deeplabv3-r101_deeplabv3-r18_4xb2-80k_cityscapes-512x1024.py (same
 # teacher weights, deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024), but the
 # student backbone starts from random weights instead of ImageNet.
-_base_ = './diffkd_deeplabv3-r101_deeplabv3-r18_4xb2-80k_cityscapes-512x1024.py'
+_base_ = ('./diffkd_deeplabv3-r101_deeplabv3-r18_4xb2-80k_'
+          'cityscapes-512x1024.py')
 
 model = dict(student=dict(pretrained=None))

@@ -2,8 +2,8 @@
 #   teacher ResNet-50    76.55 top-1 (mmpretrain model zoo)
 #   student MobileNetV1  (mmkdflow.MobileNetV1), ResNet-18's 100-epoch recipe
 #   FM-KT-Theta: no ImageNet number taken from the paper (arXiv:2402.02012).
-# The flow of fmkt_resnet50_mobilenet-v1_8xb32_in1k.py is trained beside the student and
-# the student's own classifier learns from its mean logits:
+# The flow of fmkt_resnet50_mobilenet-v1_8xb32_in1k.py is trained beside the
+# student and the student's own classifier learns from its mean logits:
 # loss_theta = DIST(fc0(Z), stopgrad(mean_i fc(Xhat_i))) plus the student's
 # own CE (student_loss_weight=1). The deployed model is the vanilla
 # MobileNetV1 classifier.

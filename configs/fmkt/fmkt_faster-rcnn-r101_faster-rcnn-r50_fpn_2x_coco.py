@@ -1,7 +1,8 @@
 # FM-KT (Shao et al., 2024), COCO detection, two-stage:
 #   teacher Faster R-CNN ResNet-101 FPN 2x  39.8 box AP (mmdet model zoo)
 #   student Faster R-CNN ResNet-50 FPN 2x   38.4 box AP alone (model zoo)
-#   FM-KT: no number taken from the paper (arXiv:2402.02012); DiffKD (paper, same pair):
+#   FM-KT: no number taken from the paper (arXiv:2402.02012); DiffKD (paper,
+#   same pair):
 #   38.4 -> 40.6.
 # Feature flow on the five FPN levels (RPN and RoI head read the refined
 # levels): one convnext flow per level (as released), N = 4, PKD per step,

@@ -4,7 +4,8 @@
 #           40.8 box AP (mmdet model zoo)
 #   student FCOS ResNet-50 (caffe) FPN GN-head, ms 640-800 2x
 #           38.5 box AP alone (model zoo)
-#   FM-KT: no number taken from the paper (arXiv:2402.02012); DiffKD (paper): 38.5 -> 42.4.
+#   FM-KT: no number taken from the paper (arXiv:2402.02012); DiffKD (paper):
+#   38.5 -> 42.4.
 # Both are caffe-style (BGR, std 1), so the student's data preprocessor serves
 # the teacher too. Feature flow on the five FPN levels: one convnext flow per
 # level, N = 4, PKD per step, w = 10 per level (the released one-stage

@@ -3,11 +3,11 @@
 #   student MobileNetV1  (mmkdflow.MobileNetV1, 1024-channel last map),
 #           trained with ResNet-18's 100-epoch recipe
 #   FM-KT: no ImageNet number taken from the paper (arXiv:2402.02012).
-# As fmkt_resnet34_resnet18_8xb32_in1k.py: transformer meta-encoder on the student's
-# last map (1024 x 7 x 7), N = 8, pooled Linear(1024, 1000) per step, DIST
-# (beta = gamma = 2, tau = 1) + CE per step with weight 1 / N, the mean logits
-# replace the student's head.fc output (student_loss_weight=0; the flow is
-# part of the deployed classifier).
+# As fmkt_resnet34_resnet18_8xb32_in1k.py: transformer meta-encoder on the
+# student's last map (1024 x 7 x 7), N = 8, pooled Linear(1024, 1000) per step,
+# DIST (beta = gamma = 2, tau = 1) + CE per step with weight 1 / N, the mean
+# logits replace the student's head.fc output (student_loss_weight=0; the flow
+# is part of the deployed classifier).
 _base_ = [
     'mmpretrain::resnet/resnet18_8xb32_in1k.py',
     '../_base_/distill/fmkt_logits_in1k.py'

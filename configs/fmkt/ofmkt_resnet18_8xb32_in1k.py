@@ -1,9 +1,9 @@
 # OFM-KT (Shao et al., 2024), ImageNet-1k, online distillation, no teacher:
 #   student ResNet-18  69.90 top-1 alone (mmpretrain model zoo), 100 epochs
 #   OFM-KT: no ImageNet number taken from the paper (arXiv:2402.02012).
-# The logit flow of fmkt_resnet34_resnet18_8xb32_in1k.py without a teacher: every step's
-# logits o_i = fc(Xhat_i) get label-smoothed CE (0.1) and are distilled
-# towards the stop-gradient ensemble mean_j o_j,
+# The logit flow of fmkt_resnet34_resnet18_8xb32_in1k.py without a teacher:
+# every step's logits o_i = fc(Xhat_i) get label-smoothed CE (0.1) and are
+# distilled towards the stop-gradient ensemble mean_j o_j,
 #   L = sum_i (1/N) CE_ls(o_i, y)
 #     + sum_i (1/N) DIST(o_i, stopgrad(mean_j o_j)),
 # N = 8 (DIST with beta = gamma = 2, tau = 1, as in the offline rows: our
