@@ -36,9 +36,10 @@ e) where the time goes: the operators of the student network, DiffKD and
    FM-KT (smallest N) forward+backward under ``torch.profiler``, sorted into
    GEMM/convolution, normalisation, activation and the rest, with the
    seconds per GFLOP of the GEMMs alone;
-f) the size of a training checkpoint of ``configs/fmkt/fmkt_retinanet-x101_retinanet-r50_fpn_2x_coco.py``
-   (random weights, optimizer state after one step) with the frozen teacher
-   inside and without it (mmkdflow's teacher-free checkpoints).
+f) the size of a training checkpoint of the users' first config,
+   ``configs/fmkt/fmkt_retinanet-x101_retinanet-r50_fpn_2x_coco.py``
+   (random weights, optimizer state after one step), with the frozen
+   teacher inside and without it (mmkdflow's teacher-free checkpoints).
 
 The table is printed and the numbers are written as JSON (``--out``).
 """

@@ -52,37 +52,43 @@ from mmkdflow.demo import (backbone_option, cached_run,  # noqa: E402
 # task -> title, metric key, metric name, teacher config, backbone
 # pretraining configs (role -> config), plain KD baseline, methods
 # (key -> (label, config))
+#: The pair and schedule part of each task's distillation config names
+#: (``{method}_<pair>``, see docs/user_guide.md "Config names").
+DET_PAIR = 'retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'
+SEG_PAIR = 'deeplabv3-r18_deeplabv3-r18c16_1xb8-600it_digits-seg.py'
+CLS_PAIR = 'resnet18_resnet18c8_1xb32-10e_digits-cls.py'
+
 TASKS = {
     'det': dict(
         title='DigitsDet, RetinaNet R18-c16 student <- RetinaNet R18 teacher',
         metric='coco/bbox_mAP', metric_name='mAP',
         teacher='teacher_retinanet-r18_fpn_1xb16-12e_digits-det.py',
-        backbones=dict(teacher='pretrain_retinanet-r18_1xb32-6e_digits-cls.py',
-                       student='pretrain_retinanet-r18c16_1xb32-6e_digits-cls.py'),
+        backbones=dict(
+            teacher='pretrain_retinanet-r18_1xb32-6e_digits-cls.py',
+            student='pretrain_retinanet-r18c16_1xb32-6e_digits-cls.py'),
         baseline='pkd',
         methods={
-            'student': ('student alone', 'student_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'),
-            'pkd': ('+ PKD on FPN (feature KD)',
-                    'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'),
-            'diffkd': ('+ DiffKD', 'diffkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'),
-            'fmkt': ('+ FM-KT', 'fmkt_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'),
-            'fmkt_theta': ('+ FM-KT-Theta',
-                           'fmkt-theta_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'),
+            'student': ('student alone',
+                        'student_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'),
+            'pkd': ('+ PKD on FPN (feature KD)', f'pkd_{DET_PAIR}'),
+            'diffkd': ('+ DiffKD', f'diffkd_{DET_PAIR}'),
+            'fmkt': ('+ FM-KT', f'fmkt_{DET_PAIR}'),
+            'fmkt_theta': ('+ FM-KT-Theta', f'fmkt-theta_{DET_PAIR}'),
         }),
     'seg': dict(
         title='DigitsSeg, DeepLabV3 R18-c16 student <- DeepLabV3 R18 teacher',
         metric='mIoU', metric_name='mIoU',
         teacher='teacher_deeplabv3-r18_1xb8-600it_digits-seg.py',
-        backbones=dict(teacher='pretrain_deeplabv3-r18_1xb32-6e_digits-cls.py',
-                       student='pretrain_deeplabv3-r18c16_1xb32-6e_digits-cls.py'),
+        backbones=dict(
+            teacher='pretrain_deeplabv3-r18_1xb32-6e_digits-cls.py',
+            student='pretrain_deeplabv3-r18c16_1xb32-6e_digits-cls.py'),
         baseline='cwd',
         methods={
-            'student': ('student alone', 'student_deeplabv3-r18c16_1xb8-600it_digits-seg.py'),
-            'cwd': ('+ CWD on logits', 'cwd_deeplabv3-r18_deeplabv3-r18c16_1xb8-600it_digits-seg.py'),
-            'diffkd': ('+ DiffKD on logits (DIST)',
-                       'diffkd_deeplabv3-r18_deeplabv3-r18c16_1xb8-600it_digits-seg.py'),
-            'fmkt': ('+ FM-KT segmentation flow',
-                     'fmkt_deeplabv3-r18_deeplabv3-r18c16_1xb8-600it_digits-seg.py'),
+            'student': ('student alone',
+                        'student_deeplabv3-r18c16_1xb8-600it_digits-seg.py'),
+            'cwd': ('+ CWD on logits', f'cwd_{SEG_PAIR}'),
+            'diffkd': ('+ DiffKD on logits (DIST)', f'diffkd_{SEG_PAIR}'),
+            'fmkt': ('+ FM-KT segmentation flow', f'fmkt_{SEG_PAIR}'),
         }),
     'cls': dict(
         title='DigitsCls, ResNet-18-c8 student <- ResNet-18 teacher',
@@ -91,13 +97,12 @@ TASKS = {
         backbones={},
         baseline='kd',
         methods={
-            'student': ('student alone', 'student_resnet18c8_1xb32-10e_digits-cls.py'),
-            'kd': ('+ KD on logits', 'kd_resnet18_resnet18c8_1xb32-10e_digits-cls.py'),
-            'diffkd': ('+ DiffKD (feature + logits)',
-                       'diffkd_resnet18_resnet18c8_1xb32-10e_digits-cls.py'),
-            'fmkt': ('+ FM-KT logit flow', 'fmkt_resnet18_resnet18c8_1xb32-10e_digits-cls.py'),
-            'fmkt_theta': ('+ FM-KT-Theta',
-                           'fmkt-theta_resnet18_resnet18c8_1xb32-10e_digits-cls.py'),
+            'student': ('student alone',
+                        'student_resnet18c8_1xb32-10e_digits-cls.py'),
+            'kd': ('+ KD on logits', f'kd_{CLS_PAIR}'),
+            'diffkd': ('+ DiffKD (feature + logits)', f'diffkd_{CLS_PAIR}'),
+            'fmkt': ('+ FM-KT logit flow', f'fmkt_{CLS_PAIR}'),
+            'fmkt_theta': ('+ FM-KT-Theta', f'fmkt-theta_{CLS_PAIR}'),
             'ofmkt': ('OFM-KT (online, no teacher)',
                       'ofmkt_resnet18c8_1xb32-10e_digits-cls.py'),
         }),
