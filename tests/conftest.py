@@ -173,18 +173,29 @@ def det_models():
     return tiny_retinanet(8, 16), tiny_retinanet(16, 32)
 
 
+def save_random_teacher(teacher_cfg, path: str, data_preprocessor=None,
+                        seed: int = 1) -> dict:
+    """Build a teacher from its entry of a distiller config (a model dict
+    or ``dict(cfg_path=...)``), save its random weights as a real
+    checkpoint at ``path`` (to stand in for the config's URL, so nothing is
+    downloaded) and return them."""
+    from mmkdflow.models.utils import build_task_model
+    torch.manual_seed(seed)
+    model = build_task_model(copy.deepcopy(teacher_cfg), 'teacher',
+                             data_preprocessor)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.save({'meta': {}, 'state_dict': state}, path)
+    return state
+
+
 @pytest.fixture
 def saved_teacher(tmp_path):
-    """Build a model from a dict, save its weights as a real checkpoint and
-    return (path, state_dict)."""
-    from mmengine.registry import MODELS
+    """``saved_teacher(model_cfg, name='teacher.pth', seed=1) -> (path,
+    state_dict)``: :func:`save_random_teacher` into the test's folder."""
 
     def save(model_cfg: dict, name: str = 'teacher.pth', seed: int = 1):
-        torch.manual_seed(seed)
-        model = MODELS.build(copy.deepcopy(model_cfg))
         path = str(tmp_path / name)
-        torch.save({'meta': {}, 'state_dict': model.state_dict()}, path)
-        return path, {k: v.clone() for k, v in model.state_dict().items()}
+        return path, save_random_teacher(model_cfg, path, seed=seed)
 
     return save
 

@@ -190,47 +190,6 @@ def test_smoke_and_tuning_options_apply():
     assert demo_lib.run_options(seg) == []
 
 
-NEW_CONFIGS = [
-    'diffkd_deeplabv3-r18_deeplabv3-r18c16_1xb8-600it_digits-seg.py',
-    'fmkt_deeplabv3-r18_deeplabv3-r18c16_1xb8-600it_digits-seg.py',
-    'diffkd_resnet18_resnet18c8_1xb32-10e_digits-cls.py',
-    'fmkt-theta_resnet18_resnet18c8_1xb32-10e_digits-cls.py']
-
-
-@pytest.mark.parametrize('name', NEW_CONFIGS)
-def test_demo_configs_take_a_training_step(name, tmp_path):
-    """The demo configs of seg DiffKD / FM-KT and cls DiffKD / FM-KT-Theta
-    build (teacher from a local checkpoint) and one step gives finite
-    distillation losses and gradients into the student and the
-    connectors."""
-    from conftest import cls_batch, seg_batch
-    from mmengine.model import revert_sync_batchnorm
-
-    from mmkdflow.models.utils.model_builder import build_task_model
-    from mmkdflow.registry import MODELS
-    cfg = Config.fromfile(osp.join(demo.DEMO, name))
-    model_cfg = cfg.model
-    torch.manual_seed(1)
-    teacher = build_task_model(model_cfg.teacher, 'teacher',
-                               cfg.get('data_preprocessor'))
-    ckpt = str(tmp_path / 'teacher.pth')
-    torch.save({'meta': {}, 'state_dict': teacher.state_dict()}, ckpt)
-    model_cfg.teacher_ckpt = ckpt
-    torch.manual_seed(0)
-    model = revert_sync_batchnorm(MODELS.build(model_cfg))
-    model.train()
-    inputs, samples = seg_batch(2, 64) if 'deeplabv3' in name \
-        else cls_batch(4, 32)
-    total, log_vars = model.parse_losses(model(inputs, samples,
-                                               mode='loss'))
-    assert any(k.startswith('distill.') for k in log_vars), sorted(log_vars)
-    assert all(torch.isfinite(torch.as_tensor(v)) for v in log_vars.values())
-    total.backward()
-    for part in (model.student.backbone, model.connectors):
-        grads = [p.grad for p in part.parameters() if p.grad is not None]
-        assert grads and any(g.abs().sum() > 0 for g in grads)
-
-
 def test_progress_line():
     line = ('2026/11/22 23:36:01 - mmengine - INFO - Epoch(train)  [2][ 10/200]'
             '  lr: 5.0000e-03  eta: 0:01:00  time: 0.0500  loss: 1.0821  '
@@ -252,8 +211,8 @@ def _last_logged(work_dir: str, metric: str) -> float:
 
 # one distillation method per task keeps the three runs near 10 minutes on
 # a busy 2-core machine (every run is a subprocess that imports mmdet /
-# mmseg / mmpretrain); the other configs are built and stepped in
-# test_demo_configs_take_a_training_step
+# mmseg / mmpretrain); every config is built and stepped in
+# tests/test_configs.py
 SMOKE_METHODS = {'det': ['student', 'fmkt'],
                  'seg': ['student', 'fmkt'],
                  'cls': ['student', 'kd']}

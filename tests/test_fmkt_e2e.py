@@ -2,23 +2,19 @@
 
 DigitsDet (real RetinaNet): the feature flow on the FPN levels trains with
 the connector EMA, validates with the EMA weights, checkpoints the EMA,
-resumes it, and the exported detector (student + EMA flow) reproduces the
-distiller's predictions in a fresh interpreter through mmdet's API.
-DigitsCls (real mmpretrain classifier): the logit flow trains, validates,
-and the exported classifier reproduces the distiller's scores through
-mmpretrain's API. Plus a fast unit test of the EMA hook on a DDP-wrapped
-model.
+resumes it, and ``tools/export_student.py`` writes the deployable model
+(student + EMA flow) that the student checkpoint hook also saves.
+DigitsCls (real mmpretrain classifier): the logit flow trains, validates
+and exports. (Loading the exported models through mmdet's and
+mmpretrain's APIs: test_fmkt_export.py.) Plus a fast unit test of the EMA
+hook on a DDP-wrapped model.
 """
-import os
 import os.path as osp
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
 import torch.nn as nn
-from conftest import ROOT, config_path, tiny_resnet_cls, tiny_retinanet
+from conftest import config_path, tiny_resnet_cls, tiny_retinanet
 from e2e_utils import run_tool, shrink
 from mmengine.config import Config
 from mmengine.hooks import Hook
@@ -27,19 +23,6 @@ from mmengine.runner import Runner
 from mmkdflow.engine.hooks import ConnectorEMAHook
 from mmkdflow.engine.checkpoint_layout import CONNECTOR_EMA_KEY
 from mmkdflow.models.fmkt import FMKTConnector
-
-
-def run_fresh(code: str) -> str:
-    """Run ``code`` in a fresh interpreter that never imports mmkdflow
-    itself (only the exported config's ``custom_imports`` may)."""
-    proc = subprocess.run(
-        [sys.executable, '-c', textwrap.dedent(code)], capture_output=True,
-        text=True, cwd=ROOT, timeout=600,
-        env=dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1'))
-    if proc.returncode != 0:
-        raise AssertionError(f'subprocess failed:\n{proc.stdout}\n'
-                             f'{proc.stderr[-4000:]}')
-    return proc.stdout
 
 
 def _params(module):
@@ -84,7 +67,9 @@ class _Probe(Hook):
 def test_fmkt_retinanet_ema_resume_export(tmp_path, saved_teacher):
     data_root = str(tmp_path / 'digits_det')
     teacher_ckpt, _ = saved_teacher(tiny_retinanet(8, 32))
-    cfg_path = config_path('demo', 'fmkt_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py')
+    cfg_path = config_path(
+        'demo',
+        'fmkt_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py')
     student = tiny_retinanet(8, 16)
     student['test_cfg']['score_thr'] = 0.0  # keep boxes to compare
 
@@ -139,12 +124,11 @@ def test_fmkt_retinanet_ema_resume_export(tmp_path, saved_teacher):
     ema_hook = probe._ema_hook(resumed)
     assert int(ema_hook.ema_model.steps) == 2 * iters
 
-    # 3. export: student + EMA flow, loaded through mmdet's API in a fresh
-    # interpreter by the config's custom_imports alone
+    # 3. export: student + EMA flow, the same deployable model as the
+    # hook's student checkpoint
     out = str(tmp_path / 'export' / 'deploy.pth')
     run_tool('tools/export_student.py', cfg_path,
              str(tmp_path / 'distill' / 'epoch_2.pth'), out)
-    # the hook's student checkpoint is the same deployable model
     exported = torch.load(out, weights_only=False)['state_dict']
     hooked = torch.load(str(tmp_path / 'distill' / 'epoch_2_student.pth'),
                         weights_only=False)['state_dict']
@@ -153,51 +137,20 @@ def test_fmkt_retinanet_ema_resume_export(tmp_path, saved_teacher):
     assert not any(k.startswith('teacher.') for k in hooked)
     for key, value in exported.items():
         assert torch.equal(hooked[key], value), key
-    out_cfg_path = osp.splitext(out)[0] + '.py'
-    out_cfg = Config.fromfile(out_cfg_path)
+    ema = ema_hook.ema_model.module.state_dict()
+    for key, value in ema.items():
+        assert torch.equal(exported[f'connectors.{key}'], value), key
+    out_cfg = Config.fromfile(osp.splitext(out)[0] + '.py')
     assert out_cfg.model.type == 'mmkdflow.Distiller'
-    # the tool keeps the config's (demo-size) models; write this test's
-    out_cfg.model.student = dict(student, _scope_='mmdet')
-    out_cfg.model.distill_points.fpn.connector.update(
-        channels=16, teacher_proj=32)
-    out_cfg.dump(out_cfg_path)
-    image = osp.join(data_root, 'val', sorted(
-        f for f in os.listdir(osp.join(data_root, 'val'))
-        if f.endswith('.png'))[0])
-
-    from mmdet.apis import inference_detector
-    distiller = resumed.model
-    distiller.eval()
-    distiller.connectors.load_state_dict(ema_hook.ema_model.module
-                                         .state_dict())
-    distiller.cfg = out_cfg
-    expected = inference_detector(distiller, image)
-    torch.save(dict(bboxes=expected.pred_instances.bboxes,
-                    scores=expected.pred_instances.scores),
-               str(tmp_path / 'expected.pth'))
-    printed = run_fresh(f'''
-        import sys, torch
-        from mmdet.apis import init_detector, inference_detector
-        model = init_detector({out_cfg_path!r}, {out!r}, device='cpu',
-                              cfg_options={{}})
-        assert type(model).__name__ == 'Distiller'
-        assert model.dataset_meta['classes'][3] == '3'
-        result = inference_detector(model, {image!r})
-        expected = torch.load({str(tmp_path / 'expected.pth')!r})
-        torch.testing.assert_close(result.pred_instances.bboxes,
-                                   expected['bboxes'])
-        torch.testing.assert_close(result.pred_instances.scores,
-                                   expected['scores'])
-        print('OK', len(result.pred_instances.scores))
-        ''')
-    assert int(printed.split('OK')[1]) == 100
+    assert list(out_cfg.model.distill_points) == ['fpn']
 
 
 @pytest.mark.slow
 def test_fmkt_logit_flow_classifier_train_export(tmp_path, saved_teacher):
     data_root = str(tmp_path / 'digits_cls')
     teacher_ckpt, _ = saved_teacher(tiny_resnet_cls(16))
-    cfg_path = config_path('demo', 'fmkt_resnet18_resnet18c8_1xb32-10e_digits-cls.py')
+    cfg_path = config_path(
+        'demo', 'fmkt_resnet18_resnet18c8_1xb32-10e_digits-cls.py')
     cfg = shrink(Config.fromfile(cfg_path), 'cls', data_root,
                  str(tmp_path / 'distill'))
     student = tiny_resnet_cls(8)
@@ -222,34 +175,15 @@ def test_fmkt_logit_flow_classifier_train_export(tmp_path, saved_teacher):
     out = str(tmp_path / 'export' / 'deploy.pth')
     run_tool('tools/export_student.py', cfg_path,
              str(tmp_path / 'distill' / 'epoch_1.pth'), out)
-    out_cfg_path = osp.splitext(out)[0] + '.py'
-    out_cfg = Config.fromfile(out_cfg_path)
-    out_cfg.model.student = dict(student)
-    out_cfg.dump(out_cfg_path)
-    val_dir = osp.join(data_root, 'val', '3')
-    image = osp.join(val_dir, sorted(
-        f for f in os.listdir(val_dir) if f.endswith('.png'))[0])
-
-    from mmpretrain.apis import ImageClassificationInferencer
-    distiller = runner.model
-    distiller.eval()
-    distiller._config = Config.fromfile(out_cfg_path)
-    expected = ImageClassificationInferencer(distiller)(image)[0]
-    torch.save(dict(scores=torch.from_numpy(expected['pred_scores'])),
-               str(tmp_path / 'expected.pth'))
-    printed = run_fresh(f'''
-        import torch
-        from mmpretrain import get_model
-        from mmpretrain.apis import ImageClassificationInferencer
-        model = get_model({out_cfg_path!r}, pretrained={out!r}, device='cpu')
-        assert type(model).__name__ == 'Distiller'
-        result = ImageClassificationInferencer(model)({image!r})[0]
-        expected = torch.load({str(tmp_path / 'expected.pth')!r})
-        torch.testing.assert_close(torch.from_numpy(result['pred_scores']),
-                                   expected['scores'])
-        print('OK', len(result['pred_scores']))
-        ''')
-    assert 'OK 10' in printed
+    exported = torch.load(out, weights_only=False)['state_dict']
+    live = runner.model.state_dict()
+    assert any(k.startswith('connectors.flow.') for k in exported)
+    assert not any(k.startswith('teacher.') for k in exported)
+    for key, value in exported.items():
+        assert torch.equal(live[key], value), key
+    out_cfg = Config.fromfile(osp.splitext(out)[0] + '.py')
+    assert out_cfg.model.type == 'mmkdflow.Distiller'
+    assert out_cfg.default_scope == 'mmpretrain'
 
 
 def test_connector_ema_hook_unwraps_ddp_and_averages(tmp_path):

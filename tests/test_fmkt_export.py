@@ -261,7 +261,8 @@ def test_plain_fmkt_detector_exports_the_flow(tmp_path, saved_teacher):
                      num_steps_test=3)
     student = tiny_retinanet(8, 16)
     student['test_cfg']['score_thr'] = 0.0
-    src = write_config(tmp_path, 'fmkt_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py',
+    src = write_config(tmp_path, 'fmkt_retinanet-r18_retinanet-r18c16_fpn_'
+                       '1xb4-4e_digits-det.py',
                        student, tiny_retinanet(8, 32), teacher_ckpt,
                        connector)
     cfg, distiller = build(src)
@@ -320,7 +321,8 @@ def test_plain_fmkt_detector_exports_the_flow(tmp_path, saved_teacher):
 def test_plain_logit_flow_classifier_exports_the_flow(tmp_path,
                                                       saved_teacher):
     teacher_ckpt, _ = saved_teacher(tiny_resnet_cls(16))
-    src = write_config(tmp_path, 'fmkt_resnet18_resnet18c8_1xb32-10e_digits-cls.py',
+    src = write_config(tmp_path,
+                       'fmkt_resnet18_resnet18c8_1xb32-10e_digits-cls.py',
                        tiny_resnet_cls(8), tiny_resnet_cls(16), teacher_ckpt,
                        dict(num_steps=3))
     cfg, distiller = build(src)
@@ -350,7 +352,8 @@ def test_plain_logit_flow_classifier_exports_the_flow(tmp_path,
 def test_theta_exports_the_vanilla_student(task, tmp_path, saved_teacher):
     if task == 'det':
         student, teacher = tiny_retinanet(8, 16), tiny_retinanet(8, 32)
-        demo = 'fmkt-theta_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'
+        demo = ('fmkt-theta_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_'
+                'digits-det.py')
         connector = dict(channels=16, teacher_proj=32)
     else:
         student, teacher = tiny_resnet_cls(8), tiny_resnet_cls(16)
@@ -380,7 +383,9 @@ def test_theta_exports_the_vanilla_student(task, tmp_path, saved_teacher):
 
 def test_deploy_points_of_other_methods():
     pkd = Config.fromfile(config_path(
-        'demo', 'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'))
-    ofmkt = Config.fromfile(config_path('demo', 'ofmkt_resnet18c8_1xb32-10e_digits-cls.py'))
+        'demo',
+        'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'))
+    ofmkt = Config.fromfile(config_path(
+        'demo', 'ofmkt_resnet18c8_1xb32-10e_digits-cls.py'))
     assert deploy_points(pkd) == []
     assert deploy_points(ofmkt) == ['flow']

@@ -120,7 +120,8 @@ def test_level_of_weight_zero_has_no_flow(shared):
 
 def test_coco_recipe_builds_one_flow_per_level_and_none_on_p7():
     from mmengine.config import Config
-    cfg = Config.fromfile('configs/fmkt/fmkt_retinanet-x101_retinanet-r50_fpn_2x_coco.py')
+    cfg = Config.fromfile(
+        'configs/fmkt/fmkt_retinanet-x101_retinanet-r50_fpn_2x_coco.py')
     conn = build_mmkdflow_module(cfg.model.distill_points.fpn.connector)
     assert isinstance(conn, FMKTFeatureConnector)
     assert sorted(conn.flows.fields) == ['0', '1', '2', '3']
@@ -307,11 +308,13 @@ def test_demo_fmkt_leaves_the_focal_loss_plateau(tmp_path, saved_teacher):
     from mmengine.runner import Runner
 
     cfg = Config.fromfile(config_path(
-        'demo', 'fmkt_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'))
+        'demo',
+        'fmkt_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'))
     # from scratch, as when the plateau was measured: no pretrained
     # backbones (the demo's are trained by tools/demo.py)
     teacher = Config.fromfile(config_path(
-        'demo', 'teacher_retinanet-r18_fpn_1xb16-12e_digits-det.py')).model.to_dict()
+        'demo', 'teacher_retinanet-r18_fpn_1xb16-12e_digits-det.py')
+    ).model.to_dict()
     teacher.update(_scope_='mmdet')
     teacher['backbone']['init_cfg'] = None
     cfg.model.teacher_ckpt, _ = saved_teacher(teacher)
