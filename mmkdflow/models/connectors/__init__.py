@@ -1,8 +1,9 @@
 """The connector protocol, the simple connectors and DiffKD's (FM-KT's
 connectors live in :mod:`mmkdflow.models.fmkt`)."""
 from .adapters import ChannelProjection, ConvAdapter, IdentityConnector
-from .base import BaseConnector, ConnectorOutput
+from .base import BaseConnector, ConnectorOutput, IdentityAtInference
 from .diffkd_connector import DiffKDConnector
 
 __all__ = ['BaseConnector', 'ConnectorOutput', 'ChannelProjection',
-           'ConvAdapter', 'IdentityConnector', 'DiffKDConnector']
+           'ConvAdapter', 'IdentityAtInference', 'IdentityConnector',
+           'DiffKDConnector']

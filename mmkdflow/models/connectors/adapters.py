@@ -1,6 +1,6 @@
 """Simple connectors (identity, a learned 1x1 adapter) and the one 1x1
 channel projection that mmkdflow's connectors use."""
-from typing import Any, List, Mapping, Optional
+from typing import Any, List, Optional
 
 import torch.nn as nn
 from torch import Tensor
@@ -8,7 +8,8 @@ from torch import Tensor
 from mmkdflow.registry import MODELS
 from ..core import DistillContext
 from ..utils import from_map, to_map
-from .base import BaseConnector, ConnectorOutput, check_student_channels
+from .base import (BaseConnector, ConnectorOutput, IdentityAtInference,
+                   check_student_channels)
 
 
 class ChannelProjection(nn.Sequential):
@@ -44,13 +45,8 @@ class ChannelProjection(nn.Sequential):
 
 
 @MODELS.register_module()
-class IdentityConnector(BaseConnector):
+class IdentityConnector(IdentityAtInference, BaseConnector):
     """Passes the student tensors through unchanged."""
-
-    @classmethod
-    def identity_at_inference_for(cls, cfg: Mapping) -> bool:
-        """Always: it is the identity at every call."""
-        return True
 
     def forward(self, student: List[Tensor], teacher: Optional[List[Tensor]],
                 ctx: DistillContext, replaced: Any = None

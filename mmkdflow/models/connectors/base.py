@@ -31,6 +31,17 @@ class ConnectorOutput:
     losses: Dict[str, Tensor] = field(default_factory=dict)
 
 
+class IdentityAtInference:
+    """Mixin of the connectors that return the student tensors unchanged
+    at inference whatever their config (the export then keeps none of
+    them)."""
+
+    @classmethod
+    def identity_at_inference_for(cls, cfg: Mapping) -> bool:
+        """Always."""
+        return True
+
+
 def check_student_channels(student: Sequence[Tensor], channels: int,
                            owner: str, setting: str = 'channels') -> None:
     """Every student tensor must have ``channels`` channels (dim 1).

@@ -6,7 +6,7 @@ paper; it is longer than 300 lines for that reason. The networks and the
 noise schedule are in :mod:`mmkdflow.models.diffusion`.
 """
 from collections import OrderedDict
-from typing import Any, List, Mapping, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -21,7 +21,7 @@ from ..diffusion import (DDIMSchedule, FeatureNoiseAdapter,
 from ..losses import build_distill_loss
 from ..utils import (CompileOption, compile_options, compiled, from_map,
                      to_map)
-from .base import BaseConnector, ConnectorOutput
+from .base import BaseConnector, ConnectorOutput, IdentityAtInference
 
 _FORMS = {
     'feature': (FeatureNoisePredictor, FeatureNoiseAdapter),
@@ -50,7 +50,7 @@ def _predict(predictor: nn.Module, x: Tensor, t: Tensor) -> Tensor:
 
 
 @MODELS.register_module()
-class DiffKDConnector(BaseConnector):
+class DiffKDConnector(IdentityAtInference, BaseConnector):
     r"""Knowledge diffusion for distillation (DiffKD, Huang et al. 2023).
 
     For each level (selected tensor) in training, with ``d`` the configured
@@ -320,11 +320,6 @@ class DiffKDConnector(BaseConnector):
         net_dtype = predictor.time_embedding.weight.dtype
         pred = self.predict_noise(predictor, x_t.to(net_dtype), t).float()
         return F.mse_loss(pred, eps)
-
-    @classmethod
-    def identity_at_inference_for(cls, cfg: Mapping) -> bool:
-        """Always: at inference the student tensors come back unchanged."""
-        return True
 
     # ---------------------------------------------------------- forward
     def forward(self, student: List[Tensor], teacher: Optional[List[Tensor]],
