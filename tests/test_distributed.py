@@ -321,9 +321,9 @@ def test_setup_distributed_picks_gloo_without_gpu(monkeypatch):
     assert 'env_cfg' not in single
 
 
-def test_slurm_train_script_openmmlab_form(tmp_path):
-    """``tools/slurm_train.sh PARTITION JOB CONFIG WORK_DIR [args]`` calls
-    ``srun`` with one task per GPU and ``train.py --launcher=slurm``."""
+def fake_srun_env(tmp_path, **variables) -> dict:
+    """An environment whose ``srun`` writes its arguments, one per line,
+    to ``tmp_path/srun_args``."""
     fake = tmp_path / 'bin'
     fake.mkdir()
     (fake / 'srun').write_text(textwrap.dedent(f'''\
@@ -331,9 +331,15 @@ def test_slurm_train_script_openmmlab_form(tmp_path):
         printf '%s\\n' "$@" > {tmp_path}/srun_args
         '''))
     (fake / 'srun').chmod(0o755)
-    env = dict(os.environ, PATH=f'{fake}{os.pathsep}{os.environ["PATH"]}',
-               GPUS='16', GPUS_PER_NODE='8', CPUS_PER_TASK='4',
-               SRUN_ARGS='--quotatype=auto')
+    return dict(os.environ, PATH=f'{fake}{os.pathsep}{os.environ["PATH"]}',
+                **variables)
+
+
+def test_slurm_train_script_openmmlab_form(tmp_path):
+    """``tools/slurm_train.sh PARTITION JOB CONFIG WORK_DIR [args]`` calls
+    ``srun`` with one task per GPU and ``train.py --launcher=slurm``."""
+    env = fake_srun_env(tmp_path, GPUS='16', GPUS_PER_NODE='8',
+                        CPUS_PER_TASK='4', SRUN_ARGS='--quotatype=auto')
     subprocess.run(['bash', 'tools/slurm_train.sh', 'gpu', 'kd', 'cfg.py',
                     'work', '--amp'], cwd=ROOT, env=env, check=True,
                    capture_output=True)
@@ -360,15 +366,7 @@ def test_slurm_test_script_openmmlab_form(tmp_path):
     """``tools/slurm_test.sh PARTITION JOB CONFIG CHECKPOINT [args]``
     calls ``srun`` with ``test.py CONFIG CHECKPOINT [args]
     --launcher=slurm``."""
-    fake = tmp_path / 'bin'
-    fake.mkdir()
-    (fake / 'srun').write_text(textwrap.dedent(f'''\
-        #!/usr/bin/env bash
-        printf '%s\\n' "$@" > {tmp_path}/srun_args
-        '''))
-    (fake / 'srun').chmod(0o755)
-    env = dict(os.environ, PATH=f'{fake}{os.pathsep}{os.environ["PATH"]}',
-               GPUS='8', GPUS_PER_NODE='8')
+    env = fake_srun_env(tmp_path, GPUS='8', GPUS_PER_NODE='8')
     subprocess.run(['bash', 'tools/slurm_test.sh', 'gpu', 'kd-test',
                     'cfg.py', 'epoch_24.pth', '--out', 'r.pkl'], cwd=ROOT,
                    env=env, check=True, capture_output=True)
