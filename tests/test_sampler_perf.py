@@ -122,9 +122,11 @@ def test_recompile_limit_is_raised_only_inside_compiled_calls(monkeypatch):
 
     monkeypatch.setattr(torch, 'compile', fake_compile)
     monkeypatch.setattr(compile_utils, '_COMPILED', {})
-    monkeypatch.setattr(config, name, 8)
-    fn = compile_utils.compiled(torch.neg, {'dynamic': False})
-    assert compile_utils.compiled(torch.neg, {'dynamic': False}) is fn
-    assert torch.equal(fn(torch.ones(2)), -torch.ones(2))
-    assert seen == [compile_utils.MIN_RECOMPILE_LIMIT]
-    assert getattr(config, name) == 8
+    # (the config module's own patch: monkeypatch's undo would delete the
+    # setting from it)
+    with config.patch(**{name: 8}):
+        fn = compile_utils.compiled(torch.neg, {'dynamic': False})
+        assert compile_utils.compiled(torch.neg, {'dynamic': False}) is fn
+        assert torch.equal(fn(torch.ones(2)), -torch.ones(2))
+        assert seen == [compile_utils.MIN_RECOMPILE_LIMIT]
+        assert getattr(config, name) == 8
