@@ -276,9 +276,6 @@ def test_wrong_number_of_levels_names_the_fix():
         FMKTLogitConnector(8, 5).check_num_inputs(2)
 
 
-@pytest.mark.xfail(strict=True, reason='needs the Distiller to call '
-                   'connector.check_num_inputs(len(index)) when it builds '
-                   'a point (mmkdflow/models/distillers, not yet)')
 def test_level_weights_of_another_length_than_index_fail_at_build(
         saved_teacher):
     from conftest import tiny_retinanet

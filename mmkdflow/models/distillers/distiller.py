@@ -179,6 +179,9 @@ class Distiller(BaseModel):
                         f'mmkdflow BaseConnector, got '
                         f'{type(connector).__name__}')
                 self.connectors[point.name] = connector
+                if point.student_index is not None:
+                    with about_point(point.name, 'connector'):
+                        connector.check_num_inputs(len(point.student_index))
             if point.loss_cfg is not None:
                 with about_point(point.name, 'loss'):
                     self.distill_losses[point.name] = build_mmkdflow_module(
