@@ -15,6 +15,7 @@ refused for an old copy of another task's package.
 Features that need more than the floor say so when they are used
 (:func:`require_torch`), never at import.
 """
+import functools
 import importlib.metadata
 import sys
 from typing import Iterable, Optional
@@ -94,10 +95,17 @@ def check_downstream_versions(
             check_version(package)
 
 
+@functools.lru_cache(maxsize=None)
+def _at_least(installed: str, version: str) -> bool:
+    return parse_version(installed) >= parse_version(version)
+
+
 def torch_at_least(version: str) -> bool:
-    """Whether the running torch is ``version`` or newer."""
+    """Whether the running torch is ``version`` or newer (the comparison is
+    cached per version pair: this runs in forward passes, e.g. of every
+    compiled connector call)."""
     import torch
-    return parse_version(torch.__version__) >= parse_version(version)
+    return _at_least(torch.__version__, version)
 
 
 def require_torch(version: str, feature: str, why: str) -> None:

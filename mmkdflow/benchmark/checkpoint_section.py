@@ -1,7 +1,6 @@
 """Section f of ``tools/benchmark.py``: the size on disk of a training
 checkpoint of the users' first config, with the frozen teacher inside (the
 format before teacher-free checkpoints) and without it (today's)."""
-import os
 import os.path as osp
 import tempfile
 from typing import Callable, Dict, Optional
@@ -82,8 +81,6 @@ def checkpoint_section(config: str, log: Callable[[str], None],
                                    if k.startswith('teacher.')]))
         result['ratio'] = result['without_teacher_mb'] / \
             result['with_teacher_mb']
-        for path in (teacher_ckpt, without, with_teacher):
-            os.remove(path)
     log(f"[f] checkpoint {result['with_teacher_mb']:.0f} MB with the "
         f"teacher, {result['without_teacher_mb']:.0f} MB without")
     return result

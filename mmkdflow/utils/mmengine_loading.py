@@ -13,12 +13,15 @@ allow-listed (:mod:`.safe_globals`), a refusal in mmkdflow's words
 (:func:`~.checkpoint_loading.refusal_error`). MMEngine's other schemes
 (``open-mmlab://``, ``torchvision://``, ``s3://``, ...) are left as they are.
 """
-from typing import Any, Callable, Optional, Union
+import os.path as osp
+from typing import Any, Optional
 
 from .checkpoint_loading import (_check_is_file, _weights_only_load,
                                  fetch_url)
 
-MapLocation = Optional[Union[str, Callable, Any]]
+#: What MMEngine passes as ``map_location``: None, a device string, a
+#: callable or a dict, handed on to ``torch.load``.
+MapLocation = Any
 
 
 def load_local(filename: str, map_location: MapLocation = None):
@@ -28,7 +31,6 @@ def load_local(filename: str, map_location: MapLocation = None):
         FileNotFoundError: The file does not exist.
         CheckpointError: Unreadable, or refused by safe loading.
     """
-    import os.path as osp
     filename = osp.expanduser(filename)
     _check_is_file(filename, 'checkpoint')
     return _weights_only_load(filename, 'checkpoint',

@@ -44,11 +44,11 @@ def load_distiller(cfg: Config, checkpoint: str,
                    device: str = 'cpu') -> nn.Module:
     """Build the config's distiller and load a distiller checkpoint.
 
-    A distiller checkpoint holds the teacher's weights (``teacher.*``); then
-    the teacher is built without reading ``teacher_ckpt`` and everything is
-    loaded strictly. Otherwise (a teacher-free checkpoint, whose teacher
-    hash the distiller checks) the teacher comes from ``teacher_ckpt`` and
-    the checkpoint must hold every other weight.
+    A distiller checkpoint that holds the teacher's weights (``teacher.*``)
+    gets a teacher built without reading ``teacher_ckpt``. Otherwise (a
+    teacher-free checkpoint) the teacher comes from ``teacher_ckpt`` and the
+    distiller checks its hash against the checkpoint's. Either way the
+    checkpoint is loaded strictly.
 
     Raises:
         CheckpointError: On missing, unexpected or mis-shaped weights.
@@ -62,13 +62,7 @@ def load_distiller(cfg: Config, checkpoint: str,
         model_cfg.update(teacher_ckpt=None, allow_random_teacher=True)
     model_cfg.setdefault('_scope_', 'mmkdflow')
     model = MODELS.build(model_cfg)
-    if has_teacher:
-        load_weights_strictly(model, state, 'checkpoint', checkpoint)
-    else:
-        own = {k: v for k, v in model.state_dict().items()
-               if k.startswith('teacher.')}
-        load_weights_strictly(model, {**own, **state}, 'checkpoint',
-                              checkpoint)
+    load_weights_strictly(model, state, 'checkpoint', checkpoint)
     return model.to(device).eval()
 
 
