@@ -91,6 +91,18 @@ def test_identity_at_inference_is_declared_not_built(cfg, identity):
     assert connector_identity_at_inference(cfg) is identity
 
 
+@pytest.mark.parametrize('cfg,identity', [
+    (dict(type='FMKTConnector', channels=8, theta=True), True),
+    (dict(type='FMKTConnector', channels=8), False),
+    (dict(type='IdentityConnector'), True),
+    (dict(type='ConvAdapter', in_channels=8, out_channels=8), False),
+])
+def test_built_connector_answers_with_its_class(cfg, identity):
+    # a connector module put in the config in place of its dict
+    from mmkdflow.registry import MODELS as KD_MODELS
+    assert connector_identity_at_inference(KD_MODELS.build(cfg)) is identity
+
+
 def test_unknown_connector_type_is_an_error():
     with pytest.raises(KeyError, match='NoSuchConnector'):
         connector_identity_at_inference(dict(type='NoSuchConnector'))

@@ -20,7 +20,7 @@ def set_connector_options(connector: nn.Module, checkpoint: bool = False,
                           compile: bool = False) -> int:
     """Turn on the speed/memory options of a built connector: per-step
     activation checkpointing and ``torch.compile`` of every FM-KT velocity
-    field (:class:`~mmkdflow.models.flows.VelocityField`), ``torch.compile``
+    field (:class:`~mmkdflow.models.fmkt.VelocityField`), ``torch.compile``
     of DiffKD's denoiser. Returns how many modules took an option."""
     from mmkdflow.models.connectors import DiffKDConnector
     from mmkdflow.models.fmkt import VelocityField

@@ -108,15 +108,18 @@ def _is_mmkdflow(type_name: Optional[object]) -> bool:
 # --------------------------------------------------- deployable with flows
 def connector_identity_at_inference(cfg: Mapping) -> bool:
     """Whether the connector of ``cfg`` returns the student tensors
-    unchanged at inference, as its registered class (or the
-    ``FMKTConnector`` builder) declares through
-    ``identity_at_inference_for(cfg)``; the connector is not built. An
-    object without the declaration counts as transforming them.
+    unchanged at inference, as its registered class declares through
+    ``identity_at_inference_for(cfg)``; the connector is not built. A
+    connector *module* put in the config answers with its class, which
+    reads the module's settings (attributes named like its arguments,
+    e.g. ``theta``). A class without the declaration counts as
+    transforming them.
     """
     if isinstance(cfg, nn.Module):
-        return bool(getattr(cfg, 'identity_at_inference', False))
-    from mmkdflow.registry import MODELS
-    target = _registered(MODELS, cfg.get('type'))
+        target, cfg = type(cfg), vars(cfg)
+    else:
+        from mmkdflow.registry import MODELS
+        target = _registered(MODELS, cfg.get('type'))
     declared = getattr(target, 'identity_at_inference_for', None)
     return bool(declared(cfg)) if declared is not None else False
 

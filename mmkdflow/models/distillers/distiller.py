@@ -1,5 +1,12 @@
 """The distiller: a student, its distillation points and (optionally) a
-frozen teacher, as one MMEngine ``BaseModel``."""
+frozen teacher, as one MMEngine ``BaseModel``.
+
+Longer than 300 lines because the one class is the whole build-time
+contract users meet (argument checks, teacher loading, recorders, the
+three forward modes); what can stand alone already does, next to it:
+points and their validation, the per-call loss assembly, teacher loading,
+caching and identity.
+"""
 from typing import Dict, List, Optional, Union
 
 import torch

@@ -157,14 +157,6 @@ class ModuleOutputRecorder:
         """Detach every hook from the model."""
         self._finalizer()
 
-    @property
-    def active_hooks(self) -> int:
-        """Number of hooks still attached."""
-        return sum(
-            1 for path, module in self.modules.items()
-            for handle in self._handles
-            if handle.id in module._forward_hooks)
-
 
 def _remove_handles(handles: List[Any]) -> None:
     for handle in handles:
