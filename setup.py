@@ -41,7 +41,8 @@ setup(
     version=read_version(),
     description='FM-KT and DiffKD knowledge distillation for OpenMMLab 2.x '
     '(mmdet, mmsegmentation, mmpretrain)',
-    long_description=open(osp.join(HERE, 'README.md'), encoding='utf-8').read(),
+    long_description=open(osp.join(HERE, 'README.md'),
+                          encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     license_files=['LICENSE'],

@@ -3,8 +3,9 @@
 Every registry is a child of MMEngine's root registry of the same kind, in the
 scope ``mmkdflow``, and declares ``locations`` so that building a module by
 name imports the package that registers it, whatever the import order.
-A config reaches these modules with ``custom_imports=dict(imports=['mmkdflow'])``
-plus ``type='mmkdflow.Name'``, or with ``_scope_='mmkdflow'``.
+A config reaches these modules with
+``custom_imports=dict(imports=['mmkdflow'])`` plus ``type='mmkdflow.Name'``,
+or with ``_scope_='mmkdflow'``.
 """
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS

@@ -1,5 +1,6 @@
 """Shared fixtures: tiny real models of mmdet, mmseg and mmpretrain, their
-batches, small digits data, and test-only registrations."""
+batches, small digits data, and test-only registrations; and the helpers
+that several test files share (FM-KT, DiffKD, losses, digits files)."""
 import copy
 import os
 import os.path as osp
@@ -205,3 +206,69 @@ def assert_some_gradient(parameters, what: str) -> None:
     grads = [p.grad for p in parameters if p.grad is not None]
     assert grads and any(g.abs().sum() > 0 for g in grads), \
         f'no gradient reaches {what}'
+
+
+# ------------------------------------------------------------------ FM-KT
+F64 = dict(dtype=torch.float64)
+
+
+def perturb_gains(conn, seed=0):
+    """Move every velocity gain off its identity start (0), so the flow
+    does something."""
+    gen = torch.Generator().manual_seed(seed)
+    for field in conn.flows.fields.values():
+        with torch.no_grad():
+            field.velocity_gain.copy_(torch.randn(
+                field.velocity_gain.shape, generator=gen))
+    return conn
+
+
+# ----------------------------------------------------------------- DiffKD
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def connector(**kwargs):
+    """A ``DiffKDConnector`` from 8 student to 16 teacher channels, with
+    ``kwargs`` on top."""
+    from mmkdflow.models.connectors import DiffKDConnector
+    cfg = dict(student_channels=8, teacher_channels=16)
+    cfg.update(kwargs)
+    return DiffKDConnector(**cfg)
+
+
+# ----------------------------------------------------------------- losses
+B, K = 4, 5
+FEAT = (2, 3, 4, 5)
+
+
+def close(actual, expected, rtol=1e-5, atol=1e-6):
+    torch.testing.assert_close(
+        actual, torch.as_tensor(expected, dtype=actual.dtype),
+        rtol=rtol, atol=atol)
+
+
+def rand(*shape, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=gen)
+
+
+def make_ctx(labels, epoch=0):
+    from types import SimpleNamespace
+
+    from mmkdflow.models.core import DistillContext
+    samples = [SimpleNamespace(gt_label=torch.tensor([int(y)]))
+               for y in labels]
+    return DistillContext(data_samples=samples, epoch=epoch)
+
+
+# ----------------------------------------------------------- digits files
+def _read(path):
+    with open(path, 'rb') as f:
+        return f.read()
+
+
+def _png(path):
+    import numpy as np
+    from PIL import Image
+    return np.asarray(Image.open(path))

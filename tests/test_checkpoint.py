@@ -193,7 +193,8 @@ signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
 resource.setrlimit(resource.RLIMIT_FSIZE, (size // 2, hard))
 errors = []
-checkpoint_hook = [h for h in runner.hooks if 'Checkpoint' in type(h).__name__][0]
+checkpoint_hook = [h for h in runner.hooks
+                   if 'Checkpoint' in type(h).__name__][0]
 for step in (2, 1):
     try:
         checkpoint_hook._save_checkpoint_with_step(

@@ -7,7 +7,8 @@ from mmkdflow.benchmark import checkpoint_section, format_checkpoint_section
 
 
 def test_teacher_free_checkpoint_is_smaller_by_the_teacher():
-    config = config_path('fmkt', 'fmkt_retinanet-x101_retinanet-r50_fpn_2x_coco.py')
+    config = config_path('fmkt',
+                         'fmkt_retinanet-x101_retinanet-r50_fpn_2x_coco.py')
     # the users' first config with tiny detectors: a minute's CPU less
     section = checkpoint_section(config, print, dict(
         student=tiny_retinanet(8, 16), teacher=tiny_retinanet(16, 32),

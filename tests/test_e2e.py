@@ -73,18 +73,21 @@ class Task:
 
 TASKS = dict(
     det=Task('teacher_retinanet-r18_fpn_1xb16-12e_digits-det.py',
-             'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py', tiny_retinanet, (16, 32),
-             (8, 16), True, ('distill.fpn.loss', 'student.loss_cls'),
+             'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py',
+             tiny_retinanet, (16, 32), (8, 16), True,
+             ('distill.fpn.loss', 'student.loss_cls'),
              'RetinaNet', 'mmdet', 'val', (100, 4),
              connectors=dict(fpn=dict(in_channels=16, out_channels=32)),
              score_thr=0.),
     seg=Task('teacher_deeplabv3-r18_1xb8-600it_digits-seg.py',
-             'cwd_deeplabv3-r18_deeplabv3-r18c16_1xb8-600it_digits-seg.py', tiny_deeplabv3, (16, ),
-             (8, ), False, ('distill.logits.loss', 'student.decode.loss_ce'),
+             'cwd_deeplabv3-r18_deeplabv3-r18c16_1xb8-600it_digits-seg.py',
+             tiny_deeplabv3, (16, ), (8, ), False,
+             ('distill.logits.loss', 'student.decode.loss_ce'),
              'EncoderDecoder', 'mmseg', 'img_dir/val', (11, 64, 64)),
     cls=Task('teacher_resnet18_1xb32-10e_digits-cls.py',
-             'kd_resnet18_resnet18c8_1xb32-10e_digits-cls.py', tiny_resnet_cls, (16, ), (8, ),
-             True, ('distill.logits.loss', 'student.loss'),
+             'kd_resnet18_resnet18c8_1xb32-10e_digits-cls.py',
+             tiny_resnet_cls, (16, ), (8, ), True,
+             ('distill.logits.loss', 'student.loss'),
              'ImageClassifier', 'mmpretrain', 'val/3', (10, ),
              iters_per_epoch=16),  # 64 training crops, batch 4
 )

@@ -46,9 +46,9 @@ def det_data(digits_det):
 def distill_cfg(tmp_path, data_root: str, teacher_ckpt=None,
                 **points) -> Config:
     """The PKD demo config on tiny RetinaNets, one training iteration."""
-    cfg = shrink(Config.fromfile(config_path(
-        'demo', 'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py')), 'det', data_root,
-        str(tmp_path / 'work'), batch_size=2)
+    demo = 'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'
+    cfg = shrink(Config.fromfile(config_path('demo', demo)), 'det',
+                 data_root, str(tmp_path / 'work'), batch_size=2)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.digits_options = dict(DATA)
     cfg.model.student = tiny_retinanet(8, 16)

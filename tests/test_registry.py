@@ -96,7 +96,8 @@ def test_custom_imports_config_in_fresh_process(tmp_path):
         cfg = Config.fromfile({str(cfg)!r})
         DefaultScope.get_instance('t', scope_name=cfg.default_scope)
         model = MODELS.build(cfg.model)
-        print(type(model).__name__, type(model.distill_losses['fpn']).__module__)
+        print(type(model).__name__,
+              type(model.distill_losses['fpn']).__module__)
         ''')
     assert out.split() == ['Distiller', 'mmkdflow.models.losses.pkd_loss']
 

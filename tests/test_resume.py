@@ -19,7 +19,7 @@ import torch
 from conftest import config_path, tiny_retinanet
 from e2e_utils import ROOT, shrink
 from mmengine.config import Config
-from test_distributed import run, save_teacher, tool_env
+from test_distributed_gloo import run, save_teacher, tool_env
 
 ITERS_PER_EPOCH = 3  # 12 training canvases, batch 4
 EPOCHS = 3
@@ -214,8 +214,8 @@ def method_config(tmp_path, method: str, name: str, data_root: str,
                   teacher_ckpt: str, **probe) -> str:
     """The DiffKD or FM-KT DigitsDet demo config, shrunk (see module
     docstring), with the probe hook; dumped to ``tmp_path/<name>.py``."""
-    demo = dict(diffkd='diffkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py',
-                fmkt='fmkt_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py')[method]
+    suffix = '_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'
+    demo = dict(diffkd='diffkd' + suffix, fmkt='fmkt' + suffix)[method]
     cfg = shrink(Config.fromfile(config_path('demo', demo)), 'det',
                  data_root, str(tmp_path / name), batch_size=4)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):

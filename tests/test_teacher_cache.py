@@ -135,8 +135,8 @@ def test_random_transforms_are_found_through_wrappers():
 
 
 def test_train_tool_check_refuses_random_pipelines_only():
-    cfg = Config.fromfile(config_path(
-        'demo', 'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'))
+    demo = 'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'
+    cfg = Config.fromfile(config_path('demo', demo))
     check_teacher_cache(cfg)  # cache off: nothing to check
     cfg.model.teacher_cache = True
     check_teacher_cache(cfg)  # the digits pipelines are deterministic

@@ -54,9 +54,10 @@ def test_train_and_test_tools_with_amp_and_teacher_flag(tmp_path):
     model = tiny_retinanet(8, 16)
     model['test_cfg']['score_thr'] = 0.0  # random weights: keep boxes
     cfg = str(tmp_path / 'tiny_pkd.py')
+    demo = 'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'
     with open(cfg, 'w') as f:
         f.write(
-            f"_base_ = [{config_path('demo', 'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py')!r}]\n"
+            f"_base_ = [{config_path('demo', demo)!r}]\n"
             f'model = dict(\n'
             f'    student=dict(_delete_=True, **{model!r}),\n'
             f'    teacher=dict(_delete_=True, **{model!r}),\n'
@@ -105,15 +106,17 @@ def test_shared_tool_setup(tmp_path, monkeypatch):
     from mmkdflow.engine import (optim_setup, resume_setup, test_setup,
                                  tool_args)
     monkeypatch.setenv('LOCAL_RANK', '0')
-    config = config_path('demo', 'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py')
+    demo = 'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'
+    config = config_path('demo', demo)
     parser = argparse.ArgumentParser()
     parser.add_argument('config')
     tool_args.add_common_args(parser)
     args = tool_args.parse_args(parser, [config, '--cfg-options',
                                   'train_cfg.max_epochs=2'])
     cfg = tool_args.load_config(args)
-    assert cfg.work_dir == osp.join('./work_dirs',
-                                    'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det')
+    assert cfg.work_dir == osp.join(
+        './work_dirs',
+        'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det')
     assert cfg.train_cfg.max_epochs == 2 and cfg.launcher == 'none'
 
     optim_setup.apply_amp(cfg, cuda=True)
@@ -163,7 +166,8 @@ def test_shared_tool_setup(tmp_path, monkeypatch):
     resume_setup.apply_resume(cfg, ckpt)
     assert cfg.resume and cfg.load_from == ckpt
     cfg.work_dir = str(tmp_path / 'fresh')
-    resume_setup.apply_resume(cfg, 'auto')  # nothing to resume in a new work dir
+    # nothing to resume in a new work dir
+    resume_setup.apply_resume(cfg, 'auto')
     assert not cfg.resume and cfg.load_from is None
 
     resume_setup.add_resume_state_hook(cfg)

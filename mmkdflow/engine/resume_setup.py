@@ -55,8 +55,9 @@ def use_safe_checkpointing(cfg: Config) -> None:
     * ``train_cfg``: MMEngine's ``EpochBasedTrainLoop`` becomes
       :class:`~mmkdflow.engine.ResumableEpochBasedTrainLoop` (resuming from
       an iteration checkpoint continues inside the epoch) and its
-      ``IterBasedTrainLoop`` :class:`~mmkdflow.engine.ResumableIterBasedTrainLoop`
-      (the random states survive the skipping of trained batches).
+      ``IterBasedTrainLoop``
+      :class:`~mmkdflow.engine.ResumableIterBasedTrainLoop` (the random
+      states survive the skipping of trained batches).
 
     Other hook and loop types (a config's own) are left as they are.
     """

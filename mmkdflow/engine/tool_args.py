@@ -25,7 +25,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     add_allocator_argument(parser)
 
 
-def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+def parse_args(parser: argparse.ArgumentParser,
+               argv=None) -> argparse.Namespace:
     """Parse ``argv`` and export ``LOCAL_RANK`` when the launcher did not."""
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:

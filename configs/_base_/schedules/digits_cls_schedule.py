@@ -6,7 +6,8 @@ val_cfg = dict()
 test_cfg = dict()
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4))
-param_scheduler = dict(type='CosineAnnealingLR', by_epoch=True, T_max=max_epochs)
+param_scheduler = dict(
+    type='CosineAnnealingLR', by_epoch=True, T_max=max_epochs)
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=20),

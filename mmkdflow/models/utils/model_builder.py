@@ -12,7 +12,8 @@ from mmengine.registry import DefaultScope
 
 from mmkdflow.distributed import revert_syncbn_without_gpu
 
-PACKAGE_SCOPES = {'mmdet': 'mmdet', 'mmseg': 'mmseg', 'mmpretrain': 'mmpretrain'}
+PACKAGE_SCOPES = {'mmdet': 'mmdet', 'mmseg': 'mmseg',
+                  'mmpretrain': 'mmpretrain'}
 
 
 def locate_config(cfg_path: str, role: str = 'config') -> str:

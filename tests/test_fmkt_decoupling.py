@@ -1,0 +1,128 @@
+"""FM-KT: the teacher kept out of the flow, and pair decoupling."""
+import pytest
+import torch
+from conftest import perturb_gains
+
+from mmkdflow.models.core import DistillContext
+from mmkdflow.models.fmkt import FMKTConnector, decoupling_permutation
+from mmkdflow.models.losses import BaseDistillLoss
+
+
+def test_teacher_never_reaches_meta_encoder_input():
+    torch.manual_seed(0)
+    conn = perturb_gains(FMKTConnector(8, meta_encoder='convnext',
+                                       num_steps=3, dirac_ratio=0.5))
+    seen = []
+    conn.field(0).meta_encoder.register_forward_pre_hook(
+        lambda mod, args: seen.append(args[0]))
+    z = torch.randn(4, 8, 6, 6)
+    teacher = torch.randn(4, 8, 6, 6, requires_grad=True)
+    ctx = DistillContext()
+    loss_a = conn([z], [teacher], ctx).losses['loss_flow']
+    inputs_a, seen[:] = list(seen), []
+    loss_b = conn([z], [torch.randn(4, 8, 6, 6) * 5], ctx).losses['loss_flow']
+    assert len(inputs_a) == len(seen) == 3
+    for a, b in zip(inputs_a, seen):
+        assert torch.equal(a, b)
+    assert not torch.isclose(loss_a, loss_b)
+    grads = torch.autograd.grad(sum(i.sum() for i in inputs_a), teacher,
+                                allow_unused=True)
+    assert grads[0] is None or not grads[0].any()
+
+
+@pytest.mark.parametrize('ratio,batch', [(1.0, 8), (0.5, 8), (0.25, 8),
+                                         (0.0, 8), (0.7, 10), (0.9, 8)])
+def test_decoupling_permutation_moves_exactly_m(ratio, batch):
+    perm = decoupling_permutation(batch, ratio)
+    m = round((1 - ratio) * batch)
+    assert sorted(perm.tolist()) == list(range(batch))
+    assert int((perm != torch.arange(batch)).sum()) == (m if m >= 2 else 0)
+
+
+class Recorder(BaseDistillLoss):
+    """A distance that records the targets it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.targets = []
+
+    def compute_loss(self, student, teacher, ctx):
+        self.targets.append(teacher)
+        return (student - teacher).pow(2)
+
+
+def test_pair_decoupling_never_touches_teacher():
+    torch.manual_seed(0)
+    conn = FMKTConnector(4, meta_encoder='conv', num_steps=2,
+                         dirac_ratio=0.5)
+    conn.distance = Recorder()
+    teacher = [torch.randn(8, 4, 3, 3), torch.randn(8, 4, 2, 2)]
+    clones, ptrs = [t.clone() for t in teacher], [
+        t.data_ptr() for t in teacher]
+    conn([torch.randn(8, 4, 3, 3), torch.randn(8, 4, 2, 2)], teacher,
+         DistillContext())
+    for t, c, p in zip(teacher, clones, ptrs):
+        assert torch.equal(t, c) and t.data_ptr() == p
+    moved = []
+    for level, target in zip([0, 0, 1, 1], conn.distance.targets):
+        rows = [int(torch.nonzero((teacher[level] == r).flatten(1).all(1))[0])
+                for r in target]
+        assert sorted(rows) == list(range(8))
+        moved.append(rows)
+    assert moved[0] == moved[1] == moved[2] == moved[3]  # one permutation
+    assert sum(r != i for i, r in enumerate(moved[0])) == 4
+
+
+def test_released_pair_decoupling_at_the_released_setting():
+    """``decoupling='released'`` at the released classification setting
+    (logit flow, dirac_ratio 0.5): the first int((1 - 0.5) B) rows of the
+    teacher logits permuted by one randperm, the rest in place, on a copy
+    (the released code writes the same rows into the teacher itself)."""
+    from mmpretrain.structures import DataSample
+    conn = FMKTConnector(8, 'mlp', num_steps=2, head_mode=True,
+                         num_classes=5, dirac_ratio=0.5,
+                         decoupling='released')
+    conn.distance = Recorder()
+    z, y_t = torch.randn(8, 8, 3, 3), torch.randn(8, 5)
+    kept = y_t.clone()
+    ctx = DistillContext([DataSample().set_gt_label(i % 5)
+                          for i in range(8)])
+    torch.manual_seed(3)
+    conn([z], [y_t], ctx)
+    torch.manual_seed(3)
+    released = y_t.clone()
+    released[:4] = released[:4][torch.randperm(int((1 - 0.5) * 8))]
+    assert torch.equal(y_t, kept)  # the teacher is untouched
+    assert len(conn.distance.targets) == 2  # one target for the N steps
+    assert torch.equal(conn.distance.targets[0], released)
+    assert not torch.equal(released, y_t)
+
+
+def test_released_pair_decoupling_draws_per_level_with_a_flow():
+    """FPN levels: one randperm per level that has a flow, in level order
+    (none for a level of weight 0); with B = 3 and dirac_ratio 0.5 the
+    first int(1.5) = 1 row cannot move."""
+    conn = FMKTConnector(4, 'conv', num_steps=1, dirac_ratio=0.25,
+                         decoupling='released', level_weights=[1., 0., 1.])
+    conn.distance = Recorder()
+    student = [torch.randn(8, 4, 2, 2) for _ in range(3)]
+    teacher = [torch.randn(8, 4, 2, 2) for _ in range(3)]
+    torch.manual_seed(5)
+    conn(student, teacher, DistillContext())
+    torch.manual_seed(5)
+    want = []
+    for level in (0, 2):
+        m = int((1 - 0.25) * 8)
+        t = teacher[level].clone()
+        t[:m] = t[:m][torch.randperm(m)]
+        want.append(t)
+    for got, expected in zip(conn.distance.targets, want):
+        assert torch.equal(got, expected)
+    small = FMKTConnector(4, 'conv', num_steps=1, dirac_ratio=0.5,
+                          decoupling='released')
+    small.distance = Recorder()
+    t3 = torch.randn(3, 4, 2, 2)
+    small([torch.randn(3, 4, 2, 2)], [t3], DistillContext())
+    assert torch.equal(small.distance.targets[0], t3)
+    with pytest.raises(ValueError, match="'cycle', 'released'"):
+        FMKTConnector(4, 'conv', dirac_ratio=0.5, decoupling='shuffle')
