@@ -320,8 +320,16 @@ def test_nested_forwards_and_two_distillers_keep_their_own_steps(
 
 def test_remove_hooks_explicitly(saved_teacher):
     model, _ = det_distiller(saved_teacher)
+    recorder = model.student_recorder
+    inputs = torch.rand(1, 3, 64, 64)
+    with recorder.recording() as record:
+        model.student.extract_feat(inputs)
+    assert len(record.get('neck')) == 5  # hooked: the FPN levels recorded
     model.remove_hooks()
-    assert model.student_recorder.active_hooks == 0
+    with recorder.recording() as record:
+        model.student.extract_feat(inputs)
+    with pytest.raises(RuntimeError, match="'neck' did not run"):
+        record.get('neck')
 
 
 def test_segmentation_teacher_dropout_stays_off():
