@@ -30,7 +30,9 @@ clean-env:
 ## mmengine 0.10.7): the tests that need no mmcv.ops / mmdet / mmseg /
 ## mmpretrain, in .venv-floor-lite (built by tools/setup_floor_env.sh)
 FLOOR_LITE_TESTS = tests/test_version.py tests/test_restricted_unpickler.py \
-	tests/test_losses.py tests/test_allocator.py tests/test_sampler_perf.py
+	tests/test_losses_common.py tests/test_losses_distributions.py \
+	tests/test_losses_features.py tests/test_allocator.py \
+	tests/test_sampler_perf.py
 test-floor-lite:
 	@bash tools/setup_floor_env.sh .venv-floor-lite lite
 	.venv-floor-lite/bin/python -m pytest $(FLOOR_LITE_TESTS) $(PYTEST_ARGS)

@@ -1,25 +1,20 @@
 """tools/benchmark.py --quick: every section measured, sane numbers (no
 timing thresholds: the machine's load decides those); and the speed paths of
 the DiffKD connector (channels-last, no host reads; the fused DDIM chain is
-tested in test_diffkd.py)."""
+tested in test_diffkd_networks.py)."""
 import json
 import math
 
 import pytest
 import torch
+from conftest import connector
 from e2e_utils import load_tool, run_tool
 
 from mmkdflow.benchmark import (count_flops, evaluate_goals, peak_memory,
                                 time_side_by_side)
-from mmkdflow.models.connectors import DiffKDConnector
 from mmkdflow.models.core import DistillContext
 
 CTX = DistillContext()
-
-
-def connector(**kwargs) -> DiffKDConnector:
-    return DiffKDConnector(**dict(dict(student_channels=8,
-                                       teacher_channels=16), **kwargs))
 
 
 def positive(value) -> bool:

@@ -12,8 +12,8 @@ import copy
 
 import pytest
 import torch
-from conftest import (cls_batch, config_path, det_batch, tiny_resnet_cls,
-                      tiny_retinanet)
+from conftest import (cls_batch, config_path, det_batch, perturb_gains,
+                      tiny_resnet_cls, tiny_retinanet)
 from e2e_utils import load_tool
 from mmengine.config import Config
 from mmengine.model import ExponentialMovingAverage
@@ -41,15 +41,6 @@ def fmkt_distiller(saved_teacher, teacher_channels, **connector):
     torch.manual_seed(0)
     return Distiller(student=student, teacher=teacher,
                             teacher_ckpt=ckpt, distill_points=dict(fpn=point))
-
-
-def perturb_gains(connector, seed=0):
-    """Move the velocity gains off their identity start (0)."""
-    gen = torch.Generator().manual_seed(seed)
-    for field in connector.flows.fields.values():
-        with torch.no_grad():
-            field.velocity_gain.copy_(torch.randn(
-                field.velocity_gain.shape, generator=gen))
 
 
 def head_inputs(model, inputs):

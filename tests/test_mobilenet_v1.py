@@ -2,13 +2,10 @@
 import pytest
 import torch
 import torch.nn as nn
+from conftest import n_params
 
 import mmkdflow  # noqa: F401
 from mmkdflow.models.backbones import MobileNetV1
-
-
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def test_parameter_count_of_the_standard_network():
