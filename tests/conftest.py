@@ -1,7 +1,10 @@
 """Shared fixtures: tiny real models of mmdet, mmseg and mmpretrain, their
 batches, small digits data, and test-only registrations; and the helpers
-that several test files share (FM-KT, DiffKD, losses, digits files)."""
+that several test files share (distiller, shipped configs, FM-KT, DiffKD,
+losses, digits files)."""
 import copy
+import functools
+import glob
 import os
 import os.path as osp
 
@@ -10,6 +13,7 @@ import torch
 from mmengine.config import Config
 
 import mmkdflow  # noqa: F401
+from mmkdflow.models.connectors import BaseConnector, ConnectorOutput
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(ROOT, 'configs')
@@ -208,8 +212,71 @@ def assert_some_gradient(parameters, what: str) -> None:
         f'no gradient reaches {what}'
 
 
+# -------------------------------------------------------------- distiller
+FPN = dict(
+    student='neck', teacher='neck', index=(0, 1, 2, 3, 4),
+    connector=dict(type='ConvAdapter', in_channels=16, out_channels=32),
+    loss=dict(type='MSELoss', loss_weight=2.0))
+
+
+def det_distiller(saved_teacher, **kwargs):
+    from mmkdflow.models import Distiller
+    student, teacher = tiny_retinanet(8, 16), tiny_retinanet(16, 32)
+    ckpt, state = saved_teacher(teacher)
+    cfg = dict(student=student, teacher=teacher, teacher_ckpt=ckpt,
+               distill_points=dict(fpn=FPN))
+    cfg.update(kwargs)
+    return Distiller(**cfg), state
+
+
+class PoolLinearConnector(BaseConnector):
+    """Test connector: pooled linear classifier on a backbone feature."""
+
+    def __init__(self, channels: int, num_classes: int, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.fc = torch.nn.Linear(channels, num_classes)
+
+    def forward(self, student, teacher, ctx, replaced=None):
+        return ConnectorOutput(
+            student=[self.fc(s.mean(dim=(2, 3))) for s in student])
+
+
+# -------------------------------------------------------- shipped configs
+@functools.lru_cache(maxsize=None)
+def _distiller_config_names() -> tuple:
+    from test_config_names import ALIASES
+    paths = []
+    for path in sorted(glob.glob(osp.join(CONFIGS, '*', '*.py'))):
+        name = osp.relpath(path, CONFIGS)
+        if name.startswith('_base_') or name in ALIASES:
+            continue
+        if Config.fromfile(path).model.type.endswith('Distiller'):
+            paths.append(name)
+    return tuple(paths)
+
+
+def distiller_configs() -> list:
+    """Every shipped config whose model is a distiller (the former name
+    kept as an alias is checked by tests/test_config_names.py), read once
+    per session."""
+    return list(_distiller_config_names())
+
+
+def student_scope(cfg: Config) -> str:
+    """The downstream package that builds the student."""
+    from mmkdflow.models.utils import resolve_model_cfg
+    return resolve_model_cfg(cfg.model.student, 'student',
+                             cfg.get('data_preprocessor'))[1]
+
+
 # ------------------------------------------------------------------ FM-KT
 F64 = dict(dtype=torch.float64)
+
+
+def rms_input(rms: float, shape=(2, 16, 7, 7), seed=0) -> torch.Tensor:
+    """A feature map whose per-pixel RMS over channels is about ``rms``."""
+    gen = torch.Generator().manual_seed(seed)
+    return rms * torch.randn(*shape, generator=gen)
 
 
 def perturb_gains(conn, seed=0):

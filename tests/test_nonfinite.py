@@ -4,10 +4,9 @@ composed with bf16 autocast and with MMEngine's AmpOptimWrapper."""
 import pytest
 import torch
 import torch.nn as nn
-from conftest import det_batch
+from conftest import det_batch, det_distiller
 from mmengine.model import BaseModel
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
-from test_distiller import det_distiller
 
 from mmkdflow.engine import (NonFiniteGuardAmpOptimWrapper,
                              NonFiniteGuardAutocastOptimWrapper,

@@ -6,6 +6,10 @@ Runs: tiny RetinaNets on 12 DigitsDet canvases, batch 4 (3 iterations per
 epoch), 3 epochs with a validation after each, an iteration checkpoint every
 2 iterations with ``max_keep_ckpts=1`` (the demo schedules' setting): most
 checkpoints fall inside an epoch.
+
+It stays one file: its tests check one guarantee (a resumed run continues
+like the uninterrupted one), and its slow tests share the module-level
+setup (the schedule constants, the probe hook and the shrunk configs).
 """
 import json
 import os
