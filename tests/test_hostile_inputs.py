@@ -3,7 +3,8 @@ pickled code, broken checkpoints, config mistakes, broken annotations.
 
 The distiller-level cases (a hostile, empty, truncated or wrong-architecture
 *teacher* checkpoint given to ``Distiller``; misspelled paths and
-names) are in ``test_checkpoint.py`` and ``test_distiller.py``; these tests
+names) are in ``test_checkpoint_loading.py`` and
+``test_distiller_build.py``; these tests
 go through ``Runner.from_cfg``, ``Runner.resume`` and ``tools/train.py``.
 """
 import json
