@@ -8,7 +8,7 @@ The scheme (docs/user_guide.md, "Config names"), OpenMMLab's
   ``fmkt_retinanet-x101_retinanet-r50_fpn_2x_coco.py``;
 * no teacher (OFM-KT) and single models of the demo (``teacher``,
   ``student`` alone, backbone ``pretrain``): four fields, the role in the
-  method's place, e.g. ``teacher_retinanet-r18_fpn_1xb16-12e_digits-det.py``;
+  method's place, e.g. ``teacher_atss-r18_fpn_1xb16-12e_digits-det.py``;
 * words inside a field are joined by ``-``, fields by ``_``; the schedule
   part may hold more than one field, as the student's own mmdet / mmseg /
   mmpretrain config name does (``fpn_gn-head_ms-640-800-2x``).

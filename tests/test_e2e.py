@@ -72,8 +72,8 @@ class Task:
 
 
 TASKS = dict(
-    det=Task('teacher_retinanet-r18_fpn_1xb16-12e_digits-det.py',
-             'pkd_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py',
+    det=Task('teacher_atss-r18_fpn_1xb16-12e_digits-det.py',
+             'pkd_atss-r18_atss-r18c16_fpn_1xb16-8e_digits-det.py',
              tiny_retinanet, (16, 32), (8, 16), True,
              ('distill.fpn.loss', 'student.loss_cls'),
              'RetinaNet', 'mmdet', 'val', (100, 4),

@@ -69,7 +69,7 @@ def test_fmkt_retinanet_ema_resume_export(tmp_path, saved_teacher):
     teacher_ckpt, _ = saved_teacher(tiny_retinanet(8, 32))
     cfg_path = config_path(
         'demo',
-        'fmkt_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py')
+        'fmkt_atss-r18_atss-r18c16_fpn_1xb16-8e_digits-det.py')
     student = tiny_retinanet(8, 16)
     student['test_cfg']['score_thr'] = 0.0  # keep boxes to compare
 

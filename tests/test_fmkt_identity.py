@@ -220,11 +220,11 @@ def test_demo_fmkt_leaves_the_focal_loss_plateau(tmp_path, saved_teacher):
 
     cfg = Config.fromfile(config_path(
         'demo',
-        'fmkt_retinanet-r18_retinanet-r18c16_fpn_1xb4-4e_digits-det.py'))
+        'fmkt_atss-r18_atss-r18c16_fpn_1xb16-8e_digits-det.py'))
     # from scratch, as when the plateau was measured: no pretrained
     # backbones (the demo's are trained by tools/demo.py)
     teacher = Config.fromfile(config_path(
-        'demo', 'teacher_retinanet-r18_fpn_1xb16-12e_digits-det.py')
+        'demo', 'teacher_atss-r18_fpn_1xb16-12e_digits-det.py')
     ).model.to_dict()
     teacher.update(_scope_='mmdet')
     teacher['backbone']['init_cfg'] = None

@@ -1,6 +1,7 @@
 # Backbone pretraining for the DigitsDet teacher: the teacher's ResNet-18
 # (mmdet ResNet, 64 base channels, exactly the config of
-# ../_base_/models/retinanet_r18_digits.py) as an image classifier on
+# ../_base_/models/retinanet_r18_digits.py, which atss_r18_digits.py
+# reuses) as an image classifier on
 # DigitsCls, with the detector's input normalisation. tools/demo.py trains it
 # once, caches it (reused while this config is unchanged) and points the
 # detectors' backbone init_cfg at its checkpoint.

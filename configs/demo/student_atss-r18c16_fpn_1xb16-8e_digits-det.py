@@ -1,10 +1,10 @@
-# Student of the DigitsDet demo trained alone: RetinaNet, ResNet-18 with 16
-# base channels, FPN 64 (about 1/10 of the teacher's FLOPs). Its backbone
+# Student of the DigitsDet demo trained alone: ATSS, ResNet-18 with 16 base
+# channels (a quarter of the teacher's width), FPN 64. Its backbone
 # starts from the DigitsCls pretraining of
-# pretrain_retinanet-r18c16_1xb32-6e_digits-cls.py (tools/demo.py trains it
+# pretrain_atss-r18c16_1xb32-6e_digits-cls.py (tools/demo.py trains it
 # once and points this path at it); so does the student of every method.
 _base_ = [
-    '../_base_/models/retinanet_r18_digits.py',
+    '../_base_/models/atss_r18_digits.py',
     '../_base_/schedules/digits_det_distill_schedule.py',
 ]
 model = dict(
@@ -14,7 +14,7 @@ model = dict(
             _delete_=True,  # the base model's init_cfg is None
             type='Pretrained',
             checkpoint='work_dirs/demo/det/backbones/'
-            'pretrain_retinanet-r18c16_1xb32-6e_digits-cls.pth',
+            'pretrain_atss-r18c16_1xb32-6e_digits-cls.pth',
             prefix='backbone.')),
     neck=dict(in_channels=[32, 64, 128], out_channels=64),
     bbox_head=dict(in_channels=64, feat_channels=64))

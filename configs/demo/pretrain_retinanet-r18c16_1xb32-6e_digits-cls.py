@@ -1,5 +1,0 @@
-# Backbone pretraining for the DigitsDet student: the student's ResNet-18
-# with 16 base channels (student_retinanet-r18c16_fpn_1xb4-4e_digits-det.py),
-# as pretrain_retinanet-r18_1xb32-6e_digits-cls.py does for the teacher.
-_base_ = './pretrain_retinanet-r18_1xb32-6e_digits-cls.py'
-model = dict(backbone=dict(base_channels=16), head=dict(in_channels=128))
