@@ -1,7 +1,9 @@
 """Shared fixtures: tiny real models of mmdet, mmseg and mmpretrain, their
 batches, small digits data, and test-only registrations; and the helpers
 that several test files share (distiller, shipped configs, FM-KT, DiffKD,
-losses, digits files)."""
+losses, digits files). Longer than 300 lines because pytest reads shared
+fixtures from this one file; each helper is defined here once instead of
+in every test file that uses it."""
 import copy
 import functools
 import glob
