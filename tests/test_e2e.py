@@ -2,7 +2,8 @@
 distills a student on the task's digits data, checkpoints, resumes, and the
 exported student runs in the downstream package without mmkdflow.
 
-* det: mmdet RetinaNet, PKD on the FPN, epoch-based;
+* det: mmdet (the demo's ATSS config, run with tiny RetinaNets; the export
+  keeps the config's ATSS student), PKD on the FPN, epoch-based;
 * seg: mmseg DeepLabV3, CWD on the decode head's logits, iteration-based;
 * cls: mmpretrain ResNet, Hinton KD on the head's logits, epoch-based.
 """
@@ -76,7 +77,7 @@ TASKS = dict(
              'pkd_atss-r18_atss-r18c16_fpn_1xb16-8e_digits-det.py',
              tiny_retinanet, (16, 32), (8, 16), True,
              ('distill.fpn.loss', 'student.loss_cls'),
-             'RetinaNet', 'mmdet', 'val', (100, 4),
+             'ATSS', 'mmdet', 'val', (100, 4),
              connectors=dict(fpn=dict(in_channels=16, out_channels=32)),
              score_thr=0.),
     seg=Task('teacher_deeplabv3-r18_1xb8-600it_digits-seg.py',
