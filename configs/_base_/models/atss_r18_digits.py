@@ -12,41 +12,16 @@
 # the ATSS student reaches 42.5 in 8 epochs with +1% in its last epoch, at
 # the same cost per iteration (one anchor per location instead of nine).
 _base_ = ['./retinanet_r18_digits.py']
+# Only what differs from the RetinaNet head (its focal loss, channels and
+# strides are kept); PseudoSampler, kept too, is what ATSSHead uses anyway.
 model = dict(
     type='ATSS',
     bbox_head=dict(
-        _delete_=True,
         type='ATSSHead',
-        num_classes=10,
-        in_channels={{_base_.fpn_channels}},
-        stacked_convs=2,
-        feat_channels={{_base_.fpn_channels}},
-        anchor_generator=dict(
-            type='AnchorGenerator',
-            ratios=[1.0],
-            octave_base_scale=2,
-            scales_per_octave=1,
-            strides=[8, 16, 32, 64, 128]),
-        bbox_coder=dict(
-            type='DeltaXYWHBBoxCoder',
-            target_means=[.0, .0, .0, .0],
-            target_stds=[0.1, 0.1, 0.2, 0.2]),
-        loss_cls=dict(
-            type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
-            loss_weight=1.0),
+        anchor_generator=dict(ratios=[1.0], scales_per_octave=1),
+        bbox_coder=dict(target_stds=[0.1, 0.1, 0.2, 0.2]),
         loss_bbox=dict(type='GIoULoss', loss_weight=2.0),
         loss_centerness=dict(
             type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0)),
-    train_cfg=dict(
-        _delete_=True,
-        assigner=dict(type='ATSSAssigner', topk=9),
-        allowed_border=-1,
-        pos_weight=-1,
-        debug=False),
-    test_cfg=dict(
-        _delete_=True,
-        nms_pre=1000,
-        min_bbox_size=0,
-        score_thr=0.05,
-        nms=dict(type='nms', iou_threshold=0.6),
-        max_per_img=100))
+    train_cfg=dict(assigner=dict(_delete_=True, type='ATSSAssigner', topk=9)),
+    test_cfg=dict(nms=dict(iou_threshold=0.6)))
