@@ -146,7 +146,7 @@ def det_root(digits_det, registered_for_test):
 
 def nan_runner(tmp_path, data_root: str, policy: str):
     from mmengine.runner import Runner
-    demo = 'pkd_atss-r18_atss-r18c16_fpn_1xb16-8e_digits-det.py'
+    demo = 'pkd_atss-r18_atss-r18c8_fpn_1xb16-8e_digits-det.py'
     cfg = shrink(Config.fromfile(config_path('demo', demo)), 'det',
                  data_root, str(tmp_path / policy), batch_size=2)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):

@@ -79,7 +79,7 @@ def test_backbone_pretraining_matches_the_models(task):
 
 def test_backbone_option_refuses_a_scratch_student(tmp_path):
     cfg = Config.fromfile(osp.join(
-        demo.DEMO, 'student_atss-r18c16_fpn_1xb16-8e_digits-det.py'))
+        demo.DEMO, 'student_atss-r18c8_fpn_1xb16-8e_digits-det.py'))
     cfg.model.backbone.init_cfg = None
     with pytest.raises(ValueError, match='pretrained backbone'):
         demo_lib.backbone_option(cfg, 'b.pth')
@@ -93,7 +93,7 @@ def test_extracted_backbone_loads_into_the_student(tmp_path):
 
     from mmkdflow.registry import MODELS
     pre_cfg = Config.fromfile(osp.join(
-        demo.DEMO, 'pretrain_atss-r18c16_1xb32-6e_digits-cls.py'))
+        demo.DEMO, 'pretrain_atss-r18c8_1xb32-6e_digits-cls.py'))
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         classifier = MODELS.build(pre_cfg.model)
     ckpt = tmp_path / 'epoch_1.pth'
@@ -103,7 +103,7 @@ def test_extracted_backbone_loads_into_the_student(tmp_path):
     saved = torch.load(out, weights_only=True)['state_dict']
     assert saved and all(k.startswith('backbone.') for k in saved)
     cfg = Config.fromfile(osp.join(
-        demo.DEMO, 'student_atss-r18c16_fpn_1xb16-8e_digits-det.py'))
+        demo.DEMO, 'student_atss-r18c8_fpn_1xb16-8e_digits-det.py'))
     cfg.model.backbone.init_cfg.checkpoint = out
     with DefaultScope.overwrite_default_scope('mmdet'):
         detector = MODELS.build(cfg.model)
@@ -134,7 +134,7 @@ def test_cache_is_invalidated_when_the_config_changes(tmp_path,
 
     monkeypatch.setattr(demo_training, 'train', fake_train)
     base = osp.join(demo.DEMO,
-                    'pretrain_atss-r18c16_1xb32-6e_digits-cls.py')
+                    'pretrain_atss-r18c8_1xb32-6e_digits-cls.py')
     config = tmp_path / 'backbone.py'
     config.write_text(f'_base_ = [{base!r}]\n')
     work_dir = str(tmp_path / 'run')
@@ -147,7 +147,7 @@ def test_cache_is_invalidated_when_the_config_changes(tmp_path,
     assert len(calls) == 1
     assert run() == first and len(calls) == 1  # reused
     config.write_text(f'_base_ = [{base!r}]\n'
-                      'model = dict(backbone=dict(base_channels=8))\n')
+                      'model = dict(backbone=dict(base_channels=4))\n')
     second = run()  # the backbone's config changed
     assert len(calls) == 2 and second['fingerprint'] != first['fingerprint']
     assert run() == second and len(calls) == 2
@@ -174,7 +174,7 @@ def test_the_teacher_depends_on_its_backbone():
 def test_smoke_and_tuning_options_apply():
     det = Config.fromfile(osp.join(
         demo.DEMO,
-        'pkd_atss-r18_atss-r18c16_fpn_1xb16-8e_digits-det.py'))
+        'pkd_atss-r18_atss-r18c8_fpn_1xb16-8e_digits-det.py'))
     cfg = with_options(det, demo_lib.run_options(det, smoke=True, tune=True))
     assert cfg.train_cfg.max_epochs == 2
     assert cfg.train_dataloader.dataset.indices == 16

@@ -98,7 +98,7 @@ def tiny_det_config(tmp_path, name: str, data_root: str, teacher_ckpt: str,
     """The PKD demo config shrunk to tiny RetinaNets on 64 px DigitsDet,
     ``max_iters`` iterations without validation, with the probe hook;
     dumped to ``tmp_path/<name>.py``."""
-    demo = 'pkd_atss-r18_atss-r18c16_fpn_1xb16-8e_digits-det.py'
+    demo = 'pkd_atss-r18_atss-r18c8_fpn_1xb16-8e_digits-det.py'
     cfg = shrink(Config.fromfile(config_path('demo', demo)), 'det',
                  data_root, str(tmp_path / name), batch_size=batch_size)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):

@@ -74,7 +74,7 @@ class Task:
 
 TASKS = dict(
     det=Task('teacher_atss-r18_fpn_1xb16-12e_digits-det.py',
-             'pkd_atss-r18_atss-r18c16_fpn_1xb16-8e_digits-det.py',
+             'pkd_atss-r18_atss-r18c8_fpn_1xb16-8e_digits-det.py',
              tiny_retinanet, (16, 32), (8, 16), True,
              ('distill.fpn.loss', 'student.loss_cls'),
              'ATSS', 'mmdet', 'val', (100, 4),

@@ -82,7 +82,7 @@ def test_plain_fmkt_detector_exports_the_flow(tmp_path, saved_teacher):
                      num_steps_test=3)
     student = tiny_retinanet(8, 16)
     student['test_cfg']['score_thr'] = 0.0
-    src = write_config(tmp_path, 'fmkt_atss-r18_atss-r18c16_fpn_'
+    src = write_config(tmp_path, 'fmkt_atss-r18_atss-r18c8_fpn_'
                        '1xb16-8e_digits-det.py',
                        student, tiny_retinanet(8, 32), teacher_ckpt,
                        connector)
@@ -173,7 +173,7 @@ def test_plain_logit_flow_classifier_exports_the_flow(tmp_path,
 def test_theta_exports_the_vanilla_student(task, tmp_path, saved_teacher):
     if task == 'det':
         student, teacher = tiny_retinanet(8, 16), tiny_retinanet(8, 32)
-        demo = ('fmkt-theta_atss-r18_atss-r18c16_fpn_1xb16-8e_'
+        demo = ('fmkt-theta_atss-r18_atss-r18c8_fpn_1xb16-8e_'
                 'digits-det.py')
         connector = dict(channels=16, teacher_proj=32)
     else:
@@ -205,7 +205,7 @@ def test_theta_exports_the_vanilla_student(task, tmp_path, saved_teacher):
 def test_deploy_points_of_other_methods():
     pkd = Config.fromfile(config_path(
         'demo',
-        'pkd_atss-r18_atss-r18c16_fpn_1xb16-8e_digits-det.py'))
+        'pkd_atss-r18_atss-r18c8_fpn_1xb16-8e_digits-det.py'))
     ofmkt = Config.fromfile(config_path(
         'demo', 'ofmkt_resnet18c8_1xb32-10e_digits-cls.py'))
     assert deploy_points(pkd) == []

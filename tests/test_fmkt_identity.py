@@ -221,7 +221,7 @@ def test_demo_fmkt_leaves_the_focal_loss_plateau(tmp_path, saved_teacher):
 
     cfg = Config.fromfile(config_path(
         'demo',
-        'fmkt_atss-r18_atss-r18c16_fpn_1xb16-8e_digits-det.py'))
+        'fmkt_atss-r18_atss-r18c8_fpn_1xb16-8e_digits-det.py'))
     # from scratch, as when the plateau was measured: no pretrained
     # backbones (the demo's are trained by tools/demo.py)
     teacher = _base_model('retinanet_r18_digits.py', 'mmdet')

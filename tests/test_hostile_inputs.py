@@ -47,7 +47,7 @@ def det_data(digits_det):
 def distill_cfg(tmp_path, data_root: str, teacher_ckpt=None,
                 **points) -> Config:
     """The PKD demo config on tiny RetinaNets, one training iteration."""
-    demo = 'pkd_atss-r18_atss-r18c16_fpn_1xb16-8e_digits-det.py'
+    demo = 'pkd_atss-r18_atss-r18c8_fpn_1xb16-8e_digits-det.py'
     cfg = shrink(Config.fromfile(config_path('demo', demo)), 'det',
                  data_root, str(tmp_path / 'work'), batch_size=2)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):

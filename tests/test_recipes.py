@@ -112,12 +112,12 @@ def test_diffkd_detection_denoiser_is_the_papers_efficient_one(name):
 
 def test_demo_diffkd_shares_the_pkd_teacher():
     demo = Config.fromfile(config_path(
-        'demo', 'diffkd_atss-r18_atss-r18c16_fpn_1xb16-8e_digits-'
+        'demo', 'diffkd_atss-r18_atss-r18c8_fpn_1xb16-8e_digits-'
         'det.py'))
     connector = demo.model.distill_points.fpn.connector
     assert (connector.student_channels, connector.teacher_channels,
             connector.latent_channels) == (64, 128, 128)
     assert connector.share_across_levels
     assert demo.model.teacher_ckpt == Config.fromfile(config_path(
-        'demo', 'pkd_atss-r18_atss-r18c16_fpn_1xb16-8e_digits-'
+        'demo', 'pkd_atss-r18_atss-r18c8_fpn_1xb16-8e_digits-'
         'det.py')).model.teacher_ckpt

@@ -218,7 +218,7 @@ def method_config(tmp_path, method: str, name: str, data_root: str,
                   teacher_ckpt: str, **probe) -> str:
     """The DiffKD or FM-KT DigitsDet demo config, shrunk (see module
     docstring), with the probe hook; dumped to ``tmp_path/<name>.py``."""
-    suffix = '_atss-r18_atss-r18c16_fpn_1xb16-8e_digits-det.py'
+    suffix = '_atss-r18_atss-r18c8_fpn_1xb16-8e_digits-det.py'
     demo = dict(diffkd='diffkd' + suffix, fmkt='fmkt' + suffix)[method]
     cfg = shrink(Config.fromfile(config_path('demo', demo)), 'det',
                  data_root, str(tmp_path / name), batch_size=4)

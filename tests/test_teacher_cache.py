@@ -135,7 +135,7 @@ def test_random_transforms_are_found_through_wrappers():
 
 
 def test_train_tool_check_refuses_random_pipelines_only():
-    demo = 'pkd_atss-r18_atss-r18c16_fpn_1xb16-8e_digits-det.py'
+    demo = 'pkd_atss-r18_atss-r18c8_fpn_1xb16-8e_digits-det.py'
     cfg = Config.fromfile(config_path('demo', demo))
     check_teacher_cache(cfg)  # cache off: nothing to check
     cfg.model.teacher_cache = True

@@ -54,7 +54,7 @@ def test_train_and_test_tools_with_amp_and_teacher_flag(tmp_path):
     model = tiny_retinanet(8, 16)
     model['test_cfg']['score_thr'] = 0.0  # random weights: keep boxes
     cfg = str(tmp_path / 'tiny_pkd.py')
-    demo = 'pkd_atss-r18_atss-r18c16_fpn_1xb16-8e_digits-det.py'
+    demo = 'pkd_atss-r18_atss-r18c8_fpn_1xb16-8e_digits-det.py'
     with open(cfg, 'w') as f:
         f.write(
             f"_base_ = [{config_path('demo', demo)!r}]\n"
@@ -106,7 +106,7 @@ def test_shared_tool_setup(tmp_path, monkeypatch):
     from mmkdflow.engine import (optim_setup, resume_setup, test_setup,
                                  tool_args)
     monkeypatch.setenv('LOCAL_RANK', '0')
-    demo = 'pkd_atss-r18_atss-r18c16_fpn_1xb16-8e_digits-det.py'
+    demo = 'pkd_atss-r18_atss-r18c8_fpn_1xb16-8e_digits-det.py'
     config = config_path('demo', demo)
     parser = argparse.ArgumentParser()
     parser.add_argument('config')
@@ -116,7 +116,7 @@ def test_shared_tool_setup(tmp_path, monkeypatch):
     cfg = tool_args.load_config(args)
     assert cfg.work_dir == osp.join(
         './work_dirs',
-        'pkd_atss-r18_atss-r18c16_fpn_1xb16-8e_digits-det')
+        'pkd_atss-r18_atss-r18c8_fpn_1xb16-8e_digits-det')
     assert cfg.train_cfg.max_epochs == 2 and cfg.launcher == 'none'
 
     optim_setup.apply_amp(cfg, cuda=True)

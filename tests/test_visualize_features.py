@@ -76,7 +76,7 @@ def test_render_panels_writes_one_panel_per_map(tmp_path):
 # ------------------------------------------------------------- the tool
 def distill_config(tmp_path, connector: dict, replace: bool) -> Config:
     """A tiny DigitsDet distiller config on small data in ``tmp_path``."""
-    demo = 'pkd_atss-r18_atss-r18c16_fpn_1xb16-8e_digits-det.py'
+    demo = 'pkd_atss-r18_atss-r18c8_fpn_1xb16-8e_digits-det.py'
     cfg = shrink(Config.fromfile(config_path('demo', demo)), 'det',
                  str(tmp_path / 'digits_det'), str(tmp_path / 'work'))
     cfg.model.student = tiny_retinanet(8, 16)

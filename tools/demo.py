@@ -54,22 +54,22 @@ from mmkdflow.demo import (backbone_option, cached_run,  # noqa: E402
 # (key -> (label, config))
 #: The pair and schedule part of each task's distillation config names
 #: (``{method}_<pair>``, see docs/user_guide.md "Config names").
-DET_PAIR = 'atss-r18_atss-r18c16_fpn_1xb16-8e_digits-det.py'
+DET_PAIR = 'atss-r18_atss-r18c8_fpn_1xb16-8e_digits-det.py'
 SEG_PAIR = 'deeplabv3-r18_deeplabv3-r18c16_1xb8-600it_digits-seg.py'
 CLS_PAIR = 'resnet18_resnet18c8_1xb32-10e_digits-cls.py'
 
 TASKS = {
     'det': dict(
-        title='DigitsDet, ATSS R18-c16 student <- ATSS R18 teacher',
+        title='DigitsDet, ATSS R18-c8 student <- ATSS R18 teacher',
         metric='coco/bbox_mAP', metric_name='mAP',
         teacher='teacher_atss-r18_fpn_1xb16-12e_digits-det.py',
         backbones=dict(
             teacher='pretrain_atss-r18_1xb32-6e_digits-cls.py',
-            student='pretrain_atss-r18c16_1xb32-6e_digits-cls.py'),
+            student='pretrain_atss-r18c8_1xb32-6e_digits-cls.py'),
         baseline='pkd',
         methods={
             'student': ('student alone',
-                        'student_atss-r18c16_fpn_1xb16-8e_digits-det.py'),
+                        'student_atss-r18c8_fpn_1xb16-8e_digits-det.py'),
             'pkd': ('+ PKD on FPN (feature KD)', f'pkd_{DET_PAIR}'),
             'diffkd': ('+ DiffKD', f'diffkd_{DET_PAIR}'),
             'fmkt': ('+ FM-KT', f'fmkt_{DET_PAIR}'),
