@@ -54,15 +54,19 @@ def _base_model(file: str, scope: str) -> dict:
     return model
 
 
-def tiny_retinanet(base_channels: int = 8, fpn_channels: int = 16) -> dict:
-    """A real mmdet RetinaNet with a very small ResNet-18 and FPN."""
+def tiny_retinanet(base_channels: int = 8, fpn_channels: int = 16,
+                   stacked_convs: int = 1) -> dict:
+    """A real mmdet RetinaNet with a small ResNet-18 and FPN (the demo's
+    RetinaNet with ``base_channels`` / ``fpn_channels`` / ``stacked_convs``
+    head convs)."""
     model = _base_model('retinanet_r18_digits.py', 'mmdet')
     model['backbone']['base_channels'] = base_channels
     model['neck']['in_channels'] = [base_channels * 2, base_channels * 4,
                                     base_channels * 8]
     model['neck']['out_channels'] = fpn_channels
     model['bbox_head'].update(in_channels=fpn_channels,
-                              feat_channels=fpn_channels, stacked_convs=1)
+                              feat_channels=fpn_channels,
+                              stacked_convs=stacked_convs)
     return model
 
 
