@@ -124,8 +124,9 @@ def test_cache_is_invalidated_when_the_config_changes(tmp_path,
     and dependencies are unchanged, and retrains when any changes."""
     calls = []
 
-    def fake_train(config, work_dir, seed, label, metric, options):
-        calls.append(config)
+    def fake_train(config, work_dir, seed, label, metric, options,
+                   threads=None, progress=True):
+        calls.append((config, threads))
         os.makedirs(work_dir, exist_ok=True)
         ckpt = osp.join(work_dir, f'epoch_{len(calls)}.pth')
         open(ckpt, 'w').close()
@@ -162,6 +163,10 @@ def test_cache_is_invalidated_when_the_config_changes(tmp_path,
     run(depends=['other-backbone'], options=['train_cfg.max_epochs=1'],
         retrain=True)
     assert len(calls) == 6
+    # another thread count changes the float results: retrained, with it
+    run(depends=['other-backbone'], options=['train_cfg.max_epochs=1'],
+        threads=1)
+    assert len(calls) == 7 and calls[-1][1] == 1
 
 
 def test_the_teacher_depends_on_its_backbone():
@@ -268,3 +273,87 @@ def test_test_log_values():
         value=0.234, time=0.025)
     with pytest.raises(RuntimeError, match='no test line with mIoU'):
         demo_lib.test_log_values(text, 'mIoU')
+
+
+def test_run_pool_runs_jobs_side_by_side_in_order():
+    """At most ``jobs`` jobs at once, started in submission order, each
+    future holding its job's result."""
+    import threading
+    import time
+    lock, running, peak, started = threading.Lock(), [0], [0], []
+
+    def job(name):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+            started.append(name)
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return name.upper()
+
+    with demo_lib.RunPool(2) as pool:
+        futures = [pool.submit(job, f'run{i}') for i in range(5)]
+    assert peak[0] == 2
+    assert started == [f'run{i}' for i in range(5)]
+    assert [f.result() for f in futures] == [f'RUN{i}' for i in range(5)]
+
+
+def test_run_pool_stops_everything_on_the_first_failure():
+    """The first failure is re-raised at the end of the block, the queued
+    jobs never start, and the other training subprocesses are stopped."""
+    sleeper = subprocess.Popen([sys.executable, '-c',
+                                'import time; time.sleep(120)'])
+    demo_training._LIVE.add(sleeper)
+    started = []
+
+    def fail():
+        raise SystemExit('teacher failed (exit 1)')
+
+    try:
+        with pytest.raises(SystemExit, match='teacher failed'):
+            with demo_lib.RunPool(1) as pool:
+                pool.submit(fail)
+                pool.submit(started.append, 'kd')
+                pool.submit(started.append, 'alone')
+        assert sleeper.wait(timeout=10) != 0  # terminated, not finished
+        assert started == []
+    finally:
+        demo_training._LIVE.discard(sleeper)
+        sleeper.kill()
+    with pytest.raises(ValueError, match='--jobs must be at least 1'):
+        demo_lib.RunPool(0)
+
+
+def test_train_sets_the_thread_count_of_its_subprocess(monkeypatch,
+                                                        tmp_path):
+    """``threads`` reaches the run as OMP_NUM_THREADS / MKL_NUM_THREADS
+    (None leaves the environment alone), and is part of the cache's
+    fingerprint."""
+    seen = {}
+
+    class FakeRun:
+        def __init__(self, cmd, env, **kwargs):
+            seen['env'] = env
+            self.stdout, self.returncode = iter([]), 0
+
+        def wait(self):
+            return 0
+
+        def poll(self):
+            return 0
+
+    import mmkdflow.reporting as reporting
+    monkeypatch.setattr(demo_training.subprocess, 'Popen', FakeRun)
+    monkeypatch.setattr(reporting, 'read_run',
+                        lambda work_dir, metric: reporting.RunRecord(
+                            work_dir, work_dir, metric, 0.5))
+    monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
+    config = osp.join(demo.DEMO, 'pretrain_atss-r18c8_1xb32-6e_digits-cls.py')
+    demo_lib.train(config, str(tmp_path), 0, 'x', 'accuracy/top1', [],
+                   threads=1, progress=False)
+    assert seen['env']['OMP_NUM_THREADS'] == '1'
+    assert seen['env']['MKL_NUM_THREADS'] == '1'
+    demo_lib.train(config, str(tmp_path), 0, 'x', 'accuracy/top1', [])
+    assert 'OMP_NUM_THREADS' not in seen['env']
+    assert not demo_training._LIVE  # finished runs are forgotten

@@ -10,7 +10,12 @@ On the embedded digits data (no download) the demo
 2. trains the teacher once from its pretrained backbone (cached the same
    way; retrained when its config or its backbone changes);
 3. trains the student alone and with each distillation method under the
-   same schedule, learning rate, seeds and pretrained backbone;
+   same schedule, learning rate, seeds and pretrained backbone, ``--jobs``
+   runs side by side with ``--threads`` threads each (default 2 x 1: one
+   thread per run keeps its numbers independent of the machine's core
+   count, and two single-thread runs on 2 cores finish sooner than the
+   same runs one after the other with 2 threads each; the backbones and
+   the teacher train first, one at a time, with all jobs x threads);
 4. reports them with ``tools/compare_runs.py``'s report (metric mean ± sd
    and per seed, share of the teacher-student gap closed, time per
    iteration relative to the student alone, verdict against the student
@@ -39,15 +44,15 @@ import os
 import os.path as osp
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs', 'demo')
 sys.path.insert(0, ROOT)
 
-from mmkdflow.demo import (backbone_option, cached_run,  # noqa: E402
-                           extract_backbone, fmkt_steps, is_distiller,
-                           load_config, run_options, train)
+from mmkdflow.demo import (RunPool, backbone_option,  # noqa: E402
+                           cached_run, extract_backbone, fmkt_steps,
+                           is_distiller, load_config, run_options, train)
 
 # task -> title, metric key, metric name, teacher config, backbone
 # pretraining configs (role -> config), plain KD baseline, methods
@@ -144,6 +149,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         'epoch (the digits pipelines have no random '
                         'transform; tools/train.py refuses the cache for a '
                         'pipeline that has one)')
+    parser.add_argument('--jobs', type=int, default=2,
+                        help='compared runs (student alone, methods, seeds) '
+                        'trained side by side (default 2, for the 2 cores '
+                        'the demo is sized for)')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='intra-op threads of each compared run '
+                        '(default 1: its numbers then do not depend on the '
+                        'machine\'s core count; compare runs only at equal '
+                        '--threads); the backbones and the teacher train '
+                        'one at a time with jobs x threads')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='extra --cfg-options for every training run')
     return parser.parse_args(argv)
@@ -168,18 +183,24 @@ def run_task(name: str, args: argparse.Namespace):
     def options(cfg) -> List[str]:
         return run_options(cfg, args.smoke, tune) + list(args.cfg_options)
 
-    # 1. pretrained backbones
-    backbones: Dict[str, dict] = {}
-    for role, file in task['backbones'].items():
+    # the backbones and the teacher, trained once and cached, run one at a
+    # time with every thread of the pool; the compared runs side by side
+    shared = dict(threads=args.jobs * args.threads, progress=True)
+
+    def pretrain(role: str, file: str) -> dict:
         config = osp.join(DEMO, file)
         stem = osp.splitext(file)[0]
         stamp = cached_run(config, osp.join(work_dir, 'backbones', stem),
                            f'{role} backbone', 'accuracy/top1',
                            options(load_config(config)),
-                           retrain=args.retrain_teacher)
+                           retrain=args.retrain_teacher, **shared)
         path = extract_backbone(stamp, osp.join(work_dir, 'backbones',
                                                 stem + '.pth'))
-        backbones[role] = dict(stamp, path=path)
+        return dict(stamp, path=path)
+
+    # 1. pretrained backbones
+    backbones = {role: pretrain(role, file)
+                 for role, file in task['backbones'].items()}
 
     # 2. the teacher
     config = osp.join(DEMO, task['teacher'])
@@ -191,13 +212,11 @@ def run_task(name: str, args: argparse.Namespace):
         depends.append(backbones['teacher']['fingerprint'])
     teacher = cached_run(config, osp.join(work_dir, 'teacher'), 'teacher',
                          task['metric'], t_options, depends,
-                         retrain=args.retrain_teacher)
+                         retrain=args.retrain_teacher, **shared)
 
-    # 3. every method x seed
-    results = {}
-    for method in methods:
-        label, file = task['methods'][method]
-        config = osp.join(DEMO, file)
+    # 3. every method x seed, --jobs runs side by side
+    def train_method(method: str, seed: int):
+        config = osp.join(DEMO, task['methods'][method][1])
         cfg = load_config(config)
         m_options = options(cfg)
         if is_distiller(cfg) and cfg.model.get('teacher') is not None:
@@ -207,10 +226,21 @@ def run_task(name: str, args: argparse.Namespace):
         if 'student' in backbones:
             m_options.append(backbone_option(cfg,
                                              backbones['student']['path']))
-        results[method] = [
-            train(config, osp.join(work_dir, method, f'seed{seed}'), seed,
-                  f'{method} seed {seed}', task['metric'], m_options)
-            for seed in range(args.seeds)]
+        return train(config, osp.join(work_dir, method, f'seed{seed}'), seed,
+                     f'{method} seed {seed}', task['metric'], m_options,
+                     threads=args.threads, progress=args.jobs == 1)
+
+    # seed by seed; the student alone, the cheapest run, last in each seed
+    # so that it fills the end of the other slot
+    order = [m for m in methods if m != 'student'] + ['student']
+    futures = {m: {} for m in methods}
+    with RunPool(args.jobs) as pool:
+        for seed in range(args.seeds):
+            for method in order:
+                futures[method][seed] = pool.submit(train_method, method,
+                                                    seed)
+    results = {m: [futures[m][seed].result() for seed in range(args.seeds)]
+               for m in methods}
 
     # 4. the report
     report = compare(

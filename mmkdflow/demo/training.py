@@ -8,6 +8,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import threading
 import time
 from typing import List, Optional, Sequence
 
@@ -28,9 +29,46 @@ def progress_line(line: str) -> Optional[str]:
     return None
 
 
+#: The training subprocesses running now (:func:`stop_all` ends them).
+_LIVE = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def say(line: str) -> None:
+    """Print one whole line (runs side by side print from several
+    threads)."""
+    with _LIVE_LOCK:
+        sys.stdout.write(line + '\n')
+        sys.stdout.flush()
+
+
+def stop_all() -> None:
+    """Terminate every training subprocess still running (a side-by-side
+    run failed: the others would train on for minutes)."""
+    with _LIVE_LOCK:
+        procs = list(_LIVE)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+
+
 def train(config: str, work_dir: str, seed: int, label: str, metric: str,
-          options: List[str]):
+          options: List[str], threads: Optional[int] = None,
+          progress: bool = True):
     """One ``tools/train.py`` run (subprocess); returns its RunRecord.
+
+    Args:
+        config: The run's config file.
+        work_dir: Its work directory.
+        seed: ``randomness.seed``.
+        label: The name in the printed lines.
+        metric: The validation metric the record reads.
+        options: Extra ``--cfg-options``.
+        threads: Intra-op threads of the run (``OMP_NUM_THREADS`` /
+            ``MKL_NUM_THREADS``); None keeps torch's default (one per core).
+        progress: Rewrite one progress line while it trains (off when runs
+            share the terminal side by side: then only the start and the
+            result are printed).
 
     Raises:
         RuntimeError: mmkdflow is not installed from a source checkout
@@ -47,27 +85,36 @@ def train(config: str, work_dir: str, seed: int, label: str, metric: str,
            '--work-dir', work_dir, '--cfg-options', f'randomness.seed={seed}',
            *options]
     start = time.time()
-    print(f'  [{label}] training (log: {work_dir})', flush=True)
+    say(f'  [{label}] training (log: {work_dir})')
+    env = dict(os.environ, PYTHONUNBUFFERED='1')
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED='1'))
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    with _LIVE_LOCK:
+        _LIVE.add(proc)
     tail = []
-    for line in proc.stdout:
-        tail = (tail + [line])[-40:]
-        progress = progress_line(line)
-        if progress:
-            print(f'\r  [{label}] {progress}  {time.time() - start:.0f}s   ',
-                  end='', flush=True)
-    proc.wait()
+    try:
+        for line in proc.stdout:
+            tail = (tail + [line])[-40:]
+            where = progress_line(line) if progress else None
+            if where:
+                print(f'\r  [{label}] {where}  {time.time() - start:.0f}s   ',
+                      end='', flush=True)
+        proc.wait()
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(proc)
     if proc.returncode != 0:
-        sys.stdout.write(''.join(tail))
+        say(f'--- last lines of {label}:\n' + ''.join(tail).rstrip())
         raise SystemExit(f'{label} failed (exit {proc.returncode}); full '
                          f'log under {work_dir}')
     record = read_run(work_dir, metric)
-    print(f'\r  [{label}] done in {time.time() - start:.0f}s: {metric} '
-          f'{record.final:.4f} in the log'
-          + (f' ({record.value:.1f} %)' if metric_scale(metric) != 1 else '')
-          + ' ' * 30, flush=True)
+    done = (f'  [{label}] done in {time.time() - start:.0f}s: {metric} '
+            f'{record.final:.4f} in the log'
+            + (f' ({record.value:.1f} %)' if metric_scale(metric) != 1
+               else ''))
+    say('\r' + done + ' ' * 30 if progress else done)
     return record
 
 
@@ -89,16 +136,19 @@ STAMP = 'mmkdflow_demo_cache.json'
 
 def cached_run(config: str, work_dir: str, label: str, metric: str,
                options: Sequence[str] = (), depends: Sequence[str] = (),
-               retrain: bool = False) -> dict:
+               retrain: bool = False, threads: Optional[int] = None,
+               progress: bool = True) -> dict:
     """Train ``config`` into ``work_dir`` unless a run with the same
     fingerprint finished there (its stamp file and checkpoint exist).
+    ``threads`` and ``progress`` are :func:`train`'s; the thread count is
+    part of the fingerprint (it changes the float results).
 
     Returns:
         The stamp: ``fingerprint``, ``checkpoint`` (the last one),
         ``work_dir``.
     """
     stamp_path = osp.join(work_dir, STAMP)
-    key = fingerprint(config, options, depends)
+    key = fingerprint(config, options, [*depends, f'threads={threads}'])
     stamp = {}
     if osp.isfile(stamp_path):
         with open(stamp_path) as f:
@@ -113,7 +163,8 @@ def cached_run(config: str, work_dir: str, label: str, metric: str,
         print(f'{label}: training (first run only; cached afterwards)')
     if osp.isfile(stamp_path):
         os.remove(stamp_path)
-    train(config, work_dir, 0, label, metric, list(options))
+    train(config, work_dir, 0, label, metric, list(options), threads,
+          progress)
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
     stamp = dict(fingerprint=key, checkpoint=checkpoint, work_dir=work_dir)
