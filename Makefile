@@ -4,6 +4,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 SEEDS ?= 1
 TASKS ?= det
+DEMO_ARGS ?=
 
 .PHONY: env test test-fast test-floor-lite test-matrix demo clean-env
 
@@ -19,9 +20,10 @@ test-fast: env
 	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
 ## teacher -> student distillation on the embedded digits data
-## (TASKS="det cls seg" for all three tasks, SEEDS=3 for mean and spread)
+## (TASKS="det cls seg" for all three tasks, SEEDS=3 for mean and spread,
+## DEMO_ARGS for more tools/demo.py options, e.g. "--fmkt-steps 1 2 4 8")
 demo: env
-	$(PY) tools/demo.py --seeds $(SEEDS) --task $(TASKS)
+	$(PY) tools/demo.py --seeds $(SEEDS) --task $(TASKS) $(DEMO_ARGS)
 
 clean-env:
 	rm -rf $(VENV)
