@@ -357,3 +357,12 @@ def test_train_sets_the_thread_count_of_its_subprocess(monkeypatch,
     demo_lib.train(config, str(tmp_path), 0, 'x', 'accuracy/top1', [])
     assert 'OMP_NUM_THREADS' not in seen['env']
     assert not demo_training._LIVE  # finished runs are forgotten
+
+
+def test_jobs_and_threads_are_checked(capsys):
+    args = demo.parse_args([])
+    assert (args.jobs, args.threads) == (2, 1)
+    for flag in ('--jobs', '--threads'):
+        with pytest.raises(SystemExit):
+            demo.parse_args([flag, '0'])
+        assert f'{flag} must be at least 1, got 0' in capsys.readouterr().err

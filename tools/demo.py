@@ -161,7 +161,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         'one at a time with jobs x threads')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='extra --cfg-options for every training run')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for name in ('jobs', 'threads'):
+        if getattr(args, name) < 1:
+            parser.error(f'--{name} must be at least 1, got '
+                         f'{getattr(args, name)}')
+    return args
 
 
 def run_task(name: str, args: argparse.Namespace):

@@ -26,7 +26,8 @@
 _base_ = ['./digits_det_schedule.py', '../datasets/digits_det.py']
 max_epochs = 8
 train_dataloader = dict(batch_size=16)
-# validation after epochs 2, 4, 6, 7 and 8: the learning curves of the
+# validation after epochs 2, 4, 5, 6, 7 and 8 (MMEngine switches to the
+# dynamic interval one epoch before its milestone): the learning curves of the
 # demo's report and the gain over the last epoch (a pass costs about a
 # third of a student's training epoch)
 train_cfg = dict(max_epochs=max_epochs, val_interval=2,
