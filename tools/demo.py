@@ -190,22 +190,21 @@ def run_task(name: str, args: argparse.Namespace):
 
     # the backbones and the teacher, trained once and cached, run one at a
     # time with every thread of the pool; the compared runs side by side
-    shared = dict(threads=args.jobs * args.threads, progress=True)
+    shared_threads = args.jobs * args.threads
 
-    def pretrain(role: str, file: str) -> dict:
+    # 1. pretrained backbones
+    backbones = {}
+    for role, file in task['backbones'].items():
         config = osp.join(DEMO, file)
         stem = osp.splitext(file)[0]
         stamp = cached_run(config, osp.join(work_dir, 'backbones', stem),
                            f'{role} backbone', 'accuracy/top1',
                            options(load_config(config)),
-                           retrain=args.retrain_teacher, **shared)
+                           retrain=args.retrain_teacher,
+                           threads=shared_threads)
         path = extract_backbone(stamp, osp.join(work_dir, 'backbones',
                                                 stem + '.pth'))
-        return dict(stamp, path=path)
-
-    # 1. pretrained backbones
-    backbones = {role: pretrain(role, file)
-                 for role, file in task['backbones'].items()}
+        backbones[role] = dict(stamp, path=path)
 
     # 2. the teacher
     config = osp.join(DEMO, task['teacher'])
@@ -217,34 +216,33 @@ def run_task(name: str, args: argparse.Namespace):
         depends.append(backbones['teacher']['fingerprint'])
     teacher = cached_run(config, osp.join(work_dir, 'teacher'), 'teacher',
                          task['metric'], t_options, depends,
-                         retrain=args.retrain_teacher, **shared)
+                         retrain=args.retrain_teacher, threads=shared_threads)
 
     # 3. every method x seed, --jobs runs side by side
-    def train_method(method: str, seed: int):
-        config = osp.join(DEMO, task['methods'][method][1])
-        cfg = load_config(config)
-        m_options = options(cfg)
+    configs, m_options = {}, {}
+    for method in methods:
+        configs[method] = osp.join(DEMO, task['methods'][method][1])
+        cfg = load_config(configs[method])
+        m_options[method] = options(cfg)
         if is_distiller(cfg) and cfg.model.get('teacher') is not None:
-            m_options.append(f'model.teacher_ckpt={teacher["checkpoint"]}')
+            m_options[method].append(
+                f'model.teacher_ckpt={teacher["checkpoint"]}')
             if args.teacher_cache:  # every method alike; see the docstring
-                m_options.append('model.teacher_cache=True')
+                m_options[method].append('model.teacher_cache=True')
         if 'student' in backbones:
-            m_options.append(backbone_option(cfg,
-                                             backbones['student']['path']))
-        return train(config, osp.join(work_dir, method, f'seed{seed}'), seed,
-                     f'{method} seed {seed}', task['metric'], m_options,
-                     threads=args.threads, progress=args.jobs == 1)
-
+            m_options[method].append(
+                backbone_option(cfg, backbones['student']['path']))
     # seed by seed; the student alone, the cheapest run, last in each seed
     # so that it fills the end of the other slot
     order = [m for m in methods if m != 'student'] + ['student']
-    futures = {m: {} for m in methods}
     with RunPool(args.jobs) as pool:
-        for seed in range(args.seeds):
-            for method in order:
-                futures[method][seed] = pool.submit(train_method, method,
-                                                    seed)
-    results = {m: [futures[m][seed].result() for seed in range(args.seeds)]
+        futures = {
+            (m, seed): pool.submit(
+                train, configs[m], osp.join(work_dir, m, f'seed{seed}'),
+                seed, f'{m} seed {seed}', task['metric'], m_options[m],
+                threads=args.threads, progress=args.jobs == 1)
+            for seed in range(args.seeds) for m in order}
+    results = {m: [futures[m, seed].result() for seed in range(args.seeds)]
                for m in methods}
 
     # 4. the report

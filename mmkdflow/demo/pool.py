@@ -31,7 +31,6 @@ class RunPool:
     def __init__(self, jobs: int):
         if jobs < 1:
             raise ValueError(f'--jobs must be at least 1, got {jobs}')
-        self.jobs = jobs
         self._executor = ThreadPoolExecutor(max_workers=jobs)
         self._failure: Optional[BaseException] = None
 

@@ -31,13 +31,14 @@ def progress_line(line: str) -> Optional[str]:
 
 #: The training subprocesses running now (:func:`stop_all` ends them).
 _LIVE = set()
-_LIVE_LOCK = threading.Lock()
+#: Guards ``_LIVE`` and the terminal (runs side by side print from threads).
+_LOCK = threading.Lock()
 
 
 def say(line: str) -> None:
     """Print one whole line (runs side by side print from several
     threads)."""
-    with _LIVE_LOCK:
+    with _LOCK:
         sys.stdout.write(line + '\n')
         sys.stdout.flush()
 
@@ -45,7 +46,7 @@ def say(line: str) -> None:
 def stop_all() -> None:
     """Terminate every training subprocess still running (a side-by-side
     run failed: the others would train on for minutes)."""
-    with _LIVE_LOCK:
+    with _LOCK:
         procs = list(_LIVE)
     for proc in procs:
         if proc.poll() is None:
@@ -91,7 +92,7 @@ def train(config: str, work_dir: str, seed: int, label: str, metric: str,
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=env)
-    with _LIVE_LOCK:
+    with _LOCK:
         _LIVE.add(proc)
     tail = []
     try:
@@ -103,7 +104,7 @@ def train(config: str, work_dir: str, seed: int, label: str, metric: str,
                       end='', flush=True)
         proc.wait()
     finally:
-        with _LIVE_LOCK:
+        with _LOCK:
             _LIVE.discard(proc)
     if proc.returncode != 0:
         say(f'--- last lines of {label}:\n' + ''.join(tail).rstrip())
@@ -136,12 +137,12 @@ STAMP = 'mmkdflow_demo_cache.json'
 
 def cached_run(config: str, work_dir: str, label: str, metric: str,
                options: Sequence[str] = (), depends: Sequence[str] = (),
-               retrain: bool = False, threads: Optional[int] = None,
-               progress: bool = True) -> dict:
+               retrain: bool = False,
+               threads: Optional[int] = None) -> dict:
     """Train ``config`` into ``work_dir`` unless a run with the same
     fingerprint finished there (its stamp file and checkpoint exist).
-    ``threads`` and ``progress`` are :func:`train`'s; the thread count is
-    part of the fingerprint (it changes the float results).
+    ``threads`` is :func:`train`'s, and part of the fingerprint (the thread
+    count changes the float results).
 
     Returns:
         The stamp: ``fingerprint``, ``checkpoint`` (the last one),
@@ -163,8 +164,7 @@ def cached_run(config: str, work_dir: str, label: str, metric: str,
         print(f'{label}: training (first run only; cached afterwards)')
     if osp.isfile(stamp_path):
         os.remove(stamp_path)
-    train(config, work_dir, 0, label, metric, list(options), threads,
-          progress)
+    train(config, work_dir, 0, label, metric, list(options), threads)
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
     stamp = dict(fingerprint=key, checkpoint=checkpoint, work_dir=work_dir)
