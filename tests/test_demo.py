@@ -313,11 +313,16 @@ def test_run_pool_stops_everything_on_the_first_failure():
     try:
         with pytest.raises(SystemExit, match='teacher failed'):
             with demo_lib.RunPool(1) as pool:
-                pool.submit(fail)
-                pool.submit(started.append, 'kd')
-                pool.submit(started.append, 'alone')
+                failed = pool.submit(fail)
+                queued = pool.submit(started.append, 'kd')
+                with pytest.raises(SystemExit):
+                    failed.result(timeout=10)
+                # Submitted after the failure: dropped, not an error that
+                # would hide the failure.
+                late = pool.submit(started.append, 'alone')
         assert sleeper.wait(timeout=10) != 0  # terminated, not finished
         assert started == []
+        assert queued.cancelled() and late.cancelled()
     finally:
         demo_training._LIVE.discard(sleeper)
         sleeper.kill()

@@ -7,6 +7,7 @@ with two threads each: the demo's small students use a second thread
 poorly, and each run's single-threaded parts (start-up, data, COCO
 evaluation) overlap with the other's training.
 """
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Optional
 
@@ -18,8 +19,9 @@ class RunPool:
 
     On the first failure every other training subprocess is stopped and
     the jobs not yet started are dropped, so a failed demo does not keep
-    training for minutes; :meth:`close` (the end of a ``with`` block)
-    re-raises that first failure.
+    training for minutes; a job submitted after the failure is dropped as
+    well (its future comes back cancelled), and :meth:`close` (the end of a
+    ``with`` block) re-raises that first failure.
 
     Args:
         jobs: How many jobs run at once (at least 1).
@@ -33,9 +35,12 @@ class RunPool:
             raise ValueError(f'--jobs must be at least 1, got {jobs}')
         self._executor = ThreadPoolExecutor(max_workers=jobs)
         self._failure: Optional[BaseException] = None
+        # Orders a submit against a failure's shutdown of the executor.
+        self._lock = threading.Lock()
 
     def submit(self, fn: Callable, *args: Any, **kwargs: Any) -> Future:
-        """Queue ``fn(*args, **kwargs)``."""
+        """Queue ``fn(*args, **kwargs)``; after a failure, drop it (the
+        returned future is cancelled)."""
 
         def job():
             try:
@@ -44,12 +49,18 @@ class RunPool:
                 self._stop(exc)
                 raise
 
-        return self._executor.submit(job)
+        with self._lock:
+            if self._failure is None:
+                return self._executor.submit(job)
+        dropped = Future()
+        dropped.cancel()
+        return dropped
 
     def _stop(self, exc: BaseException) -> None:
-        if self._failure is None:
-            self._failure = exc
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            if self._failure is None:
+                self._failure = exc
+            self._executor.shutdown(wait=False, cancel_futures=True)
         training.stop_all()
 
     def close(self) -> None:
