@@ -276,18 +276,21 @@ def test_test_log_values():
 
 
 def test_run_pool_runs_jobs_side_by_side_in_order():
-    """At most ``jobs`` jobs at once, started in submission order, each
-    future holding its job's result."""
+    """At most ``jobs`` jobs at once (and that many do run together), started
+    in submission order, each future holding its job's result."""
     import threading
-    import time
-    lock, running, peak, started = threading.Lock(), [0], [0], []
+    lock, running, peak = threading.Lock(), [0], [0]
+    two_running = threading.Event()
 
     def job(name):
         with lock:
             running[0] += 1
             peak[0] = max(peak[0], running[0])
-            started.append(name)
-        time.sleep(0.05)
+            if running[0] == 2:
+                two_running.set()
+        # Each job waits until a second one runs beside it (or gives up
+        # after 5 s, which a pool that runs one at a time would need).
+        two_running.wait(timeout=5)
         with lock:
             running[0] -= 1
         return name.upper()
@@ -295,8 +298,14 @@ def test_run_pool_runs_jobs_side_by_side_in_order():
     with demo_lib.RunPool(2) as pool:
         futures = [pool.submit(job, f'run{i}') for i in range(5)]
     assert peak[0] == 2
-    assert started == [f'run{i}' for i in range(5)]
     assert [f.result() for f in futures] == [f'RUN{i}' for i in range(5)]
+
+    # The order, without the thread scheduler's say: one job at a time.
+    started = []
+    with demo_lib.RunPool(1) as pool:
+        for i in range(4):
+            pool.submit(started.append, f'run{i}')
+    assert started == [f'run{i}' for i in range(4)]
 
 
 def test_run_pool_stops_everything_on_the_first_failure():
