@@ -126,7 +126,7 @@ def test_cache_is_invalidated_when_the_config_changes(tmp_path,
 
     def fake_train(config, work_dir, seed, label, metric, options,
                    threads=None, progress=True):
-        calls.append((config, threads))
+        calls.append((config, threads, seed))
         os.makedirs(work_dir, exist_ok=True)
         ckpt = osp.join(work_dir, f'epoch_{len(calls)}.pth')
         open(ckpt, 'w').close()
@@ -166,7 +166,11 @@ def test_cache_is_invalidated_when_the_config_changes(tmp_path,
     # another thread count changes the float results: retrained, with it
     run(depends=['other-backbone'], options=['train_cfg.max_epochs=1'],
         threads=1)
-    assert len(calls) == 7 and calls[-1][1] == 1
+    assert len(calls) == 7 and calls[-1][1:] == (1, 0)
+    # another seed (--teacher-seed) is another run: retrained, with it
+    run(depends=['other-backbone'], options=['train_cfg.max_epochs=1'],
+        threads=1, seed=2)
+    assert len(calls) == 8 and calls[-1][1:] == (1, 2)
 
 
 def test_the_teacher_depends_on_its_backbone():
@@ -373,10 +377,42 @@ def test_train_sets_the_thread_count_of_its_subprocess(monkeypatch,
     assert not demo_training._LIVE  # finished runs are forgotten
 
 
-def test_jobs_and_threads_are_checked(capsys):
+def test_jobs_threads_and_teacher_seed_are_checked(capsys):
     args = demo.parse_args([])
     assert (args.jobs, args.threads) == (2, 1)
     for flag in ('--jobs', '--threads'):
         with pytest.raises(SystemExit):
             demo.parse_args([flag, '0'])
         assert f'{flag} must be at least 1, got 0' in capsys.readouterr().err
+    assert demo.parse_args([]).teacher_seed == 0
+    with pytest.raises(SystemExit):
+        demo.parse_args(['--teacher-seed', '-1'])
+    assert ('--teacher-seed must be at least 0, got -1'
+            in capsys.readouterr().err)
+
+
+def test_another_teacher_seed_trains_another_teacher_elsewhere(
+        monkeypatch, tmp_path):
+    """--teacher-seed seeds the backbones' pretraining (and so the teacher)
+    and keeps that realisation's cache apart from the default one's."""
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_cached_run(config, work_dir, label, metric, options=(),
+                        depends=(), retrain=False, threads=None, seed=0):
+        seen.append((work_dir, seed))
+        raise Stop
+
+    monkeypatch.setattr(demo, 'cached_run', fake_cached_run)
+    for argv, where, seed in (([], 'det', 0),
+                              (['--teacher-seed', '2'], 'det_teacher-seed2', 2),
+                              (['--tune', '--teacher-seed', '1'],
+                               'det_tune_teacher-seed1', 1)):
+        args = demo.parse_args(['--work-dir', str(tmp_path), *argv])
+        with pytest.raises(Stop):
+            demo.run_task('det', args)
+        work_dir, used = seen.pop()
+        assert used == seed
+        assert work_dir.startswith(str(tmp_path / where / 'backbones'))

@@ -27,6 +27,7 @@ On the embedded digits data (no download) the demo
     python tools/demo.py --task det seg cls   # all three tasks
     python tools/demo.py --tune               # validate on the tuning split
     python tools/demo.py --fmkt-steps 1 2 4 8 # + FM-KT test steps vs mAP
+    python tools/demo.py --seeds 3 --teacher-seed 1  # another teacher
 
 Every distillation run keeps the frozen teacher's tensors of each image
 after the first epoch (``model.teacher_cache=True``,
@@ -126,6 +127,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--methods', nargs='+', default=None,
                         help='subset of the task\'s methods (default: all; '
                         'the student alone is always trained)')
+    parser.add_argument('--teacher-seed', type=int, default=0,
+                        help='seed of the backbones\' pretraining and of '
+                        'the teacher (default 0); another value trains '
+                        'another teacher under <work dir>/<task>_teacher-'
+                        'seed<N>, e.g. to see whether a verdict holds for '
+                        'more than one teacher')
     parser.add_argument('--retrain-teacher', action='store_true',
                         help='retrain the teacher and the backbones even '
                         'when their caches are valid')
@@ -162,10 +169,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='extra --cfg-options for every training run')
     args = parser.parse_args(argv)
-    for name in ('jobs', 'threads'):
-        if getattr(args, name) < 1:
-            parser.error(f'--{name} must be at least 1, got '
-                         f'{getattr(args, name)}')
+    for name, least in (('jobs', 1), ('threads', 1), ('teacher_seed', 0)):
+        if getattr(args, name) < least:
+            parser.error(f'--{name.replace("_", "-")} must be at least '
+                         f'{least}, got {getattr(args, name)}')
     return args
 
 
@@ -173,7 +180,12 @@ def run_task(name: str, args: argparse.Namespace):
     """Backbones, teacher, every method x seed, then the report."""
     from mmkdflow.reporting import compare, read_run
     task = TASKS[name]
-    work_dir = osp.join(args.work_dir, name + ('_tune' if args.tune else ''))
+    suffix = ((' [tuning split]' if args.tune else '')
+              + (f' [teacher seed {args.teacher_seed}]'
+                 if args.teacher_seed else ''))
+    work_dir = osp.join(args.work_dir, name + ('_tune' if args.tune else '')
+                        + (f'_teacher-seed{args.teacher_seed}'
+                           if args.teacher_seed else ''))
     os.makedirs(work_dir, exist_ok=True)
     methods = args.methods or list(task['methods'])
     unknown = sorted(set(methods) - set(task['methods']))
@@ -183,7 +195,7 @@ def run_task(name: str, args: argparse.Namespace):
     if 'student' not in methods:
         methods = ['student', *methods]
     tune = args.tune
-    print(f'== {task["title"]}' + (' [tuning split]' if tune else ''))
+    print(f'== {task["title"]}{suffix}')
 
     def options(cfg) -> List[str]:
         return run_options(cfg, args.smoke, tune) + list(args.cfg_options)
@@ -201,7 +213,7 @@ def run_task(name: str, args: argparse.Namespace):
                            f'{role} backbone', 'accuracy/top1',
                            options(load_config(config)),
                            retrain=args.retrain_teacher,
-                           threads=shared_threads)
+                           threads=shared_threads, seed=args.teacher_seed)
         path = extract_backbone(stamp, osp.join(work_dir, 'backbones',
                                                 stem + '.pth'))
         backbones[role] = dict(stamp, path=path)
@@ -216,7 +228,8 @@ def run_task(name: str, args: argparse.Namespace):
         depends.append(backbones['teacher']['fingerprint'])
     teacher = cached_run(config, osp.join(work_dir, 'teacher'), 'teacher',
                          task['metric'], t_options, depends,
-                         retrain=args.retrain_teacher, threads=shared_threads)
+                         retrain=args.retrain_teacher, threads=shared_threads,
+                         seed=args.teacher_seed)
 
     # 3. every method x seed, --jobs runs side by side
     configs, m_options = {}, {}
@@ -251,7 +264,7 @@ def run_task(name: str, args: argparse.Namespace):
         student=results.pop('student'),
         methods={task['methods'][m][0]: runs for m, runs in results.items()},
         out_dir=work_dir, metric_name=task['metric_name'],
-        title=task['title'] + (' [tuning split]' if tune else ''),
+        title=task['title'] + suffix,
         baseline=task['methods'][task['baseline']][0]
         if task['baseline'] in results else None)
     print('\n' + report.table + f'\n\ntable: {report.markdown}\nchart: '

@@ -137,19 +137,20 @@ STAMP = 'mmkdflow_demo_cache.json'
 
 def cached_run(config: str, work_dir: str, label: str, metric: str,
                options: Sequence[str] = (), depends: Sequence[str] = (),
-               retrain: bool = False,
-               threads: Optional[int] = None) -> dict:
+               retrain: bool = False, threads: Optional[int] = None,
+               seed: int = 0) -> dict:
     """Train ``config`` into ``work_dir`` unless a run with the same
     fingerprint finished there (its stamp file and checkpoint exist).
-    ``threads`` is :func:`train`'s, and part of the fingerprint (the thread
-    count changes the float results).
+    ``threads`` and ``seed`` are :func:`train`'s, and part of the
+    fingerprint (the thread count changes the float results too).
 
     Returns:
         The stamp: ``fingerprint``, ``checkpoint`` (the last one),
         ``work_dir``.
     """
     stamp_path = osp.join(work_dir, STAMP)
-    key = fingerprint(config, options, [*depends, f'threads={threads}'])
+    key = fingerprint(config, options,
+                      [*depends, f'threads={threads}', f'seed={seed}'])
     stamp = {}
     if osp.isfile(stamp_path):
         with open(stamp_path) as f:
@@ -164,7 +165,7 @@ def cached_run(config: str, work_dir: str, label: str, metric: str,
         print(f'{label}: training (first run only; cached afterwards)')
     if osp.isfile(stamp_path):
         os.remove(stamp_path)
-    train(config, work_dir, 0, label, metric, list(options), threads)
+    train(config, work_dir, seed, label, metric, list(options), threads)
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
     stamp = dict(fingerprint=key, checkpoint=checkpoint, work_dir=work_dir)
