@@ -160,6 +160,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+#: What a rank prints when torch's gloo transport aborts it (std::terminate,
+#: SIGABRT) as the group starts. Seen once, in a full ``make test`` (torch
+#: 2.13.0, right after DDP's initial broadcast, before the first
+#: iteration); the 61 two-rank runs after it passed, 40 of them two at once.
+GLOO_START_ABORT = 'terminate called without an active exception'
+
+
+def run_two_ranks(config: str, tmp_path, probe_out: str):
+    """``tools/dist_train.sh config 2``; run once more, on a new port, only
+    if a rank died of the gloo start-up abort before any iteration ran (no
+    probe record written): any other failure, or that abort twice, fails."""
+    for attempt in (0, 1):
+        try:
+            return run(['bash', 'tools/dist_train.sh', config, '2'],
+                       tool_env(tmp_path, PORT=str(free_port())))
+        except AssertionError as exc:
+            started = any(osp.exists(f'{probe_out}.rank{rank}.jsonl')
+                          for rank in (0, 1))
+            if attempt or started or GLOO_START_ABORT not in str(exc):
+                raise
+            print(f'gloo aborted a rank at start-up; running again:\n{exc}')
+
+
 @pytest.mark.slow
 def test_dist_train_gloo_matches_single_process(tmp_path):
     """``tools/dist_train.sh CONFIG 2`` on CPU: gloo, DDP, 2 ranks x 1 image;
@@ -175,8 +198,7 @@ def test_dist_train_gloo_matches_single_process(tmp_path):
     dist_out = str(tmp_path / 'dist')
     dist = tiny_det_config(tmp_path, 'dist', data_root, teacher, dist_out,
                            max_iters=2)
-    proc = run(['bash', 'tools/dist_train.sh', dist, '2'],
-               tool_env(tmp_path, PORT=str(free_port())))
+    proc = run_two_ranks(dist, tmp_path, dist_out)
     assert 'gloo backend' in proc.stdout + proc.stderr
 
     reference = read_probe(single_out)
