@@ -34,7 +34,7 @@ clean-env:
 FLOOR_LITE_TESTS = tests/test_version.py tests/test_restricted_unpickler.py \
 	tests/test_losses_common.py tests/test_losses_distributions.py \
 	tests/test_losses_features.py tests/test_allocator.py \
-	tests/test_sampler_perf.py
+	tests/test_sampler_perf.py tests/test_portable_checkpoints.py
 test-floor-lite:
 	@bash tools/setup_floor_env.sh .venv-floor-lite lite
 	.venv-floor-lite/bin/python -m pytest $(FLOOR_LITE_TESTS) $(PYTEST_ARGS)

@@ -26,16 +26,32 @@ import numpy as np
 import torch
 
 
+#: The two module names numpy's pickles give its array and scalar
+#: constructors: ``numpy.core`` (numpy 1.x) and ``numpy._core`` (numpy 2.x).
+NUMPY_CORE_NAMES = ('numpy.core.multiarray', 'numpy._core.multiarray')
+
+
 def _numpy_globals() -> List[Any]:
-    """The numpy callables and classes that pickled arrays/scalars name."""
+    """The numpy callables and classes that pickled arrays/scalars name.
+
+    ``_reconstruct`` and ``scalar`` are allowed under both module names of
+    :data:`NUMPY_CORE_NAMES`, so a checkpoint written with numpy 1.x reads
+    with numpy 2.x and the reverse. Both names resolve to the installed
+    numpy's own functions (numpy 2 keeps ``numpy.core`` and numpy 1.26
+    ships ``numpy._core`` as aliases of the same objects).
+    """
     try:  # numpy >= 2
         from numpy._core.multiarray import _reconstruct, scalar
     except ImportError:  # numpy 1.x
         from numpy.core.multiarray import _reconstruct, scalar
     dtype_classes = [type(np.dtype(t)) for t in (
         np.float64, np.float32, np.float16, np.int64, np.int32, np.int16,
-        np.int8, np.uint8, np.bool_)]
-    return [_reconstruct, scalar, np.ndarray, np.dtype, *dtype_classes]
+        np.int8, np.uint64, np.uint32, np.uint16, np.uint8, np.bool_,
+        np.complex64, np.complex128, np.str_, np.bytes_)]
+    spelled = [(obj, f'{module}.{obj.__name__}')
+               for module in NUMPY_CORE_NAMES
+               for obj in (_reconstruct, scalar)]
+    return [np.ndarray, np.dtype, *dtype_classes, *spelled]
 
 
 def history_buffer_getattr(obj: Any, name: str) -> Any:
