@@ -50,8 +50,10 @@ setup(
     packages=find_packages(include=['mmkdflow', 'mmkdflow.*']),
     install_requires=parse_requirements('runtime'),
     extras_require={
-        'det': downstream('mmdet'),
-        'seg': downstream('mmsegmentation'),
+        # mmdet's COCO datasets need pycocotools >= 2.0.8 on numpy 2;
+        # mmseg 1.2 imports ftfy and regex without declaring them
+        'det': downstream('mmdet') + ['pycocotools>=2.0.8'],
+        'seg': downstream('mmsegmentation') + ['ftfy', 'regex'],
         'cls': downstream('mmpretrain'),
         'all': parse_requirements('mminstall'),
         'demo': parse_requirements('demo'),

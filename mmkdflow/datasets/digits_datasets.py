@@ -6,137 +6,68 @@ mmseg ``BaseSegDataset``, mmpretrain ``CustomDataset``) with the digits
 metainfo; the data is generated under ``data_root`` (under a file lock, so
 distributed ranks do not race) unless a matching cache is already there.
 Each class also gives the config of its downstream dataset
-(:meth:`DigitsDatasetMixin.vanilla_config`), which the student export
-writes so the exported config runs without mmkdflow.
-"""
-import copy
-import fcntl
-import os
-import os.path as osp
-from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, Mapping, Optional
+(:meth:`~.digits_dataset_base.DigitsDatasetMixin.vanilla_config`), which
+the student export writes so the exported config runs without mmkdflow.
 
-from mmdet.datasets import CocoDataset
-from mmpretrain.datasets import CustomDataset
-from mmseg.datasets import BaseSegDataset
+This module is the registry's location for datasets. It imports each
+task's module only when that task's package is installed, so a detection
+config needs mmdet, not mmseg or mmpretrain. Without the package, the name
+is registered as a stand-in that raises :class:`MissingTaskPackage`,
+naming the extra to install.
+"""
+import importlib
+from typing import Callable
 
 from mmkdflow.registry import DATASETS
-from .digits import (DIGITS_CLS_METAINFO, DIGITS_METAINFO,
-                     DIGITS_SEG_METAINFO, build_digits_cls, build_digits_det,
-                     build_digits_seg)
+
+#: ``class name -> (module, task, package, extra)`` of every digits dataset.
+TASK_DATASETS = {
+    'DigitsDetDataset': ('digits_det_dataset', 'detection', 'mmdet', 'det'),
+    'DigitsSegDataset': ('digits_seg_dataset', 'segmentation',
+                         'mmseg', 'seg'),
+    'DigitsClsDataset': ('digits_cls_dataset', 'classification',
+                         'mmpretrain', 'cls'),
+}
 
 
-@contextmanager
-def _locked(root: str) -> Iterator[None]:
-    parent = osp.dirname(osp.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    with open(osp.abspath(root).rstrip('/') + '.lock', 'w') as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+class MissingTaskPackage(ImportError):
+    """A config needs an OpenMMLab task package that is not installed."""
+
+
+def missing_package_message(what: str, package: str, extra: str,
+                            error: ImportError) -> str:
+    """mmkdflow's words for a missing task package: what needs it, what
+    is missing and the extra that installs it."""
+    return (f'{what} needs {package}, which cannot be imported '
+            f'({type(error).__name__}: {error}). Install the extra: '
+            f'pip install -e ".[{extra}]" (or "mmkdflow[{extra}]")')
+
+
+def _stand_in(name: str, task: str, package: str, extra: str,
+              error: ImportError) -> Callable:
+    message = missing_package_message(
+        f'mmkdflow.{name} ({task} demo data)', package, extra, error)
+
+    def build(*args, **kwargs):
+        raise MissingTaskPackage(message)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f'Stand-in for {name}: {message}.'
+    return build
+
+
+def _import_task_datasets() -> None:
+    for name, (module, task, package, extra) in TASK_DATASETS.items():
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            importlib.import_module(f'{__package__}.{module}')
+        except ModuleNotFoundError as error:
+            # the package itself, or one of its own imports (mmseg 1.2
+            # imports ftfy without declaring it), is missing
+            if (error.name or '').split('.')[0] == 'mmkdflow':
+                raise
+            DATASETS.register_module(
+                name=name,
+                module=_stand_in(name, task, package, extra, error))
 
 
-class DigitsDatasetMixin:
-    """What a digits dataset adds to its downstream dataset class: the data
-    builder (in ``__init__``, through ``digits_options``) and the way back
-    to the vanilla downstream config.
-
-    Attributes:
-        BUILDER: The data builder, called with ``data_root`` and the
-            dataset's ``digits_options`` before the downstream class reads
-            the files.
-        DEFAULT_ROOT: ``data_root`` when the config gives none.
-        VANILLA_TYPE: Name of the downstream dataset class in its package's
-            registry (the exported config's ``default_scope``).
-        VANILLA_DEFAULTS: Arguments whose default differs between the
-            digits class and the downstream class, written into the
-            vanilla config unless given.
-    """
-
-    METAINFO: dict
-    BUILDER: Callable[..., str]
-    DEFAULT_ROOT: str
-    VANILLA_TYPE: str = ''
-    VANILLA_DEFAULTS: Dict[str, object] = {}
-
-    def __init__(self, *args, digits_options: Optional[dict] = None,
-                 **kwargs) -> None:
-        for key, value in self.VANILLA_DEFAULTS.items():
-            kwargs.setdefault(key, value)
-        data_root = kwargs.get('data_root', self.DEFAULT_ROOT)
-        with _locked(data_root):
-            type(self).BUILDER(data_root, **(digits_options or {}))
-        super().__init__(*args, **kwargs)
-
-    @classmethod
-    def vanilla_config(cls, dataset_cfg: Mapping) -> Dict:
-        """The config of the downstream dataset that reads the same files.
-
-        ``type`` becomes :attr:`VANILLA_TYPE`, ``digits_options`` (the
-        builder's arguments) is dropped, ``metainfo`` is written out (the
-        class names and palette), and :attr:`VANILLA_DEFAULTS` fill the
-        arguments the config leaves to the digits class; every other
-        argument (``data_root``, ``ann_file``, ``pipeline`` ...) is kept.
-
-        Args:
-            dataset_cfg: The dataset config naming this class.
-
-        Returns:
-            A plain dict config.
-        """
-        out = copy.deepcopy(dict(dataset_cfg))
-        out['type'] = cls.VANILLA_TYPE
-        out.pop('digits_options', None)
-        out['metainfo'] = copy.deepcopy(dict(cls.METAINFO))
-        for key, value in cls.VANILLA_DEFAULTS.items():
-            out.setdefault(key, value)
-        return out
-
-
-@DATASETS.register_module()
-class DigitsDetDataset(DigitsDatasetMixin, CocoDataset):
-    """DigitsDet in COCO format (10 classes '0'..'9').
-
-    Args:
-        digits_options: Keyword arguments of :func:`build_digits_det`
-            (``seed``, ``num_train``, ``num_val``, ``image_size``...).
-        **kwargs: Arguments of mmdet's ``CocoDataset``.
-    """
-
-    METAINFO = DIGITS_METAINFO
-    BUILDER = staticmethod(build_digits_det)
-    DEFAULT_ROOT = 'data/digits_det'
-    VANILLA_TYPE = 'CocoDataset'
-
-
-@DATASETS.register_module()
-class DigitsSegDataset(DigitsDatasetMixin, BaseSegDataset):
-    """DigitsSeg: background plus the 10 digit classes, per pixel.
-
-    Args:
-        digits_options: Keyword arguments of :func:`build_digits_seg`.
-        **kwargs: Arguments of mmseg's ``BaseSegDataset``.
-    """
-
-    METAINFO = DIGITS_SEG_METAINFO
-    BUILDER = staticmethod(build_digits_seg)
-    DEFAULT_ROOT = 'data/digits_seg'
-    VANILLA_TYPE = 'BaseSegDataset'
-    VANILLA_DEFAULTS = dict(img_suffix='.png', seg_map_suffix='.png')
-
-
-@DATASETS.register_module()
-class DigitsClsDataset(DigitsDatasetMixin, CustomDataset):
-    """DigitsCls: single digits in class folders '0'..'9'.
-
-    Args:
-        digits_options: Keyword arguments of :func:`build_digits_cls`.
-        **kwargs: Arguments of mmpretrain's ``CustomDataset``.
-    """
-
-    METAINFO = DIGITS_CLS_METAINFO
-    BUILDER = staticmethod(build_digits_cls)
-    DEFAULT_ROOT = 'data/digits_cls'
-    VANILLA_TYPE = 'CustomDataset'
+_import_task_datasets()
