@@ -141,3 +141,28 @@ def test_checkpoint_file_check_before_resume_or_test(tmp_path):
     (tmp_path / 'notes.pth').write_text('lr: 0.1')
     with pytest.raises(CheckpointError, match='truncated or not a torch'):
         check_checkpoint_file(str(tmp_path / 'notes.pth'))
+
+
+def test_home_paths_are_expanded_as_mmengine_does(tmp_path, monkeypatch,
+                                                  saved_teacher):
+    """``~`` in teacher_ckpt, ``--resume PATH`` and a checked load_from
+    names the user's home, as in MMEngine's own local loader."""
+    from mmengine.config import Config
+
+    from mmkdflow.engine.resume_setup import apply_resume
+    from mmkdflow.utils import check_checkpoint_file
+    home = tmp_path / 'home'
+    home.mkdir()
+    _, state = saved_teacher(tiny_retinanet(8, 16))
+    torch.save({'state_dict': state}, str(home / 'teacher.pth'))
+    monkeypatch.setenv('HOME', str(home))
+    model = _build('~/teacher.pth')
+    torch.testing.assert_close(model.teacher.neck.fpn_convs[0].conv.weight,
+                               state['neck.fpn_convs.0.conv.weight'])
+    check_checkpoint_file('~/teacher.pth', 'load_from')
+    cfg = Config(dict(work_dir=str(tmp_path / 'work')))
+    apply_resume(cfg, '~/teacher.pth')
+    assert cfg.load_from == str(home / 'teacher.pth') and cfg.resume
+    with pytest.raises(FileNotFoundError,
+                       match=f"'{home / 'missing.pth'}' does not exist"):
+        load_checkpoint_file('~/missing.pth', 'teacher_ckpt')

@@ -7,6 +7,8 @@ for FM-KT-Theta, the vanilla student. (What the student computes at
 inference, in training and in eval mode: test_fmkt_inference.py.)
 """
 import copy
+import os.path as osp
+import sys
 
 import pytest
 import torch
@@ -210,3 +212,28 @@ def test_deploy_points_of_other_methods():
         'demo', 'ofmkt_resnet18c8_1xb32-10e_digits-cls.py'))
     assert deploy_points(pkd) == []
     assert deploy_points(ofmkt) == ['flow']
+
+
+def test_export_tool_takes_cfg_options_and_home_paths(tmp_path, monkeypatch,
+                                                      saved_teacher):
+    """``--cfg-options`` reaches the exported config (a moved data root),
+    and ``~`` in the checkpoint and output paths is expanded."""
+    teacher_ckpt, _ = saved_teacher(tiny_retinanet(8, 32))
+    src = write_config(tmp_path, 'fmkt_atss-r18_atss-r18c8_fpn_'
+                       '1xb16-8e_digits-det.py', tiny_retinanet(8, 16),
+                       tiny_retinanet(8, 32), teacher_ckpt,
+                       dict(channels=16, teacher_proj=32, num_steps=2))
+    _, distiller = build(src)
+    home = tmp_path / 'home'
+    home.mkdir()
+    torch.save(fake_checkpoint(distiller), str(home / 'epoch_3.pth'))
+    monkeypatch.setenv('HOME', str(home))
+    tool = load_tool('export_student')
+    monkeypatch.setattr(sys, 'argv', [
+        'export_student.py', src, '~/epoch_3.pth', '~/deploy.pth',
+        '--cfg-options', 'test_dataloader.dataset.data_root=/moved/digits/'])
+    tool.main()
+    exported = Config.fromfile(str(home / 'deploy.py'))
+    assert exported.test_dataloader.dataset.data_root == '/moved/digits/'
+    assert osp.isfile(home / 'deploy.pth')
+    load_exported(str(home / 'deploy.py'), str(home / 'deploy.pth'))

@@ -1,6 +1,6 @@
 """Write the deployable model of a distiller checkpoint.
 
-    python tools/export_student.py CONFIG CKPT OUT
+    python tools/export_student.py CONFIG CKPT OUT [--cfg-options K=V ...]
 
 writes ``OUT`` (weights + dataset meta) and, beside it, ``OUT`` with the
 suffix ``.py``: its config.
@@ -22,7 +22,9 @@ suffix ``.py``: its config.
 import argparse
 import os.path as osp
 
-from mmengine.config import Config
+from typing import Optional
+
+from mmengine.config import Config, DictAction
 
 import mmkdflow  # noqa: F401
 from mmkdflow.engine.student_export import export_distiller
@@ -35,12 +37,28 @@ def parse_args():
     parser.add_argument('config', help='the distillation config')
     parser.add_argument('checkpoint', help='a checkpoint of the distiller')
     parser.add_argument('out', help='output checkpoint path (.pth)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config, key=value (xxx=yyy format), '
+        'e.g. model.teacher_ckpt=/new/place/teacher.pth')
     return parser.parse_args()
 
 
-def export(config: str, checkpoint: str, out: str) -> str:
-    """Export and return the path of the written config."""
-    cfg = Config.fromfile(config)
+def export(config: str, checkpoint: str, out: str,
+           cfg_options: Optional[dict] = None) -> str:
+    """Export and return the path of the written config.
+
+    Args:
+        config (str): The distillation config.
+        checkpoint (str): A checkpoint of the distiller (``~`` expanded).
+        out (str): Where the student checkpoint goes (``~`` expanded).
+        cfg_options (dict, optional): ``--cfg-options`` merged into the
+            config. Defaults to None.
+    """
+    cfg = Config.fromfile(osp.expanduser(config))
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    out = osp.expanduser(out)
     ckpt = load_checkpoint_file(checkpoint, 'checkpoint')
     model_ckpt, model_cfg = export_distiller(cfg, ckpt)
     save_atomic(model_ckpt, out)
@@ -51,8 +69,9 @@ def export(config: str, checkpoint: str, out: str) -> str:
 
 def main():
     args = parse_args()
-    cfg_out = export(args.config, args.checkpoint, args.out)
-    print(f'student checkpoint: {args.out}\nstudent config: {cfg_out}')
+    cfg_out = export(args.config, args.checkpoint, args.out,
+                     args.cfg_options)
+    print(f'student checkpoint: {osp.expanduser(args.out)}\nstudent config: {cfg_out}')
 
 
 if __name__ == '__main__':

@@ -2,6 +2,7 @@
 atomic checkpoints, loops that resume inside an epoch, the random states in
 every checkpoint, and the choice and checks of the checkpoint ``--resume``
 continues from."""
+import os.path as osp
 from typing import Optional
 
 from mmengine.config import Config
@@ -28,6 +29,7 @@ def apply_resume(cfg: Config, resume: Optional[str]) -> None:
         return
     cfg.resume = True
     if resume != 'auto':
+        resume = osp.expanduser(resume)
         check_checkpoint_file(resume, 'resume checkpoint')
         old, cfg.load_from = cfg.get('load_from'), resume
         log_change('load_from', old, resume, '--resume PATH, resume=True')

@@ -81,8 +81,9 @@ def load_checkpoint_file(path: str, role: str = 'checkpoint') -> Dict:
     """Load a checkpoint on CPU with safe (``weights_only``) unpickling.
 
     Args:
-        path: Local path or ``http(s)://`` URL (downloaded into the torch
-            hub cache, then loaded the same way).
+        path: Local path (``~`` expanded, as MMEngine does) or
+            ``http(s)://`` URL (downloaded into the torch hub cache, then
+            loaded the same way).
         role: Used in error messages (e.g. ``'teacher_ckpt'``).
 
     Returns:
@@ -97,6 +98,7 @@ def load_checkpoint_file(path: str, role: str = 'checkpoint') -> Dict:
     if path.startswith(('http://', 'https://')):
         path = fetch_url(path, f'{role} {path!r}',
                          f'set {role} to a local file path')
+    path = osp.expanduser(path)
     _check_is_file(path, role)
     return _weights_only_load(path, role)
 
@@ -184,7 +186,8 @@ def check_checkpoint_file(path: str, role: str = 'checkpoint') -> None:
     little even for a large checkpoint.
 
     Args:
-        path: The local file (remote paths are left to MMEngine).
+        path: The local file (``~`` expanded; remote paths are left to
+            MMEngine).
         role: Used in error messages.
 
     Raises:
@@ -193,6 +196,7 @@ def check_checkpoint_file(path: str, role: str = 'checkpoint') -> None:
     """
     if '://' in path:
         return
+    path = osp.expanduser(path)
     _check_is_file(path, role)
     size = osp.getsize(path)
     if zipfile.is_zipfile(path):

@@ -86,7 +86,7 @@ def fetch_pretrained(model: nn.Module, prefix: str = '') -> None:
                f'config (model.{path}.init_cfg.checkpoint), or set '
                f'model.{path}.init_cfg=None to start from random weights')
         if not is_remote(checkpoint):
-            if not osp.isfile(checkpoint):
+            if not osp.isfile(osp.expanduser(checkpoint)):
                 problem = 'is a directory' if osp.isdir(checkpoint) \
                     else 'does not exist'
                 raise CheckpointError(
