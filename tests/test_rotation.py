@@ -4,6 +4,7 @@ checkpoint."""
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -150,6 +151,40 @@ def test_resume_falls_back_to_the_newest_complete_checkpoint(tmp_path):
     assert find_resume_checkpoint(str(tmp_path)) == str(tmp_path /
                                                         'epoch_2.pth')
     assert find_resume_checkpoint(str(tmp_path / 'empty')) is None
+
+
+def test_a_copied_work_dir_resumes_from_its_own_files(tmp_path):
+    """A work dir copied at iteration 20 keeps a last_checkpoint naming the
+    original folder, which has trained on to iteration 50: the copy
+    resumes from its own iter_20.pth, never from the original's files."""
+    original, copy = tmp_path / 'original', tmp_path / 'copy'
+    original.mkdir()
+    for it in (10, 20):
+        _save(original / f'iter_{it}.pth', it)
+        time.sleep(0.01)
+    (original / 'last_checkpoint').write_text(str(original / 'iter_20.pth'))
+    shutil.copytree(original, copy)
+    time.sleep(0.01)
+    _save(original / 'iter_50.pth', 50)  # the original trains on
+    (original / 'last_checkpoint').write_text(str(original / 'iter_50.pth'))
+    with Messages() as messages:
+        assert find_resume_checkpoint(str(copy)) == str(copy / 'iter_20.pth')
+    log = '\n'.join(messages.lines)
+    assert "the work dir's own copy" in log and str(original) in log
+    # the original's named file is gone too: still the copy's own newest
+    (copy / 'iter_20.pth').unlink()
+    (original / 'iter_20.pth').unlink()
+    assert find_resume_checkpoint(str(copy)) == str(copy / 'iter_10.pth')
+    # a work dir without checkpoints (an out_dir run) takes the named
+    # folder, and the log names it
+    for name in os.listdir(copy):
+        if name.endswith('.pth'):
+            os.remove(copy / name)
+    with Messages() as messages:
+        assert find_resume_checkpoint(str(copy)) == \
+            str(original / 'iter_50.pth')
+    assert f'in {original}: the work dir {copy} holds no complete ' \
+        f'checkpoint' in '\n'.join(messages.lines)
 
 
 def test_resume_option_picks_the_fallback_and_checks_files(tmp_path):

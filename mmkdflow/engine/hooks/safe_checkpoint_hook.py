@@ -189,14 +189,38 @@ def resumable_checkpoints(folder: str) -> List[str]:
     return [path for _, _, path in sorted(found, reverse=True)]
 
 
+def _first_complete(paths: List[str]) -> Optional[str]:
+    """The first of ``paths`` that passes the checkpoint check; the others
+    before it are logged with their reason."""
+    for path in paths:
+        try:
+            check_checkpoint_file(path, 'checkpoint')
+        except (FileNotFoundError, CheckpointError) as err:
+            print_log(f'not resuming from {path}: {err}', 'current',
+                      logging.WARNING)
+            continue
+        return path
+    return None
+
+
 def find_resume_checkpoint(work_dir: str) -> Optional[str]:
     """The checkpoint ``--resume`` (without a path) continues from.
 
-    ``last_checkpoint`` names it when that file is complete. Otherwise
-    (``last_checkpoint`` missing, naming a deleted file, or a damaged one:
-    runs killed with MMEngine's own ``CheckpointHook``, files removed by
-    hand) the newest complete ``epoch_N.pth`` / ``iter_N.pth`` of the work
-    dir and of the named file's folder is taken, and the log says why.
+    The work dir's own files come first, so a copied work dir never
+    resumes from the folder it was copied from:
+
+    1. the file ``last_checkpoint`` names, when it lies in the work dir
+       and is complete;
+    2. when it names another folder, the file of the same name inside the
+       work dir (a copied work dir), if complete;
+    3. the newest complete ``epoch_N.pth`` / ``iter_N.pth`` of the work
+       dir (``last_checkpoint`` missing, naming a deleted file, or a
+       damaged one);
+    4. only when the work dir holds no complete checkpoint: the named file
+       in its own folder (checkpoints written to an ``out_dir``), then the
+       newest complete checkpoint of that folder.
+
+    Every step after the first logs why it was taken, and names the folder.
 
     Args:
         work_dir: The run's work dir.
@@ -212,33 +236,45 @@ def find_resume_checkpoint(work_dir: str) -> Optional[str]:
         with open(record) as f:
             named = f.read().strip() or None
         reason = f'{record} is empty'
-    if named is not None:
-        if '://' in named:
-            return named  # remote: left to MMEngine
+    if named is not None and '://' in named:
+        return named  # remote: left to MMEngine
+    elsewhere = named is not None and \
+        osp.abspath(osp.dirname(named) or work_dir) != osp.abspath(work_dir)
+    if named is not None and not elsewhere:
         try:
             check_checkpoint_file(named, 'the checkpoint in last_checkpoint')
             return named
         except (FileNotFoundError, CheckpointError) as err:
             reason = str(err)
-    folders = [work_dir]
-    if named is not None and osp.dirname(named) not in ('', work_dir):
-        folders.append(osp.dirname(named))
-    candidates = sorted({p for folder in folders
-                         for p in resumable_checkpoints(folder)
-                         if p != named},
-                        key=lambda p: (osp.getmtime(p), p), reverse=True)
-    for path in candidates:
-        try:
-            check_checkpoint_file(path, 'checkpoint')
-        except (FileNotFoundError, CheckpointError) as err:
-            print_log(f'not resuming from {path}: {err}', 'current',
-                      logging.WARNING)
-            continue
-        print_log(f'resuming from {path}, the newest complete checkpoint '
+    if elsewhere:
+        reason = (f'{record} names {named}, outside the work dir (a copied '
+                  f'work dir?)')
+        own = osp.join(work_dir, osp.basename(named))
+        if osp.isfile(own) and _first_complete([own]) == own:
+            print_log(f'resuming from {own}, the work dir\'s own copy of '
+                      f'the checkpoint last_checkpoint names, because '
+                      f'{reason}', 'current', logging.WARNING)
+            return own
+    found = _first_complete([p for p in resumable_checkpoints(work_dir)
+                             if p != named])
+    if found is not None:
+        print_log(f'resuming from {found}, the newest complete checkpoint '
                   f'of the work dir, because {reason}', 'current',
                   logging.WARNING)
-        return path
-    if candidates or named is not None:
+        return found
+    if elsewhere:
+        folder = osp.dirname(named)
+        found = _first_complete(
+            [named] + [p for p in resumable_checkpoints(folder)
+                       if p != named])
+        if found is not None:
+            print_log(f'resuming from {found}, in {folder}: the work dir '
+                      f'{work_dir} holds no complete checkpoint and '
+                      f'{record} names that folder', 'current',
+                      logging.WARNING)
+            return found
+    if named is not None or resumable_checkpoints(work_dir):
+        folders = [work_dir] + ([osp.dirname(named)] if elsewhere else [])
         print_log(f'no complete checkpoint to resume from in {folders} '
                   f'({reason}); training starts from scratch', 'current',
                   logging.WARNING)
