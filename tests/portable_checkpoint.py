@@ -15,6 +15,7 @@ import os.path as osp
 import pickletools
 import sys
 import tempfile
+import uuid
 import zipfile
 
 import numpy as np
@@ -88,6 +89,10 @@ def runner_config(work_dir: str, max_epochs: int = 1, **kwargs) -> dict:
         custom_imports=dict(imports=['mmkdflow'],
                             allow_failed_imports=False),
         randomness=dict(seed=0),
+        # MMEngine names the visualizer and logger after the experiment:
+        # two runners built in the same second would otherwise share them
+        # (and a deleted work dir)
+        experiment_name=f'portable-{uuid.uuid4().hex}',
         log_level='WARNING')
     cfg.update(kwargs)
     return cfg
