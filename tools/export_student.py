@@ -71,7 +71,8 @@ def main():
     args = parse_args()
     cfg_out = export(args.config, args.checkpoint, args.out,
                      args.cfg_options)
-    print(f'student checkpoint: {osp.expanduser(args.out)}\nstudent config: {cfg_out}')
+    print(f'student checkpoint: {osp.expanduser(args.out)}\n'
+          f'student config: {cfg_out}')
 
 
 if __name__ == '__main__':

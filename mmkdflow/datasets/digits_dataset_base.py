@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from typing import Callable, Dict, Iterator, Mapping, Optional
 
 
-
 @contextmanager
 def _locked(root: str) -> Iterator[None]:
     parent = osp.dirname(osp.abspath(root))
