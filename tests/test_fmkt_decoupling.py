@@ -73,35 +73,80 @@ def test_pair_decoupling_never_touches_teacher():
     assert sum(r != i for i, r in enumerate(moved[0])) == 4
 
 
-def test_released_pair_decoupling_at_the_released_setting():
-    """``decoupling='released'`` at the released classification setting
-    (logit flow, dirac_ratio 0.5): the first int((1 - 0.5) B) rows of the
-    teacher logits permuted by one randperm, the rest in place, on a copy
-    (the released code writes the same rows into the teacher itself)."""
+def released_scatter(x, m):
+    """The released code's decoupling of ``x``, written as it does it (on a
+    copy): ``perm = torch.randperm(m)``, then row ``perm[i]`` gets row
+    ``i``."""
+    perm = torch.randperm(m)
+    expected = x.clone()
+    expected[:m][perm] = expected[:m].clone()
+    return expected, perm
+
+
+def is_involution(perm):
+    return torch.equal(perm[perm], torch.arange(len(perm)))
+
+
+def run_released_setting(seed=3, batch=12):
+    """The released classification setting (logit flow, dirac_ratio 0.5)
+    on ``batch`` samples, seeded with ``seed`` before the step."""
     from mmpretrain.structures import DataSample
     conn = FMKTConnector(8, 'mlp', num_steps=2, head_mode=True,
                          num_classes=5, dirac_ratio=0.5,
                          decoupling='released')
     conn.distance = Recorder()
-    z, y_t = torch.randn(8, 8, 3, 3), torch.randn(8, 5)
+    z, y_t = torch.randn(batch, 8, 3, 3), torch.randn(batch, 5)
     kept = y_t.clone()
     ctx = DistillContext([DataSample().set_gt_label(i % 5)
-                          for i in range(8)])
-    torch.manual_seed(3)
+                          for i in range(batch)])
+    torch.manual_seed(seed)
     conn([z], [y_t], ctx)
+    return conn, y_t, kept
+
+
+def test_released_pair_decoupling_at_the_released_setting():
+    """``decoupling='released'`` at the released classification setting
+    (logit flow, dirac_ratio 0.5, B = 12): the first int((1 - 0.5) B) = 6
+    rows of the teacher logits scattered by one randperm as the released
+    code does (row perm[i] gets row i), the rest in place, on a copy (the
+    released code writes the same rows into the teacher itself)."""
+    conn, y_t, kept = run_released_setting(seed=3, batch=12)
+    m = int((1 - 0.5) * 12)
     torch.manual_seed(3)
-    released = y_t.clone()
-    released[:4] = released[:4][torch.randperm(int((1 - 0.5) * 8))]
+    expected, perm = released_scatter(y_t, m)
+    assert m == 6 and perm.tolist() == [4, 0, 3, 2, 1, 5]
+    assert not is_involution(perm)  # scatter and gather differ here
     assert torch.equal(y_t, kept)  # the teacher is untouched
     assert len(conn.distance.targets) == 2  # one target for the N steps
-    assert torch.equal(conn.distance.targets[0], released)
-    assert not torch.equal(released, y_t)
+    assert torch.equal(conn.distance.targets[0], expected)
+    assert torch.equal(conn.distance.targets[1], expected)
+    assert not torch.equal(expected, y_t)
+    assert torch.equal(expected[m:], y_t[m:])
+
+
+def test_released_pair_decoupling_is_not_the_gather_form():
+    """The gather form (row i gets row perm[i]) of the same draw differs
+    from the result for the seed above, so the test above tells the two
+    apart."""
+    conn, y_t, _ = run_released_setting(seed=3, batch=12)
+    m = int((1 - 0.5) * 12)
+    torch.manual_seed(3)
+    perm = torch.randperm(m)
+    gathered = y_t.clone()
+    gathered[:m] = gathered[:m][perm]
+    assert not torch.equal(conn.distance.targets[0], gathered)
+    torch.manual_seed(3)
+    scattered, _ = released_scatter(y_t, m)
+    assert not torch.equal(scattered, gathered)
+    assert torch.equal(scattered[:m], y_t[:m].index_select(
+        0, torch.argsort(perm)))
 
 
 def test_released_pair_decoupling_draws_per_level_with_a_flow():
     """FPN levels: one randperm per level that has a flow, in level order
-    (none for a level of weight 0); with B = 3 and dirac_ratio 0.5 the
-    first int(1.5) = 1 row cannot move."""
+    (none for a level of weight 0), each scattered as the released code
+    does; with B = 3 and dirac_ratio 0.5 the first int(1.5) = 1 row cannot
+    move."""
     conn = FMKTConnector(4, 'conv', num_steps=1, dirac_ratio=0.25,
                          decoupling='released', level_weights=[1., 0., 1.])
     conn.distance = Recorder()
@@ -110,12 +155,13 @@ def test_released_pair_decoupling_draws_per_level_with_a_flow():
     torch.manual_seed(5)
     conn(student, teacher, DistillContext())
     torch.manual_seed(5)
-    want = []
+    want, perms = [], []
     for level in (0, 2):
-        m = int((1 - 0.25) * 8)
-        t = teacher[level].clone()
-        t[:m] = t[:m][torch.randperm(m)]
-        want.append(t)
+        expected, perm = released_scatter(teacher[level],
+                                          int((1 - 0.25) * 8))
+        want.append(expected)
+        perms.append(perm)
+    assert not any(is_involution(p) for p in perms)
     for got, expected in zip(conn.distance.targets, want):
         assert torch.equal(got, expected)
     small = FMKTConnector(4, 'conv', num_steps=1, dirac_ratio=0.5,

@@ -11,7 +11,9 @@ A fraction :math:`1 - \beta_d` of the batch (``dirac_ratio`` =
   ``m >= 2``), with one draw for every level (e.g. FPN level) of the step.
 * ``'released'`` (the authors' code): the first ``m = int((1 - beta_d) B)``
   rows of each level's targets are permuted by their own
-  ``torch.randperm(m)``, one per level, drawn in level order; a row may
+  ``perm = torch.randperm(m)``, one per level, drawn in level order, and
+  scattered as the released code does (``t[:m][perm] = t[:m].clone()``):
+  row ``perm[i]`` of the result is row ``i`` of the targets. A row may
   stay in place, and with ``m <= 1`` nothing moves (B = 3 and
   :math:`\beta_d` = 0.5 give ``m = 1``).
 
@@ -60,7 +62,19 @@ def released_permutation(batch_size: int, dirac_ratio: float,
                          ) -> Tensor:
     r"""The ``'released'`` permutation of one level: the first
     ``int((1 - dirac_ratio) B)`` rows permuted by one ``randperm``, the
-    others in place (arguments as :func:`decoupling_permutation`)."""
+    others in place.
+
+    Args:
+        batch_size: B.
+        dirac_ratio: :math:`\beta_d \in [0, 1]`.
+        device: Device of the result.
+        generator: Random generator (default: torch's global one).
+
+    Returns:
+        A ``(B,)`` long tensor ``perm``, a scatter index as in the released
+        code: row ``perm[i]`` of the decoupled targets is row ``i`` of the
+        targets (gathering with ``torch.argsort(perm)`` gives the same).
+    """
     m = int((1. - dirac_ratio) * batch_size)
     head = torch.randperm(m, generator=generator)
     perm = torch.cat([head, torch.arange(m, batch_size)])
@@ -92,13 +106,24 @@ class PairDecoupling:
     def __call__(self, targets: List[Tensor]) -> List[Tensor]:
         """The targets of one step (one per level, equal batch sizes),
         permuted as the module docstring says; returned unchanged (the
-        same list) when decoupling is off."""
+        same list) when decoupling is off.
+
+        With ``'cycle'``, sample ``b`` gets target ``perm[b]`` of the one
+        :func:`decoupling_permutation`; with ``'released'``, row
+        ``perm[i]`` of each level's result is row ``i`` of that level's
+        targets, ``perm`` that level's :func:`released_permutation` (a
+        gather with ``torch.argsort(perm)``, out of place).
+        """
         if self.dirac_ratio >= 1.:
             return targets
         batch = targets[0].shape[0]
         if self.draw == 'released':
-            return [t.index_select(0, released_permutation(
-                batch, self.dirac_ratio, t.device)) for t in targets]
+            out = []
+            for t in targets:
+                perm = released_permutation(batch, self.dirac_ratio)
+                out.append(t.index_select(0, torch.argsort(perm).to(
+                    t.device)))
+            return out
         perm = decoupling_permutation(batch, self.dirac_ratio)
         return [t.index_select(0, perm.to(t.device)) for t in targets]
 
