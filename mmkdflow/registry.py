@@ -5,7 +5,8 @@ scope ``mmkdflow``, and declares ``locations`` so that building a module by
 name imports the package that registers it, whatever the import order.
 A config reaches these modules with
 ``custom_imports=dict(imports=['mmkdflow'])`` plus ``type='mmkdflow.Name'``,
-or with ``_scope_='mmkdflow'``.
+or with ``_scope_='mmkdflow'``. Importing this module also makes
+``mmkdflow::_base_/...`` config names resolve.
 """
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
@@ -27,3 +28,15 @@ HOOKS = _child(MMENGINE_HOOKS, 'mmkdflow.engine')
 LOOPS = _child(MMENGINE_LOOPS, 'mmkdflow.engine')
 DATASETS = _child(MMENGINE_DATASETS, 'mmkdflow.datasets.digits_datasets')
 OPTIM_WRAPPERS = _child(MMENGINE_OPTIM_WRAPPERS, 'mmkdflow.engine')
+
+
+def _register_config_package() -> None:
+    """Let configs name mmkdflow's own configs as ``mmkdflow::path``, as
+    they name ``mmdet::path``: MMEngine 0.10.7 resolves ``package::`` only
+    for the packages of its table ``MODULE2PACKAGE``, read from
+    ``mmkdflow/.mim/configs``."""
+    from mmengine.config.utils import MODULE2PACKAGE
+    MODULE2PACKAGE.setdefault('mmkdflow', 'mmkdflow')
+
+
+_register_config_package()

@@ -10,8 +10,9 @@ from e2e_utils import shrink
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 
+from mmkdflow.utils import load_checkpoint_file
 from mmkdflow.models import Distiller
-from mmkdflow.engine import NonFiniteLossError, apply_nonfinite_guard
+from mmkdflow.engine import NonFiniteLossError
 from mmkdflow.models.losses import MSELoss
 from mmkdflow.registry import MODELS
 
@@ -156,7 +157,6 @@ def nan_runner(tmp_path, data_root: str, policy: str):
     cfg.model.teacher = tiny_retinanet(16, 32)
     cfg.model.teacher_ckpt = None
     cfg.model.allow_random_teacher = True
-    cfg.model.nonfinite = policy  # what tools/train.py translates
     cfg.model.distill_points.fpn.connector.update(in_channels=16,
                                                   out_channels=32)
     cfg.model.distill_points.fpn.loss = dict(type='NaNFromIterLoss',
@@ -167,12 +167,14 @@ def nan_runner(tmp_path, data_root: str, policy: str):
     cfg.log_processor = dict(by_epoch=False)
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=2,
                                         by_epoch=False)
-    apply_nonfinite_guard(cfg)
+    # the demo config's SafeTrainingHook, with the policy under test
+    assert cfg.custom_hooks[0].type == 'mmkdflow.SafeTrainingHook'
+    cfg.custom_hooks[0].nonfinite = policy
     return Runner.from_cfg(cfg)
 
 
 def finite_student(path: str) -> dict:
-    state = torch.load(path)['state_dict']
+    state = load_checkpoint_file(path)['state_dict']
     student = {k: v for k, v in state.items() if k.startswith('student.')}
     assert student and all(bool(torch.isfinite(v).all())
                            for v in student.values() if v.is_floating_point())

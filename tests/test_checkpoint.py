@@ -47,7 +47,8 @@ class ToyModel(BaseModel):
 
 
 def toy_runner(work_dir, hook='mmkdflow.SafeCheckpointHook', max_epochs=1,
-               resume_from=None, **checkpoint):
+               resume_from=None, custom_hooks=None, train_cfg=None,
+               **checkpoint):
     \"\"\"A real MMEngine Runner with a one-layer model and 4 samples
     (resumed from ``resume_from`` when given).\"\"\"
     data = [dict(inputs=torch.full((2, ), float(i))) for i in range(4)]
@@ -58,8 +59,8 @@ def toy_runner(work_dir, hook='mmkdflow.SafeCheckpointHook', max_epochs=1,
                               sampler=dict(type='DefaultSampler',
                                            shuffle=False)),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
-        default_hooks=dict(checkpoint=checkpoint),
+        train_cfg=train_cfg or dict(by_epoch=True, max_epochs=max_epochs),
+        default_hooks=dict(checkpoint=checkpoint), custom_hooks=custom_hooks,
         resume=resume_from is not None, load_from=resume_from,
         default_scope='mmengine', log_level='WARNING')
 """

@@ -106,10 +106,42 @@ def test_restricted_getattr_refuses_anything_else():
         history_buffer_getattr(HistoryBuffer, '__init__')
 
 
+IMPORT_SIDE_EFFECTS = """
+import json
+import torch
+from mmengine.runner.checkpoint import CheckpointLoader
+
+
+def state():
+    schemes = {k: f'{v.__module__}.{v.__qualname__}'
+               for k, v in CheckpointLoader._schemes.items()}
+    get = getattr(torch.serialization, 'get_safe_globals', lambda: [])
+    return dict(schemes=schemes, safe_globals=[str(g) for g in get()])
+
+
+before = state()
+import mmkdflow  # noqa: E402,F401
+print(json.dumps(dict(before=before, after=state())))
+"""
+
+
+def test_import_leaves_mmengine_and_torch_loading_alone():
+    """``import mmkdflow`` registers modules only: MMEngine's checkpoint
+    loaders and torch's safe-loading allow-list are the same after it."""
+    import json
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, '-c', IMPORT_SIDE_EFFECTS],
+                          capture_output=True, text=True, check=True)
+    states = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert states['after'] == states['before']
+    assert states['before']['schemes'][''].startswith('mmengine.')
+
+
 def test_safe_loading_stays_on_globally(tmp_path):
-    """Importing mmkdflow only adds MMEngine's types to the allow-list:
-    torch's default safe loading (torch >= 2.6) still refuses code, and
-    with ``weights_only=True`` it refuses on every supported torch."""
+    """After importing mmkdflow, torch's default safe loading (torch >=
+    2.6) still refuses code, and with ``weights_only=True`` it refuses on
+    every supported torch."""
     path = str(tmp_path / 'hostile.pth')
     torch.save({'payload': Payload()}, path)
     with pytest.raises(pickle.UnpicklingError):

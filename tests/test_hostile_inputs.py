@@ -86,15 +86,21 @@ def test_pickled_code_never_runs(tmp_path, det_data):
     with pytest.raises(CheckpointError,
                        match=r'refused by safe loading.*(posix|os)\.system'):
         Runner.from_cfg(distill_cfg(tmp_path, det_data, hostile))
-    # as a resume (or load_from) checkpoint of a plain Runner: MMEngine
-    # reads local files through mmkdflow's safe loader on every torch of
-    # the range (torch < 2.6 alone would unpickle anything)
+    # as a resume (or load_from) checkpoint of a plain Runner: with the
+    # config's SafeTrainingHook, MMEngine reads local files through
+    # mmkdflow's safe loader on every torch of the range (torch < 2.6 alone
+    # would unpickle anything); checked before MMEngine's read
     cfg = distill_cfg(tmp_path, det_data)
     cfg.resume, cfg.load_from = True, hostile
     runner = Runner.from_cfg(cfg)
     with pytest.raises(CheckpointError,
                        match=r'refused by safe loading.*(posix|os)\.system'):
-        runner.load_or_resume()
+        runner.train()
+    from mmkdflow.utils.mmengine_loading import safe_mmengine_loaders
+    with safe_mmengine_loaders(), pytest.raises(
+            CheckpointError,
+            match=r'refused by safe loading.*(posix|os)\.system'):
+        runner.load_or_resume()  # MMEngine's own read, through the loader
     assert not marker.exists()
 
 
@@ -153,15 +159,21 @@ def test_broken_resume_checkpoints_stop_the_tools_first(tmp_path, det_data):
             test.main([config, path])
     # the latest checkpoint of the work dir (--resume without a path) is
     # truncated: the newest complete one is taken instead, and said so
-    from mmkdflow.engine.resume_setup import apply_resume
-    work = tmp_path / 'work'
+    from types import SimpleNamespace
+
+    from mmengine.logging import MMLogger
+
+    from mmkdflow.engine import SafeTrainingHook
+    work = tmp_path / 'resumed'
     work.mkdir()
     shutil.copy(good, work / 'epoch_2.pth')
     shutil.copy(tmp_path / 'cut.pth', work / 'epoch_3.pth')
     (work / 'last_checkpoint').write_text(str(work / 'epoch_3.pth'))
-    cfg = Config(dict(work_dir=str(work)))
-    apply_resume(cfg, 'auto')
-    assert cfg.resume and cfg.load_from == str(work / 'epoch_2.pth')
+    runner = SimpleNamespace(cfg=Config(dict(resume=True)), _load_from=None,
+                             work_dir=str(work),
+                             logger=MMLogger.get_current_instance())
+    SafeTrainingHook()._choose_checkpoint(runner)
+    assert runner._load_from == str(work / 'epoch_2.pth')
 
 
 def test_resume_checkpoint_of_another_architecture(tmp_path, det_data):

@@ -11,7 +11,7 @@ from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmkdflow.engine import (NonFiniteGuardAmpOptimWrapper,
                              NonFiniteGuardAutocastOptimWrapper,
                              NonFiniteGuardOptimWrapper, NonFiniteLossError,
-                             apply_nonfinite_guard)
+                             guard_optim_wrapper)
 from mmkdflow.engine.nonfinite_guard import (all_finite, describe_nonfinite,
                                              nonfinite_losses)
 from mmkdflow.registry import OPTIM_WRAPPERS
@@ -97,15 +97,11 @@ def test_skip_leaves_weights_and_continues(saved_teacher):
         assert value.grad is None or not value.grad.abs().sum()
 
 
-def test_unknown_policy_and_the_old_model_option_are_refused(saved_teacher):
+def test_unknown_policy_is_refused():
     layer = nn.Linear(2, 2)
     with pytest.raises(ValueError, match='policy must be one of'):
         NonFiniteGuardOptimWrapper(torch.optim.SGD(layer.parameters(),
                                                    lr=0.1), policy='ignore')
-    with pytest.raises(ValueError,
-                       match=r"optim wrapper now.*mmkdflow\."
-                             r"NonFiniteGuardOptimWrapper"):
-        det_distiller(saved_teacher, nonfinite='skip')
 
 
 @pytest.mark.parametrize('policy', ['raise', 'skip'])
@@ -214,39 +210,40 @@ def test_guard_composes_with_amp_optim_wrapper(monkeypatch, policy):
     torch.testing.assert_close(model.fc.weight, before)
 
 
-def test_config_option_becomes_the_guarded_wrapper():
-    """``model.nonfinite`` (the option before the guard was a wrapper) is
-    translated by the tools; every base wrapper gets its guarded version."""
-    from mmengine.config import Config
+def test_built_wrappers_become_their_guarded_versions():
+    """SafeTrainingHook guards the wrapper MMEngine built: the same object,
+    optimizer and settings, now of the guarded class."""
+    from mmengine.optim import OptimWrapperDict
 
-    def cfg(optim_type=None, **model):
-        optim = dict(optimizer=dict(type='SGD', lr=0.1))
-        if optim_type:
-            optim['type'] = optim_type
-        return Config(dict(model=dict(type='Distiller', **model),
-                           optim_wrapper=optim))
+    from mmkdflow.engine import AutocastOptimWrapper
+    layer = nn.Linear(2, 2)
 
-    plain = cfg()
-    apply_nonfinite_guard(plain)
-    assert plain.optim_wrapper.type == 'mmkdflow.NonFiniteGuardOptimWrapper'
-    assert plain.optim_wrapper.policy == 'raise'
-    for base, guarded in (
-            ('mmkdflow.AutocastOptimWrapper',
-             'NonFiniteGuardAutocastOptimWrapper'),
-            ('AmpOptimWrapper', 'NonFiniteGuardAmpOptimWrapper')):
-        config = cfg(base, nonfinite='skip')
-        apply_nonfinite_guard(config)
-        assert config.optim_wrapper.type == f'mmkdflow.{guarded}'
-        assert config.optim_wrapper.policy == 'skip'
-        assert 'nonfinite' not in config.model
-    off = cfg(nonfinite='off')
-    apply_nonfinite_guard(off)
-    assert 'type' not in off.optim_wrapper and 'nonfinite' not in off.model
-    with pytest.raises(ValueError, match="must be 'raise', 'skip' or 'off'"):
-        apply_nonfinite_guard(cfg(nonfinite='ignore'))
-    with pytest.raises(ValueError, match='the non-finite guard applies to'):
-        apply_nonfinite_guard(cfg('mmpretrain.OtherWrapper',
-                                  nonfinite='skip'))
+    def sgd():
+        return torch.optim.SGD(layer.parameters(), lr=0.1)
+
+    plain = OptimWrapper(sgd(), accumulative_counts=2,
+                         clip_grad=dict(max_norm=1.0))
+    optimizer = plain.optimizer
+    assert guard_optim_wrapper(plain, 'skip') == ['OptimWrapper']
+    assert type(plain) is NonFiniteGuardOptimWrapper
+    assert plain.policy == 'skip' and plain.skipped_steps == 0
+    assert plain.optimizer is optimizer and plain._accumulative_counts == 2
+    assert guard_optim_wrapper(plain, 'raise') == []  # guarded already
+    assert plain.policy == 'skip'
+    autocast = AutocastOptimWrapper(sgd(), device_type='cpu',
+                                    dtype='bfloat16')
+    guard_optim_wrapper(autocast, 'raise')
+    assert type(autocast) is NonFiniteGuardAutocastOptimWrapper
+    both = OptimWrapperDict(a=OptimWrapper(sgd()), b=OptimWrapper(sgd()))
+    assert guard_optim_wrapper(both, 'raise') == ['OptimWrapper'] * 2
+
+    class OtherWrapper(OptimWrapper):
+        pass
+
+    with pytest.raises(ValueError, match=r"the non-finite guard applies to"
+                       r".*not to the optim wrapper OtherWrapper; set "
+                       r"SafeTrainingHook\(nonfinite='off'\)"):
+        guard_optim_wrapper(OtherWrapper(sgd()), 'raise')
     assert issubclass(NonFiniteGuardOptimWrapper, OptimWrapper)
     assert issubclass(NonFiniteGuardAmpOptimWrapper, AmpOptimWrapper)
     assert NonFiniteGuardAutocastOptimWrapper.checks_gradients

@@ -23,7 +23,6 @@ from portable_checkpoint import (NUMPY_OBJECTS, PortableToyModel,  # noqa
                                  fixture_path, pickled_globals,
                                  runner_config, write_checkpoint)
 
-from mmkdflow.engine.resume_setup import apply_resume  # noqa: E402
 from mmkdflow.models.distillers.teacher import load_teacher  # noqa: E402
 from mmkdflow.utils import CheckpointError, load_checkpoint_file  # noqa
 
@@ -39,10 +38,25 @@ class Payload:
         return (os.system, ('echo payload-ran',))
 
 
+#: The hook of ``_base_/default_runtime_distill.py`` that reads MMEngine's
+#: checkpoints weights-only.
+SAFE_TRAINING = [dict(type='mmkdflow.SafeTrainingHook')]
+
+
 def _runner(work_dir, **kwargs):
     from mmengine.config import Config
     from mmengine.runner import Runner
+    kwargs.setdefault('custom_hooks', SAFE_TRAINING)
     return Runner.from_cfg(Config(runner_config(str(work_dir), **kwargs)))
+
+
+def _load_as_the_runner_does(runner) -> None:
+    """The steps of ``Runner.train()`` / ``test()`` that read load_from."""
+    runner.call_hook('before_run')
+    try:
+        runner.load_or_resume()
+    finally:
+        runner.call_hook('after_run')
 
 
 def _fixture_weights(major):
@@ -100,7 +114,7 @@ def test_teacher_ckpt_from_either_numpy(major):
 @pytest.mark.parametrize('major', [1, 2])
 def test_load_from_either_numpy(tmp_path, major):
     runner = _runner(tmp_path / 'work', load_from=fixture_path(major))
-    runner.load_or_resume()
+    _load_as_the_runner_does(runner)
     expected = _fixture_weights(major)
     for key, value in runner.model.state_dict().items():
         assert torch.equal(value, expected[key]), key
@@ -114,9 +128,9 @@ def test_resume_from_either_numpy(tmp_path, major):
     shutil.copy(fixture_path(major), work_dir / 'epoch_1.pth')
     (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_1.pth'))
     from mmengine.config import Config
-    cfg = Config(runner_config(str(work_dir), max_epochs=2))
-    apply_resume(cfg, 'auto')  # what tools/train.py --resume does
-    assert cfg.load_from == str(work_dir / 'epoch_1.pth') and cfg.resume
+    cfg = Config(runner_config(str(work_dir), max_epochs=2,
+                               custom_hooks=SAFE_TRAINING))
+    cfg.resume = True  # what tools/train.py --resume sets
     from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg)
     runner.train()
@@ -133,5 +147,5 @@ def test_pickled_code_is_refused_by_every_read(tmp_path, capfd):
         load_teacher(PortableToyModel(), hostile, allow_random_teacher=False)
     runner = _runner(tmp_path / 'work', load_from=hostile)
     with pytest.raises(CheckpointError, match='refused by safe loading'):
-        runner.load_or_resume()
+        _load_as_the_runner_does(runner)
     assert 'payload-ran' not in capfd.readouterr().out

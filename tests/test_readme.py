@@ -94,15 +94,20 @@ def config_blocks(tmp_path) -> list:
 
 
 def test_configs_inheriting_a_shipped_one_resolve(tmp_path):
-    """Examples with a ``_base_`` and no ``model`` of their own (logging
-    backends, ...) load on top of the shipped config they name."""
+    """Examples with a ``_base_`` and no ``model`` of their own load: on
+    top of the shipped config they name (logging backends, ...), or beside
+    a task config with the distillation runtime's hooks first."""
     from mmengine.registry import VISUALIZERS  # noqa: F401
     found = 0
     for page, line, source in python_blocks():
         names = assigned_names(source)
         if '_base_' in names and 'model' not in names:
             cfg = Config.fromfile(block_file(tmp_path, page, line, source))
-            assert cfg.model.type == 'Distiller', f'{page}:{line}'
+            if 'default_runtime_distill.py' in source:
+                assert cfg.custom_hooks[0].type == \
+                    'mmkdflow.SafeTrainingHook', f'{page}:{line}'
+            else:
+                assert cfg.model.type == 'Distiller', f'{page}:{line}'
             for backend in cfg.get('vis_backends', []):
                 assert backend['type'].endswith('VisBackend')
             found += 1

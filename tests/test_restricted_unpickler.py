@@ -106,17 +106,24 @@ def test_floor_default_is_the_restricted_unpickler():
     if safe_globals.has_add_safe_globals():
         assert hasattr(torch.serialization, 'add_safe_globals')
     else:
-        assert safe_globals.EXTRA_SAFE_GLOBALS  # filled at import
+        with safe_globals.mmengine_types_allowed():  # fills it
+            assert safe_globals.EXTRA_SAFE_GLOBALS
         assert 'mmengine.logging.history_buffer.HistoryBuffer' in \
             safe_globals.EXTRA_SAFE_GLOBALS
 
 
 def test_mmengine_reads_checkpoints_through_the_safe_loader(
-        tmp_path, capfd, loader_path):
+        tmp_path, capfd, loader_path, request):
     """MMEngine's own reads (``load_from``, resume, ``load_checkpoint``)
-    of local files: refused or loaded exactly as mmkdflow's own, with
-    MMEngine's ``map_location`` honoured."""
+    of local files, while SafeTrainingHook has mmkdflow's loader in place:
+    refused or loaded exactly as mmkdflow's own, with MMEngine's
+    ``map_location`` honoured."""
     from mmengine.runner.checkpoint import CheckpointLoader
+
+    from mmkdflow.utils.mmengine_loading import safe_mmengine_loaders
+    loaders = safe_mmengine_loaders()
+    loaders.install()
+    request.addfinalizer(loaders.restore)
     hostile = str(tmp_path / 'payload.pth')
     torch.save({'state_dict': {}, 'meta': Payload()}, hostile)
     with pytest.raises(CheckpointError, match='refused by safe loading'):

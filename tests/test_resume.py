@@ -25,6 +25,8 @@ from e2e_utils import ROOT, shrink
 from mmengine.config import Config
 from test_distributed_gloo import run, save_teacher, tool_env
 
+from mmkdflow.utils import load_checkpoint_file
+
 ITERS_PER_EPOCH = 3  # 12 training canvases, batch 4
 EPOCHS = 3
 TOTAL = ITERS_PER_EPOCH * EPOCHS
@@ -324,7 +326,8 @@ def test_sigkill_anywhere_and_resume_continue_like_an_uninterrupted_run(
         assert not (work / 'iter_4.pth').exists()
         assert [f for f in os.listdir(work) if f.startswith('.iter_4.pth.')]
         assert last_checkpoint(work) == 2
-        assert torch.load(str(work / 'iter_2.pth'))['meta']['iter'] == 2
+        assert load_checkpoint_file(
+            str(work / 'iter_2.pth'))['meta']['iter'] == 2
         # iteration 3 wrote iter_4.pth before its record: not recorded
         expected_iters += list(range(3))
         kill_at = max(kill_at, 4)
@@ -352,8 +355,9 @@ def test_sigkill_anywhere_and_resume_continue_like_an_uninterrupted_run(
     assert_same_losses(got, reference)
 
     # the final checkpoints agree: weights, optimizer, schedulers
-    ref_ckpt = torch.load(str(tmp_path / 'ref' / f'iter_{TOTAL}.pth'))
-    got_ckpt = torch.load(str(work / f'iter_{TOTAL}.pth'))
+    ref_ckpt = load_checkpoint_file(
+        str(tmp_path / 'ref' / f'iter_{TOTAL}.pth'))
+    got_ckpt = load_checkpoint_file(str(work / f'iter_{TOTAL}.pth'))
     torch.testing.assert_close(got_ckpt['state_dict'],
                                ref_ckpt['state_dict'], rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(got_ckpt['optimizer'], ref_ckpt['optimizer'],
@@ -367,3 +371,80 @@ def test_sigkill_anywhere_and_resume_continue_like_an_uninterrupted_run(
     # max_keep_ckpts=1 rotated the student exports with their checkpoints
     assert sorted(f for f in os.listdir(work) if f.endswith('.pth')) == [
         f'iter_{TOTAL}.pth', f'iter_{TOTAL}_student.pth']
+
+
+# ------------------------------- slow: every entry point, plain-Runner kill
+#: A plain MMEngine run of a config (argv: config, work dir, JSON of
+#: config keys to set): what a user's own script does.
+PLAIN_RUNNER = '''
+import json, sys
+from mmengine.config import Config
+from mmengine.runner import Runner
+cfg = Config.fromfile(sys.argv[1])
+cfg.work_dir = sys.argv[2]
+cfg.merge_from_dict(json.loads(sys.argv[3]))
+Runner.from_cfg(cfg).train()
+'''
+
+
+def mmdet_train_tool() -> str:
+    """mmdet's own tools/train.py, as its wheel installs it (what ``mim
+    train mmdet CONFIG`` runs)."""
+    import mmdet
+    path = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'train.py')
+    assert osp.isfile(path), path
+    return path
+
+
+@pytest.mark.slow
+def test_every_entry_point_trains_and_resumes_the_same_run(tmp_path):
+    """The FM-KT demo config, which inherits default_runtime_distill.py,
+    logs the same losses from tools/train.py, mmdet's tools/train.py and a
+    plain Runner.from_cfg(cfg).train(); a plain Runner killed inside an
+    epoch and resumed with cfg.resume=True continues exactly."""
+    with open(tmp_path / f'{PROBE_MODULE}.py', 'w') as f:
+        f.write(PROBE_SOURCE)
+    data_root = str(tmp_path / 'digits_det')
+    teacher = save_teacher(tmp_path)
+    env = tool_env(tmp_path)
+    plain = [sys.executable, '-c', PLAIN_RUNNER]
+
+    def config(name, **probe):
+        path = method_config(tmp_path, 'fmkt', name, data_root, teacher,
+                             **probe)
+        cfg = Config.fromfile(path, import_custom_modules=False)
+        cfg.log_level = 'INFO'  # SafeTrainingHook's line
+        cfg.dump(path)
+        return path
+
+    runs = {
+        'ours': [sys.executable, 'tools/train.py', config('ours')],
+        # (not named 'mmdet': tmp_path is on PYTHONPATH for the probe)
+        'by_mmdet': [sys.executable, mmdet_train_tool(), config('by_mmdet'),
+                     '--work-dir', str(tmp_path / 'by_mmdet')],
+        'plain': plain + [config('plain'), str(tmp_path / 'plain'), '{}'],
+    }
+    for name, cmd in runs.items():
+        out = run(cmd, env).stdout
+        assert 'SafeTrainingHook: CheckpointHook saves atomically; ' \
+            'EpochBasedTrainLoop resumes inside an epoch; OptimWrapper ' \
+            "guarded against NaN/Inf (nonfinite='raise')" in out, name
+        assert 'mmkdflow tools:' not in out, name
+    reference = records(tmp_path, 'ours')
+    assert [r['iter'] for r in reference] == list(range(TOTAL))
+    for name in ('by_mmdet', 'plain'):
+        assert records(tmp_path, name) == reference, name  # bit for bit
+
+    # killed after iteration 4, the second batch of epoch 2: iter_4.pth
+    # was written inside that epoch, after its first batch
+    kill_at = 4
+    cut = config('cut', kill_after_iter=kill_at)
+    killed(plain + [cut, str(tmp_path / 'cut'), '{}'], env)
+    assert last_checkpoint(tmp_path / 'cut') == 4
+    probe = f'custom_hooks.{probe_index(cut)}.kill_after_iter'
+    run(plain + [cut, str(tmp_path / 'cut'),
+                 json.dumps({'resume': True, probe: None})], env)
+    got = records(tmp_path, 'cut')
+    assert [r['iter'] for r in got] == \
+        list(range(kill_at + 1)) + list(range(4, TOTAL))
+    assert_same_losses(got, {r['iter']: r for r in reference})

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -16,8 +17,7 @@ from mmengine.logging import MMLogger
 from test_checkpoint import TOY_RUNNER
 
 from mmkdflow.engine.hooks import find_resume_checkpoint
-from mmkdflow.engine.resume_setup import apply_resume, use_safe_checkpointing
-from mmkdflow.utils import CheckpointError
+from mmkdflow.utils import CheckpointError, load_checkpoint_file
 from mmkdflow.utils.atomic_files import (remove_stale_temporaries,
                                          stale_temporaries, temporary_name)
 
@@ -50,7 +50,8 @@ import json, sys
 from mmkdflow.engine.hooks import find_resume_checkpoint
 work = sys.argv[1]
 start = find_resume_checkpoint(work)
-runner = toy_runner(work, max_epochs=3, max_keep_ckpts=1, resume_from=start)
+runner = toy_runner(work, max_epochs=3, max_keep_ckpts=1, resume_from=start,
+                    custom_hooks=[dict(type='mmkdflow.SafeTrainingHook')])
 runner.train()
 print(json.dumps(dict(start=start, iter=runner.iter, epoch=runner.epoch)))
 """
@@ -76,7 +77,8 @@ def test_kill_during_save_keeps_the_previous_checkpoint(tmp_path):
     temporaries = [n for n in names if n.endswith('.tmp')]
     assert len(temporaries) == 1 and temporaries[0].startswith('.epoch_2.pth.')
     assert (work / 'last_checkpoint').read_text() == str(work / 'epoch_1.pth')
-    assert torch.load(str(work / 'epoch_1.pth'))['meta']['epoch'] == 1
+    assert load_checkpoint_file(
+        str(work / 'epoch_1.pth'))['meta']['epoch'] == 1
 
     out = json.loads(_run(RESUME, str(work)).strip().splitlines()[-1])
     assert out == dict(start=str(work / 'epoch_1.pth'), iter=6, epoch=3)
@@ -187,24 +189,32 @@ def test_a_copied_work_dir_resumes_from_its_own_files(tmp_path):
         f'checkpoint' in '\n'.join(messages.lines)
 
 
-def test_resume_option_picks_the_fallback_and_checks_files(tmp_path):
-    cfg = Config(dict(work_dir=str(tmp_path)))
+def _runner_to_load(work_dir, resume=True, load_from=None):
+    """What SafeTrainingHook reads of a runner to choose its checkpoint."""
+    return SimpleNamespace(cfg=Config(dict(resume=resume)),
+                           _load_from=load_from, work_dir=str(work_dir),
+                           logger=MMLogger.get_current_instance())
+
+
+def test_safe_training_hook_picks_the_fallback_and_checks_files(tmp_path):
+    from mmkdflow.engine import SafeTrainingHook
+    hook = SafeTrainingHook()
     _save(tmp_path / 'iter_20.pth', 0)
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_40.pth'))
-    apply_resume(cfg, 'auto')
-    assert cfg.resume is True and cfg.load_from == str(tmp_path /
-                                                       'iter_20.pth')
+    runner = _runner_to_load(tmp_path)
+    hook._choose_checkpoint(runner)
+    assert runner._load_from == str(tmp_path / 'iter_20.pth')
     # an explicit path is checked before MMEngine sees it
     (tmp_path / 'cut.pth').write_bytes(b'\x80\x02junk')
     with pytest.raises(CheckpointError, match='resume checkpoint'):
-        apply_resume(Config(dict(work_dir=str(tmp_path))),
-                     str(tmp_path / 'cut.pth'))
-    cfg = Config(dict(work_dir=str(tmp_path / 'new')))
-    apply_resume(cfg, 'auto')
-    assert cfg.resume is False and cfg.load_from is None
-    cfg = Config(dict(work_dir=str(tmp_path), load_from=str(tmp_path)))
+        hook._choose_checkpoint(
+            _runner_to_load(tmp_path, load_from=str(tmp_path / 'cut.pth')))
+    runner = _runner_to_load(tmp_path / 'new')
+    hook._choose_checkpoint(runner)
+    assert runner._load_from is None  # MMEngine then starts from scratch
     with pytest.raises(CheckpointError, match='load_from .* is a directory'):
-        apply_resume(cfg, None)
+        hook._choose_checkpoint(
+            _runner_to_load(tmp_path, resume=False, load_from=str(tmp_path)))
 
 
 def test_stale_temporaries_of_dead_writers_only(tmp_path):
@@ -223,29 +233,50 @@ def test_stale_temporaries_of_dead_writers_only(tmp_path):
         os.path.basename(p) for p in (ours, alive, 'notes.tmp'))
 
 
-def test_use_safe_checkpointing_swaps_mmengine_types_only():
-    cfg = Config(dict(
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2,
-                                           max_keep_ckpts=1)),
-        train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=3)))
-    use_safe_checkpointing(cfg)
-    assert cfg.default_hooks.checkpoint == dict(
-        type='mmkdflow.SafeCheckpointHook', interval=2, max_keep_ckpts=1)
-    assert cfg.train_cfg == dict(
-        type='mmkdflow.ResumableEpochBasedTrainLoop', max_epochs=3)
-    cfg = Config(dict(train_cfg=dict(by_epoch=True, max_epochs=3)))
-    use_safe_checkpointing(cfg)
-    assert cfg.train_cfg.type == 'mmkdflow.ResumableEpochBasedTrainLoop'
-    cfg = Config(dict(train_cfg=dict(by_epoch=False, max_iters=3)))
-    use_safe_checkpointing(cfg)
-    assert cfg.train_cfg == dict(
-        type='mmkdflow.ResumableIterBasedTrainLoop', max_iters=3)
-    cfg = Config(dict(
-        default_hooks=dict(checkpoint=dict(type='MyHook')),
-        train_cfg=dict(type='MyLoop', max_iters=5)))
-    use_safe_checkpointing(cfg)
-    assert cfg.default_hooks.checkpoint.type == 'MyHook'
-    assert cfg.train_cfg.type == 'MyLoop'
+def test_safe_training_hook_swaps_mmengine_types_only(tmp_path):
+    """A real Runner built from MMEngine's own types trains with the safe
+    checkpoint hook, the resumable loop and the guarded optim wrapper; its
+    own types, or the hook's switches turned off, are left alone."""
+    from mmengine.hooks import CheckpointHook
+    from mmengine.optim import OptimWrapper
+    from mmengine.runner import EpochBasedTrainLoop
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    from mmkdflow.engine import (NonFiniteGuardOptimWrapper,
+                                 ResumableEpochBasedTrainLoop,
+                                 ResumableIterBasedTrainLoop,
+                                 SafeCheckpointHook)
+    from test_checkpoint import _toy
+    schemes = dict(CheckpointLoader._schemes)
+    hooks = [dict(type='mmkdflow.SafeTrainingHook')]
+    runner = _toy['toy_runner'](tmp_path / 'a', 'CheckpointHook',
+                                custom_hooks=hooks)
+    runner.train()
+    checkpoint = [h for h in runner.hooks if isinstance(h, CheckpointHook)]
+    assert [type(h) for h in checkpoint] == [SafeCheckpointHook]
+    assert type(runner.train_loop) is ResumableEpochBasedTrainLoop
+    assert type(runner.optim_wrapper) is NonFiniteGuardOptimWrapper
+    assert runner.optim_wrapper.policy == 'raise'
+    assert dict(CheckpointLoader._schemes) == schemes  # put back
+    assert (tmp_path / 'a' / 'epoch_1.pth').is_file()
+
+    runner = _toy['toy_runner'](
+        tmp_path / 'b', 'CheckpointHook', custom_hooks=hooks,
+        train_cfg=dict(by_epoch=False, max_iters=2))
+    runner.train()
+    assert type(runner.train_loop) is ResumableIterBasedTrainLoop
+
+    off = [dict(type='mmkdflow.SafeTrainingHook', nonfinite='off',
+                atomic_checkpoints=False, resumable_loop=False)]
+    runner = _toy['toy_runner'](tmp_path / 'c', 'CheckpointHook',
+                                custom_hooks=off)
+    runner.train()
+    assert type(runner.train_loop) is EpochBasedTrainLoop
+    assert type(runner.optim_wrapper) is OptimWrapper
+    assert any(type(h) is CheckpointHook for h in runner.hooks)
+    with pytest.raises(ValueError, match="nonfinite must be 'raise'"):
+        _toy['toy_runner'](tmp_path / 'd', custom_hooks=[dict(
+            type='mmkdflow.SafeTrainingHook', nonfinite='ignore')])
 
 
 def test_zero_counts_are_refused_when_the_runner_is_built(tmp_path):
@@ -270,13 +301,11 @@ def test_zero_counts_are_refused_when_the_runner_is_built(tmp_path):
             runner.train_loop
 
 
-def test_every_shipped_training_config_gets_safe_checkpointing():
-    """What tools/train.py does to each config under configs/ (demo and
-    paper rows): SafeCheckpointHook with the config's own arguments
-    (max_keep_ckpts included), a resumable loop, and the non-finite guard
-    (on by default, as it was on the distiller before it became an optim
-    wrapper)."""
-    from mmkdflow.engine import apply_nonfinite_guard
+def test_every_shipped_training_config_has_the_safe_runtime():
+    """Each config under configs/ (demo and paper rows) inherits
+    _base_/default_runtime_distill.py: SafeTrainingHook (nonfinite='raise')
+    and ResumeStateHook come first in custom_hooks, and the checkpoint
+    hook, loop and optim wrapper are types the hook makes safe."""
     import glob
 
     from conftest import CONFIGS
@@ -287,16 +316,30 @@ def test_every_shipped_training_config_gets_safe_checkpointing():
         cfg = Config.fromfile(path)
         if cfg.get('train_cfg') is None:
             continue
-        before = dict(cfg.default_hooks.checkpoint)
-        use_safe_checkpointing(cfg)
-        after = dict(cfg.default_hooks.checkpoint)
-        assert after.pop('type') == 'mmkdflow.SafeCheckpointHook', path
-        before.pop('type')
-        assert after == before, path
-        assert cfg.train_cfg.type in (
-            'mmkdflow.ResumableEpochBasedTrainLoop',
-            'mmkdflow.ResumableIterBasedTrainLoop'), (path, cfg.train_cfg)
-        apply_nonfinite_guard(cfg)
-        assert cfg.optim_wrapper.type.startswith(
-            'mmkdflow.NonFiniteGuard'), (path, cfg.optim_wrapper.type)
-        assert cfg.optim_wrapper.policy == 'raise', path
+        assert cfg.custom_hooks[:2] == [
+            dict(type='mmkdflow.SafeTrainingHook', nonfinite='raise'),
+            dict(type='mmkdflow.ResumeStateHook')], path
+        assert cfg.default_hooks.checkpoint.type == 'CheckpointHook', path
+        loop = cfg.train_cfg.get('type', 'EpochBasedTrainLoop' if
+                                 cfg.train_cfg.get('by_epoch') else None)
+        assert loop in ('EpochBasedTrainLoop', 'IterBasedTrainLoop'), path
+        assert cfg.optim_wrapper.get('type', 'OptimWrapper') in (
+            'OptimWrapper', 'AmpOptimWrapper'), path
+
+
+def test_a_user_config_reaches_the_runtime_as_mmkdflow_base(tmp_path):
+    """``mmkdflow::_base_/default_runtime_distill.py`` beside a full mmdet
+    config (as mmdet::_base_/default_runtime.py is reached): no key
+    collides, and custom_hooks of its own keep the runtime's first."""
+    path = tmp_path / 'mine.py'
+    path.write_text(
+        "_base_ = ['mmdet::retinanet/retinanet_r50_fpn_2x_coco.py',\n"
+        "          'mmkdflow::_base_/default_runtime_distill.py']\n"
+        "custom_hooks = [*_base_.safe_training_hooks,\n"
+        "                dict(type='mmkdflow.StudentCheckpointHook')]\n")
+    cfg = Config.fromfile(str(path))
+    assert [h['type'] for h in cfg.custom_hooks] == [
+        'mmkdflow.SafeTrainingHook', 'mmkdflow.ResumeStateHook',
+        'mmkdflow.StudentCheckpointHook']
+    assert cfg.model.type == 'RetinaNet'
+    assert cfg.train_cfg.type == 'EpochBasedTrainLoop'

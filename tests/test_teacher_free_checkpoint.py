@@ -9,6 +9,7 @@ from mmengine.runner.checkpoint import (get_state_dict, save_checkpoint,
                                         weights_to_cpu)
 
 from conftest import tiny_retinanet
+from mmkdflow.utils import load_checkpoint_file
 from mmkdflow.models import Distiller
 from mmkdflow.models.distillers.teacher_identity import (IDENTITY_CKPT,
                                                          IDENTITY_SHA256)
@@ -72,7 +73,7 @@ def test_changed_teacher_refused_unless_allowed(tmp_path, saved_teacher):
     with pytest.raises(ValueError, match='teacher changed') as err:
         runner(changed, tmp_path / 'a').load_checkpoint(ckpt_path)
     message = str(err.value)
-    saved_hash = bytes(torch.load(ckpt_path)['state_dict'][
+    saved_hash = bytes(load_checkpoint_file(ckpt_path)['state_dict'][
         IDENTITY_SHA256].tolist()).decode()
     assert saved_hash in message and changed.teacher_hash in message
     assert 'allow_teacher_change' in message
@@ -122,7 +123,7 @@ def test_moved_teacher_file_resumes_and_strict_checks_pass(tmp_path,
     (tmp_path / 'moved').mkdir()
     shutil.copy(path, moved)
     model = distiller(moved)
-    checkpoint = torch.load(ckpt_path)
+    checkpoint = load_checkpoint_file(ckpt_path)
     check_resume_weights(model, checkpoint)
     load_weights_strictly(model, checkpoint['state_dict'], 'checkpoint',
                           ckpt_path)

@@ -10,6 +10,7 @@ from conftest import config_path, tiny_retinanet
 from e2e_utils import load_tool, run_tool, shrink
 from mmengine.config import Config
 
+from mmkdflow.utils import load_checkpoint_file
 from mmkdflow.visualization import (DPI, PANEL_ASPECT, PANEL_INCHES,
                                     map_to_image, render_panels,
                                     saliency_map)
@@ -149,7 +150,7 @@ def test_tool_on_a_runner_trained_diffkd_checkpoint(tmp_path,
     cfg.dump(cfg_file)
     Runner.from_cfg(Config.fromfile(cfg_file)).train()
     ckpt = str(tmp_path / 'work' / 'iter_2.pth')
-    assert not [k for k in torch.load(ckpt)['state_dict']
+    assert not [k for k in load_checkpoint_file(ckpt)['state_dict']
                 if k.startswith('teacher.')]
     out = str(tmp_path / 'diffkd.png')
     # no --image: the first canvas of the config's val dataset

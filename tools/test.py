@@ -5,8 +5,7 @@ uses the gloo backend (see :mod:`mmkdflow.distributed`).
 """
 import argparse
 
-import mmkdflow  # noqa: F401  registers mmkdflow, safe checkpoint loading
-from mmkdflow.engine.optim_setup import apply_nonfinite_guard
+import mmkdflow  # noqa: F401  registers mmkdflow's modules
 from mmkdflow.engine.test_setup import apply_out, apply_show_dir
 from mmkdflow.engine.tool_args import (add_common_args, build_runner,
                                        start_tool)
@@ -31,7 +30,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> None:
     args, cfg = start_tool(build_parser(), argv)
-    apply_nonfinite_guard(cfg)  # reads model.nonfinite, as training does
     if args.teacher:
         cfg.model.predict_with = 'teacher'
         print('evaluating the teacher of the distiller (predict_with=teacher)')

@@ -21,4 +21,7 @@ model = dict(
             teacher='decode_head.conv_seg',
             loss=dict(type='ChannelWiseDivergence', tau=1.0,
                       loss_weight=3.0))))
-custom_hooks = [dict(type='mmkdflow.StudentCheckpointHook')]
+custom_hooks = [
+    *_base_.safe_training_hooks,
+    dict(type='mmkdflow.StudentCheckpointHook')
+]

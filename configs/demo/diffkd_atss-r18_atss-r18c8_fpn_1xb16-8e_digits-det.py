@@ -45,4 +45,7 @@ model = dict(
                 start_timestep=400,
                 diff_loss_weight=1.0,
                 kd_loss=dict(type='MSELoss', loss_weight=4.0)))))
-custom_hooks = [dict(type='mmkdflow.StudentCheckpointHook')]
+custom_hooks = [
+    *_base_.safe_training_hooks,
+    dict(type='mmkdflow.StudentCheckpointHook')
+]

@@ -35,4 +35,7 @@ model = dict(
                 diff_loss_weight=1.0,
                 kd_loss=dict(type='DISTLoss', beta=1.0, gamma=1.0, tau=1.0,
                              loss_weight=1.0)))))
-custom_hooks = [dict(type='mmkdflow.StudentCheckpointHook')]
+custom_hooks = [
+    *_base_.safe_training_hooks,
+    dict(type='mmkdflow.StudentCheckpointHook')
+]

@@ -54,4 +54,7 @@ model = dict(
                 diff_loss_weight=1.0,
                 kd_loss=dict(type='KDLoss', temperature=1.0,
                              loss_weight=1.0)))))
-custom_hooks = [dict(type='mmkdflow.StudentCheckpointHook')]
+custom_hooks = [
+    *_base_.safe_training_hooks,
+    dict(type='mmkdflow.StudentCheckpointHook')
+]

@@ -18,4 +18,7 @@ _base_ = './fmkt_atss-r18_atss-r18c8_fpn_1xb16-8e_digits-det.py'
 
 model = dict(distill_points=dict(fpn=dict(connector=dict(theta=True))))
 # the exported student is the vanilla detector: no flow, hence no flow EMA
-custom_hooks = [dict(type='mmkdflow.StudentCheckpointHook')]
+custom_hooks = [
+    *_base_.safe_training_hooks,
+    dict(type='mmkdflow.StudentCheckpointHook')
+]

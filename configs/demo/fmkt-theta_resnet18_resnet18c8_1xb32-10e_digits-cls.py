@@ -14,4 +14,7 @@ model = dict(
     student_loss_weight=1.0,
     distill_points=dict(
         flow=dict(connector=dict(theta=True, theta_weight=1.0))))
-custom_hooks = [dict(type='mmkdflow.StudentCheckpointHook')]
+custom_hooks = [
+    *_base_.safe_training_hooks,
+    dict(type='mmkdflow.StudentCheckpointHook')
+]

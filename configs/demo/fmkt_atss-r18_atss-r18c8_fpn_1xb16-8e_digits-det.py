@@ -48,6 +48,7 @@ model = dict(
                 teacher_proj=128,
                 distance=dict(type='PKDLoss', loss_weight=1.0)))))
 custom_hooks = [
+    *_base_.safe_training_hooks,
     dict(type='mmkdflow.ConnectorEMAHook', decay=0.99),
     # epoch_N_student.pth: the student with its (EMA) flow, as deployed
     dict(type='mmkdflow.StudentCheckpointHook'),

@@ -46,4 +46,7 @@ model = dict(
                 distance=dict(type='DISTLoss', beta=1.0, gamma=1.0,
                               tau=1.0)))))
 # iter_N_student.pth: the student with its flow, as deployed
-custom_hooks = [dict(type='mmkdflow.StudentCheckpointHook')]
+custom_hooks = [
+    *_base_.safe_training_hooks,
+    dict(type='mmkdflow.StudentCheckpointHook')
+]

@@ -19,4 +19,7 @@ model = dict(
             student='head.fc',
             teacher='head.fc',
             loss=dict(type='KDLoss', temperature=4.0, loss_weight=1.0))))
-custom_hooks = [dict(type='mmkdflow.StudentCheckpointHook')]
+custom_hooks = [
+    *_base_.safe_training_hooks,
+    dict(type='mmkdflow.StudentCheckpointHook')
+]

@@ -26,4 +26,7 @@ model = dict(
             connector=dict(type='ConvAdapter', in_channels=64,
                            out_channels=128),
             loss=dict(type='PKDLoss', loss_weight=4.0))))
-custom_hooks = [dict(type='mmkdflow.StudentCheckpointHook')]
+custom_hooks = [
+    *_base_.safe_training_hooks,
+    dict(type='mmkdflow.StudentCheckpointHook')
+]

@@ -16,4 +16,7 @@ model = dict(
 # fc0(Z) and the flow both get gradients: no unused parameters under DDP
 model_wrapper_cfg = dict(
     type='MMDistributedDataParallel', find_unused_parameters=False)
-custom_hooks = [dict(type='mmkdflow.StudentCheckpointHook')]
+custom_hooks = [
+    *_base_.safe_training_hooks,
+    dict(type='mmkdflow.StudentCheckpointHook')
+]

@@ -14,7 +14,10 @@
 # training and inference; the student's own decode-head CE is switched off
 # (loss_weight 0, no CE outside the flow) while its auxiliary FCN head keeps
 # its 0.4 CE. conv_seg is then unused: DDP needs find_unused_parameters.
-_base_ = 'mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py'
+_base_ = [
+    'mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py',
+    '../_base_/default_runtime_distill.py'
+]
 
 teacher_ckpt = ('https://download.openmmlab.com/mmsegmentation/v0.5/'
                 'deeplabv3/deeplabv3_r101-d8_512x1024_80k_cityscapes/'

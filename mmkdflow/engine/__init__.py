@@ -1,11 +1,11 @@
 from .autocast_optim_wrapper import AutocastOptimWrapper
 from .hooks import (ConnectorEMAHook, ResumeStateHook, SafeCheckpointHook,
-                    StudentCheckpointHook, TeacherReferenceHook)
+                    SafeTrainingHook, StudentCheckpointHook,
+                    TeacherReferenceHook)
 from .nonfinite_guard import (NonFiniteGuardAmpOptimWrapper,
                               NonFiniteGuardAutocastOptimWrapper,
                               NonFiniteGuardMixin, NonFiniteGuardOptimWrapper,
-                              NonFiniteLossError)
-from .optim_setup import apply_amp, apply_nonfinite_guard
+                              NonFiniteLossError, guard_optim_wrapper)
 from .resumable_loop import (ResumableEpochBasedTrainLoop,
                              ResumableIterBasedTrainLoop)
 from .student_export import (export_distiller, student_checkpoint,
@@ -16,6 +16,6 @@ __all__ = ['AutocastOptimWrapper', 'ConnectorEMAHook', 'ResumeStateHook',
            'NonFiniteGuardAutocastOptimWrapper', 'NonFiniteGuardMixin',
            'NonFiniteGuardOptimWrapper', 'NonFiniteLossError',
            'ResumableEpochBasedTrainLoop', 'ResumableIterBasedTrainLoop',
-           'SafeCheckpointHook', 'StudentCheckpointHook',
-           'TeacherReferenceHook', 'apply_amp', 'apply_nonfinite_guard',
-           'export_distiller', 'student_checkpoint', 'student_config']
+           'SafeCheckpointHook', 'SafeTrainingHook', 'StudentCheckpointHook',
+           'TeacherReferenceHook', 'export_distiller', 'guard_optim_wrapper',
+           'student_checkpoint', 'student_config']

@@ -138,6 +138,10 @@ class NonFiniteGuardMixin:
 
     def __init__(self, *args, policy: str = 'raise', **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self._init_guard(policy)
+
+    def _init_guard(self, policy: str) -> None:
+        """Set the guard's state (also for :func:`guard_optim_wrapper`)."""
         if policy not in NONFINITE_POLICIES:
             raise ValueError(f'policy must be one of {NONFINITE_POLICIES}, '
                              f'got {policy!r} (leave the guard out for no '
@@ -196,9 +200,9 @@ class NonFiniteGuardMixin:
             raise NonFiniteLossError(
                 f'{report}. The run stops before updating any weight, so no '
                 f'checkpoint holds NaN weights{why}. Lower the learning rate '
-                f"or that loss's weight, or set policy='skip' on the optim "
-                f"wrapper (model.nonfinite='skip' with tools/train.py) to "
-                f'skip such steps')
+                f"or that loss's weight, or set SafeTrainingHook("
+                f"nonfinite='skip') in custom_hooks (policy='skip' on the "
+                f'optim wrapper) to skip such steps')
         self._skipped(report)
 
     def _gradients_finite(self, observed: Optional[_Observed]) -> bool:
@@ -250,3 +254,45 @@ class NonFiniteGuardAmpOptimWrapper(NonFiniteGuardMixin, AmpOptimWrapper):
     to the loss scaler, which skips steps with non-finite gradients."""
 
     checks_gradients = False
+
+
+def guard_optim_wrapper(wrapper, policy: str) -> List[str]:
+    """Give a built optim wrapper the non-finite guard, in place.
+
+    An ``OptimWrapper``, ``AmpOptimWrapper`` or ``AutocastOptimWrapper``
+    becomes its guarded class of :data:`GUARDED_TYPES`, keeping its
+    optimizer, loss scaler and settings (the parameter schedulers stay
+    bound to the same optimizer). Each wrapper of an ``OptimWrapperDict``
+    is guarded. A wrapper that is guarded already keeps its own policy.
+
+    Args:
+        wrapper (OptimWrapper | OptimWrapperDict): The runner's wrapper.
+        policy (str): ``'raise'`` or ``'skip'``.
+
+    Returns:
+        list[str]: The names of the wrapper classes that were guarded.
+
+    Raises:
+        ValueError: A wrapper of another class, which the guard cannot be
+            applied to; the message names the setting that turns it off.
+    """
+    from mmengine.optim import OptimWrapperDict
+    if isinstance(wrapper, OptimWrapperDict):
+        return [name for inner in wrapper.optim_wrappers.values()
+                for name in guard_optim_wrapper(inner, policy)]
+    if isinstance(wrapper, NonFiniteGuardMixin):
+        return []
+    guarded = {OptimWrapper: NonFiniteGuardOptimWrapper,
+               AutocastOptimWrapper: NonFiniteGuardAutocastOptimWrapper,
+               AmpOptimWrapper: NonFiniteGuardAmpOptimWrapper}
+    cls = guarded.get(type(wrapper))
+    if cls is None:
+        raise ValueError(
+            f'the non-finite guard applies to {", ".join(GUARDED_TYPES)}, '
+            f'not to the optim wrapper {type(wrapper).__name__}; set '
+            f"SafeTrainingHook(nonfinite='off') in custom_hooks to train "
+            f'without the check')
+    name = type(wrapper).__name__
+    wrapper.__class__ = cls
+    wrapper._init_guard(policy)
+    return [name]

@@ -233,3 +233,28 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
         self.runner.call_hook('after_train_epoch')
         self.runner.call_hook('after_train')
         return self.runner.model
+
+
+def make_resumable(loop) -> bool:
+    """Give a built MMEngine train loop the resume of its resumable
+    subclass, in place (the dataloader and counters are kept).
+
+    Args:
+        loop (BaseLoop): ``EpochBasedTrainLoop`` or ``IterBasedTrainLoop``;
+            other loops (a config's own, or resumable already) are left.
+
+    Returns:
+        bool: Whether the loop was changed.
+    """
+    if type(loop) is EpochBasedTrainLoop:
+        check_counts('EpochBasedTrainLoop', max_epochs=loop.max_epochs,
+                     val_interval=loop.val_interval)
+        loop.__class__ = ResumableEpochBasedTrainLoop
+        loop.load_skipped = None
+        return True
+    if type(loop) is IterBasedTrainLoop:
+        check_counts('IterBasedTrainLoop', max_iters=loop.max_iters,
+                     val_interval=loop.val_interval)
+        loop.__class__ = ResumableIterBasedTrainLoop
+        return True
+    return False

@@ -7,8 +7,10 @@ them in its config, ``runner.cfg``, which is public; a runner built
 directly (``Runner(model=..., resume=True)``) keeps an empty config. The
 functions below read the config first and fall back to the private
 attribute only for such runners, so the hooks never read private runner
-state themselves. The validation loop needs no accessor: use the public
-``runner.val_loop`` (``None`` when the config has no validation).
+state themselves. The train loop before it is built and the checkpoint to
+load exist only as private attributes; their accessors are here too. The
+validation loop needs no accessor: use the public ``runner.val_loop``
+(``None`` when the config has no validation).
 """
 from typing import Any, Dict
 
@@ -31,3 +33,22 @@ def randomness_args(runner) -> Dict[str, Any]:
     ``deterministic``); empty when none were given."""
     return dict(_runner_argument(runner, 'randomness', '_randomness_cfg',
                                  None) or {})
+
+
+def built_train_loop(runner) -> Any:
+    """The runner's train loop if it is built (a ``BaseLoop`` during
+    ``runner.train()``), else its config dict or ``None``; unlike the
+    public ``runner.train_loop`` this never builds it."""
+    return getattr(runner, '_train_loop', None)
+
+
+def checkpoint_to_load(runner) -> Any:
+    """The file ``runner.load_or_resume()`` will read (``load_from``, or
+    the resume checkpoint), ``None`` when none is named."""
+    return getattr(runner, '_load_from', None)
+
+
+def set_checkpoint_to_load(runner, path: str) -> None:
+    """Name the file ``runner.load_or_resume()`` reads; MMEngine 0.10.7 has
+    no public setter, and reads ``_load_from`` after ``before_run``."""
+    runner._load_from = path

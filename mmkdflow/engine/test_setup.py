@@ -3,8 +3,6 @@ mmpretrain's own ``tools/test.py`` make them: ``--out`` (dump the
 predictions) and ``--show-dir`` (draw them)."""
 from mmengine.config import Config
 
-from .config_log import log_addition, log_change
-
 #: The task's visualisation hook: ``type -> (switch, where the images go)``;
 #: ``None`` as the place means ``visualizer.save_dir`` (mmseg's hook has no
 #: directory argument of its own).
@@ -32,7 +30,6 @@ def apply_out(cfg: Config, out: str) -> None:
     metrics = list(evaluator) if isinstance(evaluator, (list, tuple)) \
         else [evaluator]
     cfg.test_evaluator = metrics + [dump]
-    log_addition('test_evaluator', dump, '--out: every prediction dumped')
 
 
 def apply_show_dir(cfg: Config, show_dir: str) -> None:
@@ -57,9 +54,5 @@ def apply_show_dir(cfg: Config, show_dir: str) -> None:
     hook[switch] = True
     if place is None:
         cfg.visualizer['save_dir'] = show_dir
-        place = 'visualizer.save_dir'
     else:
         hook[place] = show_dir
-        place = f'default_hooks.visualization.{place}'
-    log_change(place, None, show_dir,
-               f'--show-dir, default_hooks.visualization.{switch}=True')

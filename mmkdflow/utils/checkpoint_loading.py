@@ -19,7 +19,8 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn as nn
 
-from .safe_globals import has_add_safe_globals, restricted_pickle
+from .safe_globals import (has_add_safe_globals, mmengine_types_allowed,
+                           restricted_pickle)
 
 #: URL schemes of remote checkpoints (``http(s)`` and MMEngine's prefixes).
 REMOTE_PREFIXES = ('http://', 'https://', 'torchvision://', 'open-mmlab://',
@@ -110,15 +111,17 @@ def _weights_only_load(path: str, role: str, mmap: bool = False,
     ``role`` (refused objects with the allow-list advice of
     :func:`refusal_error`)."""
     try:
-        if has_add_safe_globals():
+        with mmengine_types_allowed():
+            if has_add_safe_globals():
+                return torch.load(path, map_location=map_location,
+                                  weights_only=True, mmap=mmap)
+            # torch < 2.4: torch's weights-only unpickler cannot be
+            # extended with MMEngine's types, so the same allow-list runs
+            # in a restricted ``pickle.Unpickler`` (see
+            # mmkdflow.utils.safe_globals)
             return torch.load(path, map_location=map_location,
-                              weights_only=True, mmap=mmap)
-        # torch < 2.4: torch's weights-only unpickler cannot be extended
-        # with MMEngine's types, so the same allow-list runs in a
-        # restricted ``pickle.Unpickler`` (see mmkdflow.utils.safe_globals)
-        return torch.load(path, map_location=map_location,
-                          weights_only=False,
-                          pickle_module=restricted_pickle, mmap=mmap)
+                              weights_only=False,
+                              pickle_module=restricted_pickle, mmap=mmap)
     except pickle.UnpicklingError as err:
         raise refusal_error(path, role, err) from None
     except Exception as err:  # noqa: B902  a damaged file fails anywhere

@@ -1,16 +1,18 @@
 """Safe loading for MMEngine's own checkpoint reads (``load_from``,
-``resume``, ``mmengine.runner.load_checkpoint``, mmdet's ``init_detector``).
+``resume``, pretrained weights of ``init_cfg``), for the runs that ask.
 
 MMEngine 0.10.7 reads local files and ``http(s)`` URLs with a bare
 ``torch.load``: on torch >= 2.6 that is weights-only (and refuses with
 torch's advice to turn safe loading off), on torch < 2.6 (the floor of
 mmkdflow's range) it unpickles anything, so a checkpoint with pickled code
-would run it when a plain ``Runner`` resumes from it. mmkdflow registers its
-own loader for those schemes through MMEngine's public extension point
-(``CheckpointLoader.register_scheme``), so every torch of the range loads
-MMEngine's checkpoints the same way: weights-only with MMEngine's few types
-allow-listed (:mod:`.safe_globals`), a refusal in mmkdflow's words
-(:func:`~.checkpoint_loading.refusal_error`). MMEngine's other schemes
+would run it when a plain ``Runner`` resumes from it. A run whose config
+has ``mmkdflow.SafeTrainingHook`` (``_base_/default_runtime_distill.py``)
+reads them through mmkdflow's loader, registered with MMEngine's public
+extension point (``CheckpointLoader.register_scheme``) while the run loads
+its weights and removed before training starts. Every torch of the range
+then loads MMEngine's checkpoints the same way: weights-only with
+MMEngine's few types allow-listed (:mod:`.safe_globals`), a refusal in
+mmkdflow's words (:func:`~.checkpoint_loading.refusal_error`). MMEngine's other schemes
 (``open-mmlab://``, ``torchvision://``, ``s3://``, ...) are left as they are.
 """
 import os.path as osp
@@ -56,11 +58,50 @@ def load_http(filename: str, map_location: MapLocation = None,
                               map_location=map_location)
 
 
-def register_mmengine_loaders() -> None:
+#: The schemes :func:`safe_mmengine_loaders` replaces.
+SAFE_SCHEMES = ('', 'http://', 'https://')
+
+
+class safe_mmengine_loaders:  # noqa: N801  used like a context manager
     """Route MMEngine's local and ``http(s)`` checkpoint reads through
-    :func:`load_local` / :func:`load_http` (idempotent; called by
-    ``import mmkdflow``)."""
-    from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme('', load_local, force=True)
-    CheckpointLoader.register_scheme(('http://', 'https://'), load_http,
-                                     force=True)
+    :func:`load_local` / :func:`load_http` between :meth:`install` and
+    :meth:`restore` (``SafeTrainingHook`` does so around a run's loading
+    of ``load_from``, the resume checkpoint and pretrained weights).
+
+    MMEngine's loaders of those schemes are put back by :meth:`restore`;
+    its other schemes are never touched. ``import mmkdflow`` changes none.
+    """
+
+    def __init__(self) -> None:
+        self._saved = None
+
+    def install(self) -> None:
+        """Register mmkdflow's loaders (a second call does nothing)."""
+        from mmengine.runner.checkpoint import CheckpointLoader
+        if self._saved is not None:
+            return
+        # MMEngine 0.10.7 has no public read of a registered loader
+        schemes = CheckpointLoader._schemes
+        self._saved = {prefix: schemes.get(prefix) for prefix in SAFE_SCHEMES}
+        CheckpointLoader.register_scheme('', load_local, force=True)
+        CheckpointLoader.register_scheme(('http://', 'https://'), load_http,
+                                         force=True)
+
+    def restore(self) -> None:
+        """Put MMEngine's loaders back (nothing when none is installed)."""
+        from mmengine.runner.checkpoint import CheckpointLoader
+        if self._saved is None:
+            return
+        for prefix, loader in self._saved.items():
+            if loader is None:
+                CheckpointLoader._schemes.pop(prefix, None)
+            else:
+                CheckpointLoader.register_scheme(prefix, loader, force=True)
+        self._saved = None
+
+    def __enter__(self) -> 'safe_mmengine_loaders':
+        self.install()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.restore()

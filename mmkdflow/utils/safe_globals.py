@@ -4,8 +4,8 @@ torch >= 2.6 loads with ``weights_only=True`` by default, and MMEngine 0.10.7
 calls ``torch.load`` without naming it, so resuming from MMEngine's own
 checkpoints fails on the few non-tensor types they hold (``HistoryBuffer``
 and numpy scalars/arrays of the message hub). :func:`allow_mmengine_types`
-allow-lists exactly those types; safe loading itself stays on, for every
-caller of ``torch.load`` in the process.
+allow-lists exactly those types, and :func:`mmengine_types_allowed` does so
+for mmkdflow's own reads only; safe loading itself stays on.
 
 torch < 2.4 has no ``add_safe_globals`` (and before 2.6 ``torch.load``
 unpickles anything unless told otherwise). There the same types are kept in
@@ -18,9 +18,10 @@ floor of the supported range exactly as on its top.
 import _compat_pickle
 import codecs
 import collections
+import contextlib
 import functools
 import pickle
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List
 
 import numpy as np
 import torch
@@ -126,6 +127,23 @@ def allow_mmengine_types() -> None:
         obj, name = entry if isinstance(entry, tuple) else \
             (entry, f'{entry.__module__}.{entry.__qualname__}')
         EXTRA_SAFE_GLOBALS[name] = obj
+
+
+@contextlib.contextmanager
+def mmengine_types_allowed() -> Iterator[None]:
+    """Allow MMEngine's checkpoint types inside the block only (torch >=
+    2.5: ``torch.serialization.safe_globals``), so that other callers of
+    ``torch.load`` in the process keep torch's own allow-list. torch 2.4
+    has no such context: there the entries are added for the process, as
+    :func:`allow_mmengine_types` does; below 2.4 they go to
+    :data:`EXTRA_SAFE_GLOBALS`, read by :class:`RestrictedUnpickler`."""
+    scoped = getattr(torch.serialization, 'safe_globals', None)
+    if scoped is None:
+        allow_mmengine_types()
+        yield
+        return
+    with scoped(_mmengine_globals()):
+        yield
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,4 +1,5 @@
 # DiffKD distiller fields, hook and import of the COCO rows (256-ch FPNs).
+_base_ = ['../default_runtime_distill.py']
 diffkd_fpn_distiller = dict(
     _scope_='mmkdflow',
     type='Distiller',
@@ -19,5 +20,7 @@ diffkd_fpn_distiller = dict(
                 start_timestep=400,
                 diff_loss_weight=1.0,
                 kd_loss=dict(type='MSELoss', loss_weight=5.0)))))
-custom_hooks = [dict(type='mmkdflow.StudentCheckpointHook')]
+custom_hooks = [
+    *_base_.safe_training_hooks,
+    dict(type='mmkdflow.StudentCheckpointHook')]
 custom_imports = dict(imports=['mmkdflow'], allow_failed_imports=False)

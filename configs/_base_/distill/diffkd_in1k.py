@@ -1,4 +1,5 @@
 # DiffKD distiller (feature + KL logits) and DIST loss of the ImageNet-1k rows.
+_base_ = ['../default_runtime_distill.py']
 diffkd_in1k_distiller = dict(
     _scope_='mmkdflow',
     type='Distiller',
@@ -35,5 +36,7 @@ diffkd_in1k_distiller = dict(
 # the logits distance of the diffkd-dist rows (beta = gamma = 1, tau = 1)
 diffkd_dist_kd_loss = dict(
     type='DISTLoss', beta=1.0, gamma=1.0, tau=1.0, loss_weight=1.0)
-custom_hooks = [dict(type='mmkdflow.StudentCheckpointHook')]
+custom_hooks = [
+    *_base_.safe_training_hooks,
+    dict(type='mmkdflow.StudentCheckpointHook')]
 custom_imports = dict(imports=['mmkdflow'], allow_failed_imports=False)

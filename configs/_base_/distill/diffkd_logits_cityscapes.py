@@ -1,4 +1,5 @@
 # DiffKD distiller (R101 teacher, DIST on logits) of the Cityscapes rows.
+_base_ = ['../default_runtime_distill.py']
 teacher_ckpt = ('https://download.openmmlab.com/mmsegmentation/v0.5/'
                 'deeplabv3/deeplabv3_r101-d8_512x1024_80k_cityscapes/'
                 'deeplabv3_r101-d8_512x1024_80k_cityscapes_'
@@ -25,5 +26,7 @@ diffkd_logits_distiller = dict(
                 diff_loss_weight=1.0,
                 kd_loss=dict(type='DISTLoss', beta=1.0, gamma=1.0, tau=1.0,
                              loss_weight=1.0)))))
-custom_hooks = [dict(type='mmkdflow.StudentCheckpointHook')]
+custom_hooks = [
+    *_base_.safe_training_hooks,
+    dict(type='mmkdflow.StudentCheckpointHook')]
 custom_imports = dict(imports=['mmkdflow'], allow_failed_imports=False)

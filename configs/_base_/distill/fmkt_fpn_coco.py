@@ -1,4 +1,5 @@
 # FM-KT distiller (FPN feature flow, w = 10), EMA hook and import of COCO rows.
+_base_ = ['../default_runtime_distill.py']
 fmkt_fpn_distiller = dict(
     _scope_='mmkdflow',
     type='Distiller',
@@ -20,5 +21,7 @@ fmkt_fpn_distiller = dict(
                 share_across_levels=False,
                 level_weights=[10.0, 10.0, 10.0, 10.0, 0.0],
                 distance=dict(type='PKDLoss', loss_weight=1.0)))))
-custom_hooks = [dict(type='mmkdflow.ConnectorEMAHook', decay=0.999)]
+custom_hooks = [
+    *_base_.safe_training_hooks,
+    dict(type='mmkdflow.ConnectorEMAHook', decay=0.999)]
 custom_imports = dict(imports=['mmkdflow'], allow_failed_imports=False)

@@ -1,4 +1,5 @@
 # FM-KT logit-flow distiller, DDP setting and import of the ImageNet-1k rows.
+_base_ = ['../default_runtime_distill.py']
 fmkt_logits_distiller = dict(
     _scope_='mmkdflow',
     type='Distiller',

@@ -1,4 +1,6 @@
 # Epoch schedule for DigitsCls, the same for every method.
+_base_ = ['../default_runtime_distill.py']
+
 max_epochs = 10
 # validation after every epoch (360 crops): the demo's learning curves
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)

@@ -6,6 +6,8 @@
 # 0.05 at the end; lr 0.01 escaped but reached 19.7 mAP); with 300 iterations
 # and 12 epochs it reaches 41.3 mAP (tools/train.py, seed 0, 2026-12-02).
 # The students' schedule (digits_det_distill_schedule.py) builds on this one.
+_base_ = ['../default_runtime_distill.py']
+
 max_epochs = 12
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
                  val_interval=max_epochs)

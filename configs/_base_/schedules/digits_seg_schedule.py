@@ -1,4 +1,6 @@
 # Iteration-based schedule for DigitsSeg, the same for every method.
+_base_ = ['../default_runtime_distill.py']
+
 max_iters = 600
 # validation every 100 iterations: the demo's learning curves
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,

@@ -96,12 +96,8 @@ class Distiller(BaseModel):
             all cached (:class:`~.teacher_cache.TeacherOutputCache`;
             ``True`` or a dict of its arguments, e.g. ``dict(key='img_id',
             max_gb=8)``). Only for train pipelines without random
-            transforms: ``tools/train.py`` refuses it otherwise, and an
+            transforms: ``SafeTrainingHook`` refuses it otherwise, and an
             image that comes back with another input raises.
-        nonfinite: Moved to the optim wrapper; any value other than
-            ``None`` is refused with a message naming the wrapper
-            (``tools/train.py`` translates ``model.nonfinite`` itself, see
-            :func:`~mmkdflow.engine.apply_nonfinite_guard`).
         data_preprocessor: The distiller always uses the student's data
             preprocessor; a dict given here (MMEngine's ``Runner`` passes the
             config's top-level ``data_preprocessor``) is used for the student
@@ -120,7 +116,6 @@ class Distiller(BaseModel):
                  student_loss_weight: float = 1.0,
                  predict_with: str = 'student',
                  teacher_cache: Union[bool, dict] = False,
-                 nonfinite: Optional[str] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -130,15 +125,6 @@ class Distiller(BaseModel):
         if predict_with not in ('student', 'teacher'):
             raise ValueError(f"predict_with must be 'student' or 'teacher', "
                              f'got {predict_with!r}')
-        if nonfinite is not None:
-            raise ValueError(
-                f"Distiller(nonfinite={nonfinite!r}): the non-finite "
-                f'guard is an optim wrapper now; remove `nonfinite` from the '
-                f"model and set optim_wrapper=dict(type='mmkdflow."
-                f"NonFiniteGuardOptimWrapper', policy='raise' or 'skip', ...)"
-                f" (or mmkdflow.NonFiniteGuardAmpOptimWrapper / "
-                f'NonFiniteGuardAutocastOptimWrapper); tools/train.py does '
-                f'this for model.nonfinite')
         default_dp = data_preprocessor if isinstance(
             data_preprocessor, dict) else None
         self.student = build_task_model(student, 'student', default_dp)
@@ -282,6 +268,16 @@ class Distiller(BaseModel):
         with self.student_recorder.recording(
                 replacers(self.points, self.connectors, step)):
             return self.student(inputs, data_samples, mode=mode)
+
+    def train_step(self, data, optim_wrapper) -> Dict[str, Tensor]:
+        """MMEngine's training step; the first one of a run warns when the
+        config lacks ``mmkdflow.SafeTrainingHook``."""
+        from mmengine.logging import MessageHub
+
+        from mmkdflow.engine.hooks.safe_training_hook import \
+            warn_without_safe_training
+        warn_without_safe_training(MessageHub.get_current_instance())
+        return super().train_step(data, optim_wrapper)
 
     def loss(self, inputs: Tensor, data_samples) -> Dict[str, Tensor]:
         """Teacher forward, student losses, then one loss set per point."""

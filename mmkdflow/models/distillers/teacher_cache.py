@@ -13,7 +13,7 @@ epoch. Two guards make a violation loud instead of silently training on
 stale targets:
 
 * :func:`random_transforms` names the random transforms of a train
-  pipeline; ``tools/train.py`` refuses ``teacher_cache`` when there is one;
+  pipeline; ``SafeTrainingHook`` refuses ``teacher_cache`` when there is one;
 * every cached image keeps a fingerprint of its preprocessed input (the sum
   and a position-weighted sum, in float64); a cached image that comes back
   different raises, naming the image.
@@ -218,7 +218,7 @@ def _pipelines(dataset_cfg) -> Iterable[list]:
 
 def check_teacher_cache(cfg) -> None:
     """Refuse ``model.teacher_cache`` for a train pipeline with random
-    transforms (called by ``tools/train.py`` before the runner is built).
+    transforms (called by ``SafeTrainingHook`` before training starts).
 
     Raises:
         ValueError: Naming the random transforms and the two ways out.
