@@ -134,6 +134,7 @@ class Distiller(BaseModel):
         self.teacher_ckpt = teacher_ckpt
         self.allow_teacher_change = allow_teacher_change
         self.teacher_hash: Optional[str] = None
+        self._runtime_checked = False  # SafeTrainingHook looked for
 
         self.points = [
             DistillPoint.from_cfg(name, cfg)
@@ -270,13 +271,15 @@ class Distiller(BaseModel):
             return self.student(inputs, data_samples, mode=mode)
 
     def train_step(self, data, optim_wrapper) -> Dict[str, Tensor]:
-        """MMEngine's training step; the first one of a run warns when the
-        config lacks ``mmkdflow.SafeTrainingHook``."""
-        from mmengine.logging import MessageHub
+        """MMEngine's training step; the first one warns when the config
+        lacks ``mmkdflow.SafeTrainingHook``."""
+        if not self._runtime_checked:
+            from mmengine.logging import MessageHub
 
-        from mmkdflow.engine.hooks.safe_training_hook import \
-            warn_without_safe_training
-        warn_without_safe_training(MessageHub.get_current_instance())
+            from mmkdflow.engine.hooks.safe_training_hook import \
+                warn_without_safe_training
+            warn_without_safe_training(MessageHub.get_current_instance())
+            self._runtime_checked = True
         return super().train_step(data, optim_wrapper)
 
     def loss(self, inputs: Tensor, data_samples) -> Dict[str, Tensor]:
