@@ -4,13 +4,19 @@ Install into an environment that already has torch and mmcv (the OpenMMLab
 way): ``pip install -v -e .``; the dependency ranges come from
 ``requirements/*.txt``, the version from ``mmkdflow/version.py``.
 """
+import os
 import os.path as osp
 import re
+import shutil
 from typing import List
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = osp.dirname(osp.abspath(__file__))
+# what OpenMMLab's tools (MMEngine's ``mmkdflow::`` configs, mim) read from
+# an installed package's ``.mim`` folder
+MIM_FILES = ('configs', 'tools', 'model-index.yml')
 
 
 def parse_requirements(name: str) -> List[str]:
@@ -36,6 +42,28 @@ def downstream(prefix: str) -> List[str]:
     return [r for r in parse_requirements('mminstall') if r.startswith(prefix)]
 
 
+class BuildPyWithMim(build_py):
+    """``build_py`` that also copies configs/, tools/ and model-index.yml
+    into ``mmkdflow/.mim`` of a wheel, as mmdet and MMRazor ship them. An
+    editable install needs no copy: the source tree's ``mmkdflow/.mim``
+    holds links to the same three."""
+
+    def run(self):
+        super().run()
+        if getattr(self, 'editable_mode', False):
+            return
+        mim = osp.join(self.build_lib, 'mmkdflow', '.mim')
+        shutil.rmtree(mim, ignore_errors=True)
+        os.makedirs(mim)
+        ignore = shutil.ignore_patterns('__pycache__', '*.pyc')
+        for name in MIM_FILES:
+            src, dst = osp.join(HERE, name), osp.join(mim, name)
+            if osp.isdir(src):
+                shutil.copytree(src, dst, ignore=ignore)
+            else:
+                shutil.copyfile(src, dst)
+
+
 setup(
     name='mmkdflow',
     version=read_version(),
@@ -48,6 +76,7 @@ setup(
     license_files=['LICENSE'],
     python_requires='>=3.9',
     packages=find_packages(include=['mmkdflow', 'mmkdflow.*']),
+    cmdclass={'build_py': BuildPyWithMim},
     install_requires=parse_requirements('runtime'),
     extras_require={
         # mmdet's COCO datasets need pycocotools >= 2.0.8 on numpy 2;

@@ -32,11 +32,17 @@ OPTIM_WRAPPERS = _child(MMENGINE_OPTIM_WRAPPERS, 'mmkdflow.engine')
 
 def _register_config_package() -> None:
     """Let configs name mmkdflow's own configs as ``mmkdflow::path``, as
-    they name ``mmdet::path``: MMEngine 0.10.7 resolves ``package::`` only
-    for the packages of its table ``MODULE2PACKAGE``, read from
-    ``mmkdflow/.mim/configs``."""
+    they name ``mmdet::path``, read from ``mmkdflow/.mim/configs``.
+
+    MMEngine 0.10.7 resolves ``package::`` only for the packages of its
+    table ``MODULE2PACKAGE``. It looks for ``.mim`` beside the installed
+    distribution, which for an editable (PEP 660) install is site-packages,
+    where the package is not. A module name (``mmkdflow.registry``) has no
+    distribution, so MMEngine takes the folder of the imported package
+    instead: right for editable, wheel and source-tree installs alike.
+    """
     from mmengine.config.utils import MODULE2PACKAGE
-    MODULE2PACKAGE.setdefault('mmkdflow', 'mmkdflow')
+    MODULE2PACKAGE.setdefault('mmkdflow', __name__)
 
 
 _register_config_package()
