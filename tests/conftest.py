@@ -9,6 +9,7 @@ import functools
 import glob
 import os
 import os.path as osp
+import sys
 
 import pytest
 import torch
@@ -19,6 +20,9 @@ from mmkdflow.models.connectors import BaseConnector, ConnectorOutput
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(ROOT, 'configs')
+# the tools' own package (mmkdflow_tools), as the scripts in tools/ see it;
+# appended, so that tools/test.py never shadows the standard library's test
+sys.path.append(osp.join(ROOT, 'tools'))
 
 torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS') or
                           max(1, min(2, os.cpu_count() or 1))))
@@ -304,7 +308,7 @@ def n_params(module: torch.nn.Module) -> int:
 def connector(**kwargs):
     """A ``DiffKDConnector`` from 8 student to 16 teacher channels, with
     ``kwargs`` on top."""
-    from mmkdflow.models.connectors import DiffKDConnector
+    from mmkdflow.models.diffkd import DiffKDConnector
     cfg = dict(student_channels=8, teacher_channels=16)
     cfg.update(kwargs)
     return DiffKDConnector(**cfg)

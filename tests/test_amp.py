@@ -10,7 +10,7 @@ from e2e_utils import shrink
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 
-from mmkdflow.utils import load_checkpoint_file
+from mmkdflow.engine.checkpoint import load_checkpoint_file
 from mmkdflow.models import Distiller
 from mmkdflow.engine import NonFiniteLossError
 from mmkdflow.models.losses import MSELoss
@@ -27,7 +27,7 @@ CONNECTORS = dict(
         type='DiffKDConnector', student_channels=16, teacher_channels=32,
         use_ae=True, ae_channels=8, kd_loss=dict(type='MSELoss')))),
     fmkt=dict(index=(0, 1, 2, 3, 4), point=dict(replace=True, connector=dict(
-        type='FMKTConnector', channels=16, num_steps=2, teacher_proj=32,
+        type='FMKTFeatureConnector', channels=16, num_steps=2, teacher_proj=32,
         num_steps_choices=(1, 2, 3)))))
 
 

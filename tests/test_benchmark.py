@@ -10,8 +10,8 @@ import torch
 from conftest import connector
 from e2e_utils import load_tool, run_tool
 
-from mmkdflow.benchmark import (count_flops, evaluate_goals, peak_memory,
-                                time_side_by_side)
+from mmkdflow_tools.benchmark import (count_flops, evaluate_goals, peak_memory,
+                                      time_side_by_side)
 from mmkdflow.models.core import DistillContext
 
 CTX = DistillContext()
@@ -271,7 +271,7 @@ def test_training_forward_reads_nothing_on_the_host():
 
 
 def test_operators_are_sorted_into_their_classes():
-    from mmkdflow.benchmark.breakdown import op_class
+    from mmkdflow_tools.benchmark.breakdown import op_class
     assert [op_class(name) for name in (
         'aten::addmm', 'aten::convolution_backward',
         'aten::mkldnn_convolution', 'aten::native_layer_norm_backward',

@@ -6,7 +6,8 @@ import os
 import pytest
 import torch
 
-from mmkdflow.utils import CheckpointError, load_checkpoint_file, save_atomic
+from mmkdflow.engine.checkpoint import (CheckpointError, load_checkpoint_file,
+                                        save_atomic)
 
 
 def test_save_atomic_leaves_no_partial_file(tmp_path):

@@ -9,8 +9,8 @@ from mmengine.logging import HistoryBuffer, MessageHub
 
 from mmkdflow import compat
 from mmkdflow.models import Distiller
-from mmkdflow.utils import CheckpointError, load_checkpoint_file
-from mmkdflow.utils.safe_globals import history_buffer_getattr
+from mmkdflow.engine.checkpoint import CheckpointError, load_checkpoint_file
+from mmkdflow.engine.checkpoint.safe_globals import history_buffer_getattr
 
 FPN = dict(student='neck', teacher='neck', index=(0, 1, 2, 3, 4),
            loss=dict(type='MSELoss'))
@@ -153,7 +153,7 @@ def test_safe_loading_stays_on_globally(tmp_path):
 
 
 def test_checkpoint_file_check_before_resume_or_test(tmp_path):
-    from mmkdflow.utils import check_checkpoint_file
+    from mmkdflow.engine.checkpoint import check_checkpoint_file
     good = str(tmp_path / 'good.pth')
     torch.save({'state_dict': {'w': torch.ones(3)}}, good)
     check_checkpoint_file(good)
@@ -182,7 +182,7 @@ def test_home_paths_are_expanded_as_mmengine_does(tmp_path, monkeypatch,
     from mmengine.config import Config
 
     from mmkdflow.engine.resume_setup import apply_resume
-    from mmkdflow.utils import check_checkpoint_file
+    from mmkdflow.engine.checkpoint import check_checkpoint_file
     home = tmp_path / 'home'
     home.mkdir()
     _, state = saved_teacher(tiny_retinanet(8, 16))

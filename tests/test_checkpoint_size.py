@@ -3,7 +3,8 @@ the frozen teacher inside (the old format) and without it (today's)."""
 import pytest
 from conftest import config_path, tiny_retinanet
 
-from mmkdflow.benchmark import checkpoint_section, format_checkpoint_section
+from mmkdflow_tools.benchmark import (checkpoint_section,
+                                      format_checkpoint_section)
 
 
 def test_teacher_free_checkpoint_is_smaller_by_the_teacher():

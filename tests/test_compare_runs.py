@@ -10,9 +10,9 @@ import statistics
 import pytest
 from e2e_utils import load_tool
 
-from mmkdflow.reporting import (metric_scale, mean_curve, pick_metric,
-                                read_run, read_runs, seed_dirs, summarise,
-                                verdict)
+from mmkdflow_tools.reporting import (metric_scale, mean_curve, pick_metric,
+                                      read_run, read_runs, seed_dirs,
+                                      summarise, verdict)
 
 PNG = b'\x89PNG\r\n\x1a\n'
 

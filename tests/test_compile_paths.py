@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mmkdflow.compat import torch_at_least
-from mmkdflow.models.connectors import DiffKDConnector
+from mmkdflow.models.diffkd import DiffKDConnector
 from mmkdflow.models.fmkt import (GatedVelocityField, TimeEmbedding,
                                   build_meta_encoder, euler_sample)
 from mmkdflow.models.core import DistillContext

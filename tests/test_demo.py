@@ -14,8 +14,8 @@ import torch
 from e2e_utils import ROOT, load_tool
 from mmengine.config import Config, DictAction
 
-import mmkdflow.demo as demo_lib
-import mmkdflow.demo.training as demo_training
+import mmkdflow_tools.demo as demo_lib
+import mmkdflow_tools.demo.training as demo_training
 
 demo = load_tool('demo')
 
@@ -361,7 +361,7 @@ def test_train_sets_the_thread_count_of_its_subprocess(monkeypatch,
         def poll(self):
             return 0
 
-    import mmkdflow.reporting as reporting
+    import mmkdflow_tools.reporting as reporting
     monkeypatch.setattr(demo_training.subprocess, 'Popen', FakeRun)
     monkeypatch.setattr(reporting, 'read_run',
                         lambda work_dir, metric: reporting.RunRecord(

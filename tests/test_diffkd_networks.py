@@ -5,12 +5,10 @@ import torch.nn as nn
 from conftest import connector, n_params
 from ddim_reference import ddim_chain, ddim_step
 
-from mmkdflow.models.connectors import DiffKDConnector
-from mmkdflow.models.diffusion import (DiffusionBottleneck,
-                                       FeatureNoiseAdapter,
-                                       FeatureNoisePredictor,
-                                       LinearAutoencoder, VectorNoiseAdapter,
-                                       VectorNoisePredictor)
+from mmkdflow.models.diffkd import (DiffKDConnector, DiffusionBottleneck,
+                                    FeatureNoiseAdapter, FeatureNoisePredictor,
+                                    LinearAutoencoder, VectorNoiseAdapter,
+                                    VectorNoisePredictor)
 
 
 class Oracle(nn.Module):

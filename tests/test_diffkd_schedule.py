@@ -6,7 +6,7 @@ import torch
 from conftest import connector
 from ddim_reference import ddim_step
 
-from mmkdflow.models.diffusion import DDIMSchedule
+from mmkdflow.models.diffkd import DDIMSchedule
 
 
 def ab_ref(t: int) -> float:

@@ -4,7 +4,7 @@ import torch
 from conftest import FPN, det_batch, det_distiller, tiny_retinanet
 
 from mmkdflow.models import Distiller
-from mmkdflow.utils import CheckpointError
+from mmkdflow.engine.checkpoint import CheckpointError
 
 
 def test_builds_by_name_in_mmkdflow_scope(saved_teacher):

@@ -21,7 +21,7 @@ def test_every_connector_parameter_gets_a_gradient():
                     teacher_channels=32, use_ae=True, ae_channels=8,
                     kd_loss=dict(type='MSELoss')),
         # as the FM-KT detection configs: no loss on the last level
-        fmkt=dict(type='FMKTConnector', channels=16, num_steps=2,
+        fmkt=dict(type='FMKTFeatureConnector', channels=16, num_steps=2,
                   num_steps_choices=(1, 2), teacher_proj=32,
                   dirac_ratio=0.5, level_weights=[10, 10, 10, 10, 0]),
         adapter=dict(type='ConvAdapter', in_channels=16, out_channels=32))

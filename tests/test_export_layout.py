@@ -11,7 +11,7 @@ from mmengine.runner import Runner
 
 from mmkdflow.datasets import (DIGITS_CLS_METAINFO, DIGITS_METAINFO,
                                DIGITS_SEG_METAINFO)
-from mmkdflow.engine.checkpoint_layout import (CONNECTOR_EMA_KEY,
+from mmkdflow.engine.checkpoint.layout import (CONNECTOR_EMA_KEY,
                                                connector_weights,
                                                deploy_checkpoint,
                                                ema_connector_state,
@@ -75,10 +75,10 @@ def test_ema_entry_round_trip():
 
 
 @pytest.mark.parametrize('cfg,identity', [
-    (dict(type='FMKTConnector', theta=True), True),
-    (dict(type='FMKTConnector'), False),
-    (dict(type='mmkdflow.FMKTConnector', head_mode=True), False),
-    (dict(type='FMKTConnector', head_mode=True, theta=True), True),
+    (dict(type='mmkdflow.FMKTFeatureConnector', theta=True), True),
+    (dict(type='FMKTFeatureConnector'), False),
+    (dict(type='mmkdflow.FMKTLogitConnector'), False),
+    (dict(type='FMKTLogitConnector', theta=True), True),
     (dict(type='FMKTLogitConnector', online=True), False),
     (dict(type='FMKTFeatureConnector', theta=True), True),
     (dict(type='DiffKDConnector'), True),
@@ -92,8 +92,8 @@ def test_identity_at_inference_is_declared_not_built(cfg, identity):
 
 
 @pytest.mark.parametrize('cfg,identity', [
-    (dict(type='FMKTConnector', channels=8, theta=True), True),
-    (dict(type='FMKTConnector', channels=8), False),
+    (dict(type='FMKTFeatureConnector', channels=8, theta=True), True),
+    (dict(type='FMKTFeatureConnector', channels=8), False),
     (dict(type='IdentityConnector'), True),
     (dict(type='ConvAdapter', in_channels=8, out_channels=8), False),
 ])
@@ -111,10 +111,10 @@ def test_unknown_connector_type_is_an_error():
 def test_deploy_points_from_unbuildable_connector_configs():
     cfg = Config(dict(model=dict(distill_points=dict(
         flow=dict(replace='head.fc', connector=dict(
-            type='FMKTConnector', head_mode=True)),
+            type='FMKTLogitConnector')),
         theta=dict(replace='neck', connector=dict(
-            type='FMKTConnector', theta=True)),
-        loss_only=dict(connector=dict(type='FMKTConnector'))))))
+            type='FMKTFeatureConnector', theta=True)),
+        loss_only=dict(connector=dict(type='FMKTFeatureConnector'))))))
     assert deploy_points(cfg) == ['flow']
 
 

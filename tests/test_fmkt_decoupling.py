@@ -4,14 +4,15 @@ import torch
 from conftest import perturb_gains
 
 from mmkdflow.models.core import DistillContext
-from mmkdflow.models.fmkt import FMKTConnector, decoupling_permutation
+from mmkdflow.models.fmkt import (FMKTFeatureConnector, FMKTLogitConnector,
+                                  decoupling_permutation)
 from mmkdflow.models.losses import BaseDistillLoss
 
 
 def test_teacher_never_reaches_meta_encoder_input():
     torch.manual_seed(0)
-    conn = perturb_gains(FMKTConnector(8, meta_encoder='convnext',
-                                       num_steps=3, dirac_ratio=0.5))
+    conn = perturb_gains(FMKTFeatureConnector(8, meta_encoder='convnext',
+                                              num_steps=3, dirac_ratio=0.5))
     seen = []
     conn.field(0).meta_encoder.register_forward_pre_hook(
         lambda mod, args: seen.append(args[0]))
@@ -53,8 +54,8 @@ class Recorder(BaseDistillLoss):
 
 def test_pair_decoupling_never_touches_teacher():
     torch.manual_seed(0)
-    conn = FMKTConnector(4, meta_encoder='conv', num_steps=2,
-                         dirac_ratio=0.5)
+    conn = FMKTFeatureConnector(4, meta_encoder='conv', num_steps=2,
+                                dirac_ratio=0.5)
     conn.distance = Recorder()
     teacher = [torch.randn(8, 4, 3, 3), torch.randn(8, 4, 2, 2)]
     clones, ptrs = [t.clone() for t in teacher], [
@@ -91,9 +92,9 @@ def run_released_setting(seed=3, batch=12):
     """The released classification setting (logit flow, dirac_ratio 0.5)
     on ``batch`` samples, seeded with ``seed`` before the step."""
     from mmpretrain.structures import DataSample
-    conn = FMKTConnector(8, 'mlp', num_steps=2, head_mode=True,
-                         num_classes=5, dirac_ratio=0.5,
-                         decoupling='released')
+    conn = FMKTLogitConnector(8, meta_encoder='mlp', num_steps=2,
+                              num_classes=5, dirac_ratio=0.5,
+                              decoupling='released')
     conn.distance = Recorder()
     z, y_t = torch.randn(batch, 8, 3, 3), torch.randn(batch, 5)
     kept = y_t.clone()
@@ -147,8 +148,9 @@ def test_released_pair_decoupling_draws_per_level_with_a_flow():
     (none for a level of weight 0), each scattered as the released code
     does; with B = 3 and dirac_ratio 0.5 the first int(1.5) = 1 row cannot
     move."""
-    conn = FMKTConnector(4, 'conv', num_steps=1, dirac_ratio=0.25,
-                         decoupling='released', level_weights=[1., 0., 1.])
+    conn = FMKTFeatureConnector(4, 'conv', num_steps=1, dirac_ratio=0.25,
+                                decoupling='released',
+                                level_weights=[1., 0., 1.])
     conn.distance = Recorder()
     student = [torch.randn(8, 4, 2, 2) for _ in range(3)]
     teacher = [torch.randn(8, 4, 2, 2) for _ in range(3)]
@@ -164,11 +166,11 @@ def test_released_pair_decoupling_draws_per_level_with_a_flow():
     assert not any(is_involution(p) for p in perms)
     for got, expected in zip(conn.distance.targets, want):
         assert torch.equal(got, expected)
-    small = FMKTConnector(4, 'conv', num_steps=1, dirac_ratio=0.5,
-                          decoupling='released')
+    small = FMKTFeatureConnector(4, 'conv', num_steps=1, dirac_ratio=0.5,
+                                 decoupling='released')
     small.distance = Recorder()
     t3 = torch.randn(3, 4, 2, 2)
     small([torch.randn(3, 4, 2, 2)], [t3], DistillContext())
     assert torch.equal(small.distance.targets[0], t3)
     with pytest.raises(ValueError, match="'cycle', 'released'"):
-        FMKTConnector(4, 'conv', dirac_ratio=0.5, decoupling='shuffle')
+        FMKTFeatureConnector(4, 'conv', dirac_ratio=0.5, decoupling='shuffle')

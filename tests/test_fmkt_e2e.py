@@ -21,8 +21,8 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from mmkdflow.engine.hooks import ConnectorEMAHook
-from mmkdflow.engine.checkpoint_layout import CONNECTOR_EMA_KEY
-from mmkdflow.models.fmkt import FMKTConnector
+from mmkdflow.engine.checkpoint.layout import CONNECTOR_EMA_KEY
+from mmkdflow.models.fmkt import FMKTFeatureConnector
 
 
 def _params(module):
@@ -206,8 +206,8 @@ def test_connector_ema_hook_unwraps_ddp_and_averages(tmp_path):
         def __init__(self):
             super().__init__()
             self.connectors = nn.ModuleDict(dict(
-                fpn=FMKTConnector(4, 'conv', num_steps=1),
-                other=FMKTConnector(4, 'conv', num_steps=1)))
+                fpn=FMKTFeatureConnector(4, 'conv', num_steps=1),
+                other=FMKTFeatureConnector(4, 'conv', num_steps=1)))
 
         def forward(self, x):
             return x

@@ -21,7 +21,7 @@ from mmengine.registry import MODELS as ROOT_MODELS
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
-from mmkdflow.engine.checkpoint_layout import CONNECTOR_EMA_KEY
+from mmkdflow.engine.checkpoint.layout import CONNECTOR_EMA_KEY
 from mmkdflow.engine.student_export import deploy_points
 from mmkdflow.registry import MODELS
 

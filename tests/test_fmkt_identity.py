@@ -122,28 +122,26 @@ def test_coco_recipe_builds_one_flow_per_level_and_none_on_p7():
     assert conn.flows.init == 'identity'
 
 
-def test_fmkt_connector_name_builds_the_right_connector():
-    feature = build_mmkdflow_module(dict(
-        type='FMKTConnector', channels=8, meta_encoder='conv',
-        level_weights=[1., 1.]))
-    logit = build_mmkdflow_module(dict(
-        type='FMKTConnector', channels=8, meta_encoder='mlp', head_mode=True,
-        num_classes=5, level_weights=[3.], share_across_levels=True))
-    assert isinstance(feature, FMKTFeatureConnector)
-    assert isinstance(logit, FMKTLogitConnector)
-    # a real class: the base of both, registered under its own name
+def test_fmkt_connector_is_the_abstract_base_of_both_flows():
+    """``FMKTConnector`` is registered only to name the class to use: a
+    config of it (with or without ``head_mode``) is refused at build."""
     from mmkdflow.registry import MODELS
     assert MODELS.get('FMKTConnector') is FMKTConnector
+    feature = build_mmkdflow_module(dict(
+        type='FMKTFeatureConnector', channels=8, meta_encoder='conv',
+        level_weights=[1., 1.]))
+    logit = build_mmkdflow_module(dict(
+        type='FMKTLogitConnector', channels=8, meta_encoder='mlp',
+        num_classes=5, flow_weight=3.))
     assert isinstance(feature, FMKTConnector)
-    assert isinstance(FMKTConnector(8, 'conv'), FMKTFeatureConnector)
     assert isinstance(logit, FMKTConnector) and logit.flow_weight == 3.
-    with pytest.raises(ValueError, match='head_mode=True'):
-        FMKTConnector(8, num_classes=5)
-    with pytest.raises(ValueError, match='teacher_proj'):
-        FMKTConnector(8, head_mode=True, num_classes=5, teacher_proj=16)
-    with pytest.raises(ValueError, match='flow_weight'):
-        FMKTConnector(8, head_mode=True, num_classes=5,
-                      level_weights=[1., 1.])
+    with pytest.raises(TypeError, match="type='FMKTLogitConnector'"):
+        build_mmkdflow_module(dict(type='FMKTConnector', channels=8,
+                                   head_mode=True, num_classes=5))
+    with pytest.raises(TypeError, match="type='FMKTFeatureConnector'"):
+        build_mmkdflow_module(dict(type='FMKTConnector', channels=8))
+    with pytest.raises(TypeError, match='abstract base'):
+        FMKTConnector(8, distance=None, levels=None, shared=True)
 
 
 @pytest.mark.parametrize('kwargs,match', [

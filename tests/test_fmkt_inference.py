@@ -13,7 +13,7 @@ def fmkt_distiller(saved_teacher, teacher_channels, **connector):
     student, teacher = tiny_retinanet(8, 16), tiny_retinanet(
         8, teacher_channels)
     ckpt, _ = saved_teacher(teacher)
-    connector = dict(type='FMKTConnector', channels=16, num_steps=2,
+    connector = dict(type='FMKTFeatureConnector', channels=16, num_steps=2,
                      level_weights=[10, 10, 10, 10, 0], **connector)
     point = dict(student='neck', teacher='neck', index=(0, 1, 2, 3, 4),
                  replace=True, connector=connector)
@@ -97,8 +97,8 @@ def test_theta_variant_keeps_vanilla_student_at_eval(saved_teacher):
 def cls_flow_distiller(saved_teacher, **connector):
     student, teacher = tiny_resnet_cls(8), tiny_resnet_cls(16)
     ckpt, _ = saved_teacher(teacher)
-    connector = dict(type='FMKTConnector', channels=64, meta_encoder='mlp',
-                     num_steps=3, head_mode=True, num_classes=10,
+    connector = dict(type='FMKTLogitConnector', channels=64,
+                     meta_encoder='mlp', num_steps=3, num_classes=10,
                      distance=dict(type='KDLoss', temperature=4.),
                      **connector)
     point = dict(student='backbone', student_index=-1, teacher='head.fc',

@@ -5,8 +5,9 @@ import torch.nn as nn
 from conftest import F64, perturb_gains
 
 from mmkdflow.models.core import DistillContext
-from mmkdflow.models.fmkt import (META_ENCODERS, FMKTConnector, TimeEmbedding,
-                                  build_meta_encoder, euler_sample)
+from mmkdflow.models.fmkt import (META_ENCODERS, FMKTFeatureConnector,
+                                  TimeEmbedding, build_meta_encoder,
+                                  euler_sample)
 
 
 def test_users_register_their_own_meta_encoder(registered_for_test):
@@ -21,8 +22,8 @@ def test_users_register_their_own_meta_encoder(registered_for_test):
             return self.scale * super().forward(x)
 
     registered_for_test(MODELS, ScaledConvEncoder)
-    conn = FMKTConnector(4, dict(type='ScaledConvEncoder', scale=2.),
-                         num_steps=2)
+    conn = FMKTFeatureConnector(4, dict(type='ScaledConvEncoder', scale=2.),
+                                num_steps=2)
     encoder = conn.field(0).meta_encoder
     assert isinstance(encoder, ScaledConvEncoder) and encoder.scale == 2.
     out = conn([torch.randn(2, 4, 3, 3)], [torch.randn(2, 4, 3, 3)],
@@ -76,7 +77,7 @@ def test_window_attention_masks_padding():
 
 def test_convnext_layer_scale_trains():
     torch.manual_seed(0)
-    conn = FMKTConnector(8, meta_encoder='convnext', num_steps=2)
+    conn = FMKTFeatureConnector(8, meta_encoder='convnext', num_steps=2)
     perturb_gains(conn)
     gammas = [b.gamma for b in conn.field(0).meta_encoder]
     assert all(torch.equal(g, torch.full((8, ), 1e-6)) for g in gammas)
@@ -109,8 +110,8 @@ def test_one_time_embedding_call_per_forward_for_all_levels():
     """The N time embeddings are computed once per forward, in one batched
     MLP call, and shared by every level (not once per step and level)."""
     torch.manual_seed(0)
-    conn = FMKTConnector(8, 'convnext', num_steps=3,
-                         distance=dict(type='MSELoss'))
+    conn = FMKTFeatureConnector(8, 'convnext', num_steps=3,
+                                distance=dict(type='MSELoss'))
     calls = []
     perturb_gains(conn)
     conn.field(0).time_embed.proj.register_forward_hook(

@@ -5,7 +5,8 @@ import torch.nn as nn
 from conftest import F64, perturb_gains
 
 from mmkdflow.models.core import DistillContext
-from mmkdflow.models.fmkt import FMKTConnector, build_schedule, euler_sample
+from mmkdflow.models.fmkt import (FMKTFeatureConnector, build_schedule,
+                                  euler_sample)
 
 
 class ExactVelocity(nn.Module):
@@ -40,8 +41,8 @@ def interpolant_velocity(schedule, teacher, z):
 @pytest.mark.parametrize('num_steps', [1, 4, 7])
 def test_rectified_exact_velocity_hits_teacher(num_steps):
     teacher, z = pair()
-    conn = FMKTConnector(4, meta_encoder=ExactVelocity(z - teacher),
-                         num_steps=num_steps, init='released').double()
+    conn = FMKTFeatureConnector(4, meta_encoder=ExactVelocity(z - teacher),
+                                num_steps=num_steps, init='released').double()
     traj = conn.flow(z, num_steps=num_steps)
     assert len(traj.predictions) == num_steps
     assert traj.times == [i / num_steps for i in range(num_steps, 0, -1)]
@@ -106,7 +107,8 @@ def test_schedule_derivatives_and_ends():
 
 def test_mean_prediction_is_euler_end_point():
     torch.manual_seed(0)
-    conn = perturb_gains(FMKTConnector(8, meta_encoder='conv', num_steps=6))
+    conn = perturb_gains(
+        FMKTFeatureConnector(8, meta_encoder='conv', num_steps=6))
     z = torch.randn(2, 8, 5, 5)
     traj = conn.flow(z, num_steps=6)
     torch.testing.assert_close(traj.mean, traj.end, rtol=1e-5, atol=1e-5)
@@ -117,8 +119,8 @@ def test_mean_prediction_is_euler_end_point():
 
 def test_random_steps_in_training_fixed_at_test():
     torch.manual_seed(0)
-    conn = FMKTConnector(4, 'conv', num_steps=4, num_steps_test=3,
-                         num_steps_choices=(1, 2, 8))
+    conn = FMKTFeatureConnector(4, 'conv', num_steps=4, num_steps_test=3,
+                                num_steps_choices=(1, 2, 8))
     calls = []
     conn.field(0).meta_encoder.register_forward_hook(
         lambda *a: calls.append(1))
@@ -135,9 +137,9 @@ def test_random_steps_in_training_fixed_at_test():
 
 
 def test_one_flow_per_level_when_not_shared():
-    conn = perturb_gains(FMKTConnector(4, 'resconv', share_across_levels=False,
-                                       level_weights=[1., 0.5],
-                                       anchor='state'))
+    conn = perturb_gains(FMKTFeatureConnector(
+        4, 'resconv', share_across_levels=False, level_weights=[1., 0.5],
+        anchor='state'))
     assert len(conn.flows.fields) == 2
     assert conn.field(0) is not conn.field(1)
     z = torch.randn(2, 4, 3, 3)

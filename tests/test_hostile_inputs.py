@@ -21,7 +21,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import mmkdflow  # noqa: F401,E402  (registers ResumeStateHook)
-from mmkdflow.utils import CheckpointError
+from mmkdflow.engine.checkpoint import CheckpointError
 
 
 class Payload:
@@ -96,7 +96,7 @@ def test_pickled_code_never_runs(tmp_path, det_data):
     with pytest.raises(CheckpointError,
                        match=r'refused by safe loading.*(posix|os)\.system'):
         runner.train()
-    from mmkdflow.utils.mmengine_loading import safe_mmengine_loaders
+    from mmkdflow.engine.checkpoint import safe_mmengine_loaders
     with safe_mmengine_loaders(), pytest.raises(
             CheckpointError,
             match=r'refused by safe loading.*(posix|os)\.system'):

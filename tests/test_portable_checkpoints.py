@@ -24,7 +24,8 @@ from portable_checkpoint import (NUMPY_OBJECTS, PortableToyModel,  # noqa
                                  runner_config, write_checkpoint)
 
 from mmkdflow.models.distillers.teacher import load_teacher  # noqa: E402
-from mmkdflow.utils import CheckpointError, load_checkpoint_file  # noqa
+from mmkdflow.engine.checkpoint import (  # noqa: E402
+    CheckpointError, load_checkpoint_file)
 
 NUMPY_MAJOR = int(np.__version__.split('.')[0])
 #: How each numpy major spells its array/scalar constructors in a pickle.

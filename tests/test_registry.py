@@ -102,10 +102,10 @@ def test_custom_imports_config_in_fresh_process(tmp_path):
     assert out.split() == ['Distiller', 'mmkdflow.models.losses.pkd_loss']
 
 
-@pytest.mark.parametrize('type_name', ['Distiller', 'OfflineDistiller'])
+@pytest.mark.parametrize('type_name', ['Distiller'])
 def test_scope_key_alone_reaches_mmkdflow_in_fresh_process(type_name):
-    """Also under the name the distiller had before the rename, which
-    older configs and exported deploy configs still say."""
+    """``_scope_='mmkdflow'`` alone imports mmkdflow and builds the
+    distiller in a process that never imported it."""
     out = _run_fresh(MODEL + f'''
 import sys
 from mmengine.registry import MODELS

@@ -11,10 +11,11 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 
-from mmkdflow.utils import checkpoint_loading, safe_globals
-from mmkdflow.utils.checkpoint_loading import (CheckpointError,
-                                               check_checkpoint_file,
-                                               load_checkpoint_file)
+from mmkdflow.engine.checkpoint import loading as checkpoint_loading
+from mmkdflow.engine.checkpoint import safe_globals
+from mmkdflow.engine.checkpoint.loading import (CheckpointError,
+                                                check_checkpoint_file,
+                                                load_checkpoint_file)
 
 
 class Payload:
@@ -120,7 +121,7 @@ def test_mmengine_reads_checkpoints_through_the_safe_loader(
     ``map_location`` honoured."""
     from mmengine.runner.checkpoint import CheckpointLoader
 
-    from mmkdflow.utils.mmengine_loading import safe_mmengine_loaders
+    from mmkdflow.engine.checkpoint import safe_mmengine_loaders
     loaders = safe_mmengine_loaders()
     loaders.install()
     request.addfinalizer(loaders.restore)

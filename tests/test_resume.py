@@ -25,7 +25,7 @@ from e2e_utils import ROOT, shrink
 from mmengine.config import Config
 from test_distributed_gloo import run, save_teacher, tool_env
 
-from mmkdflow.utils import load_checkpoint_file
+from mmkdflow.engine.checkpoint import load_checkpoint_file
 
 ITERS_PER_EPOCH = 3  # 12 training canvases, batch 4
 EPOCHS = 3

@@ -16,10 +16,12 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from test_checkpoint import TOY_RUNNER
 
-from mmkdflow.engine.hooks import find_resume_checkpoint
-from mmkdflow.utils import CheckpointError, load_checkpoint_file
-from mmkdflow.utils.atomic_files import (remove_stale_temporaries,
-                                         stale_temporaries, temporary_name)
+from mmkdflow.engine.checkpoint import (CheckpointError,
+                                        find_resume_checkpoint,
+                                        load_checkpoint_file)
+from mmkdflow.engine.checkpoint.atomic_files import (remove_stale_temporaries,
+                                                     stale_temporaries,
+                                                     temporary_name)
 
 #: Train 3 epochs with ``max_keep_ckpts=1``; SIGKILL halfway through
 #: writing the epoch-2 checkpoint (half of its bytes are on disk).
@@ -47,7 +49,7 @@ toy_runner(work, hook, max_epochs=3, max_keep_ckpts=1).train()
 
 RESUME = TOY_RUNNER + """
 import json, sys
-from mmkdflow.engine.hooks import find_resume_checkpoint
+from mmkdflow.engine.checkpoint import find_resume_checkpoint
 work = sys.argv[1]
 start = find_resume_checkpoint(work)
 runner = toy_runner(work, max_epochs=3, max_keep_ckpts=1, resume_from=start,
@@ -287,6 +289,16 @@ def test_zero_counts_are_refused_when_the_runner_is_built(tmp_path):
         HOOKS.build(dict(type='mmkdflow.SafeCheckpointHook',
                          max_keep_ckpts=0))
     from test_checkpoint import _toy
+
+    # MMEngine's own hook, made safe by SafeTrainingHook: the same checks
+    hooks = [dict(type='mmkdflow.SafeTrainingHook')]
+    for setting, message in ((dict(interval=0), 'interval=0 would never'),
+                             (dict(max_keep_ckpts=0), 'max_keep_ckpts=0')):
+        runner = _toy['toy_runner'](tmp_path / 'swap', 'CheckpointHook',
+                                    custom_hooks=hooks, **setting)
+        with pytest.raises(ValueError, match=message):
+            runner.train()
+        assert not list((tmp_path / 'swap').glob('*.pth'))
     for train_cfg, message in (
             (dict(type='mmkdflow.ResumableEpochBasedTrainLoop',
                   max_epochs=0), 'max_epochs must be an integer >= 1'),

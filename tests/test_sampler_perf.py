@@ -3,7 +3,7 @@ gives the plain path's outputs and gradients, and keeps less alive."""
 import pytest
 import torch
 
-from mmkdflow.benchmark import peak_memory
+from mmkdflow_tools.benchmark import peak_memory
 from mmkdflow.compat import torch_at_least
 from mmkdflow.models.fmkt import (TimeEmbedding, VelocityField,
                                   build_meta_encoder, checkpointed,

@@ -9,10 +9,10 @@ from mmengine.runner.checkpoint import (get_state_dict, save_checkpoint,
                                         weights_to_cpu)
 
 from conftest import tiny_retinanet
-from mmkdflow.utils import load_checkpoint_file
+from mmkdflow.engine.checkpoint import load_checkpoint_file
 from mmkdflow.models import Distiller
-from mmkdflow.models.distillers.teacher_identity import (IDENTITY_CKPT,
-                                                         IDENTITY_SHA256)
+from mmkdflow.engine.checkpoint.teacher_identity import (IDENTITY_CKPT,
+                                                        IDENTITY_SHA256)
 
 
 def distiller(teacher_ckpt, **options) -> Distiller:
@@ -115,8 +115,9 @@ def test_moved_teacher_file_resumes_and_strict_checks_pass(tmp_path,
     architecture mismatch; the hash decides."""
     import shutil
 
-    from mmkdflow.engine.hooks.resume_state_hook import check_resume_weights
-    from mmkdflow.utils import load_weights_strictly
+    from mmkdflow.engine.checkpoint import load_weights_strictly
+    from mmkdflow.engine.checkpoint.resume_state_hook import \
+        check_resume_weights
     path, _ = saved_teacher(tiny_retinanet(16, 32))
     ckpt_path = save(distiller(path), tmp_path)
     moved = str(tmp_path / 'moved' / 'a_longer_name_teacher.pth')

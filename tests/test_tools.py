@@ -7,7 +7,7 @@ import torch
 from conftest import config_path, tiny_retinanet
 from e2e_utils import run_tool
 
-from mmkdflow.utils import load_checkpoint_file
+from mmkdflow.engine.checkpoint import load_checkpoint_file
 from mmkdflow.engine import AutocastOptimWrapper
 from mmkdflow.registry import OPTIM_WRAPPERS
 
@@ -173,8 +173,8 @@ def test_random_states_round_trip_through_safe_loading(tmp_path):
 
     import numpy as np
 
-    from mmkdflow.engine.hooks.resume_state_hook import (capture_random_states,
-                                                         restore_random_states)
+    from mmkdflow.engine.checkpoint.resume_state_hook import (
+        capture_random_states, restore_random_states)
     torch.manual_seed(3)
     np.random.seed(3)
     random.seed(3)

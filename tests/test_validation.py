@@ -9,8 +9,8 @@ from conftest import det_batch, tiny_resnet_cls, tiny_retinanet
 
 from mmkdflow.models import Distiller
 from mmkdflow.models.distillers.pretrained import _url_of, remote_pretrained
-from mmkdflow.utils import CheckpointError
-from mmkdflow.utils.checkpoint_loading import hub_cache_path
+from mmkdflow.engine.checkpoint import CheckpointError
+from mmkdflow.engine.checkpoint.loading import hub_cache_path
 
 #: Nothing listens on port 9 of this machine: connection refused at once,
 #: as on a machine without internet access.

@@ -153,7 +153,7 @@ def test_require_torch_names_feature_versions_and_fix(monkeypatch):
 def test_compile_refused_below_its_torch_when_built(monkeypatch):
     import torch
 
-    from mmkdflow.models.connectors import DiffKDConnector
+    from mmkdflow.models.diffkd import DiffKDConnector
     from mmkdflow.models.utils.compile import COMPILE_MIN_TORCH
     monkeypatch.setattr(torch, '__version__', '2.1.2')
     with pytest.raises(RuntimeError) as info:

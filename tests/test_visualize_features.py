@@ -1,7 +1,6 @@
 """tools/visualize_features.py: the saliency math and the tool on tiny
 distiller checkpoints (one saved directly, one trained by the Runner)."""
 import math
-import os.path as osp
 
 import numpy as np
 import pytest
@@ -10,10 +9,10 @@ from conftest import config_path, tiny_retinanet
 from e2e_utils import load_tool, run_tool, shrink
 from mmengine.config import Config
 
-from mmkdflow.utils import load_checkpoint_file
-from mmkdflow.visualization import (DPI, PANEL_ASPECT, PANEL_INCHES,
-                                    map_to_image, render_panels,
-                                    saliency_map)
+from mmkdflow.engine.checkpoint import load_checkpoint_file
+from mmkdflow_tools.visualization import (DPI, PANEL_ASPECT, PANEL_INCHES,
+                                          map_to_image, render_panels,
+                                          saliency_map)
 
 PNG_SIZE = (round(PANEL_ASPECT * PANEL_INCHES * DPI),
             round(3 * PANEL_INCHES * DPI))
@@ -94,7 +93,7 @@ def test_tool_on_a_saved_fmkt_checkpoint(tmp_path):
     import mmcv
     from mmengine.registry import MODELS
     cfg = distill_config(tmp_path, dict(
-        type='FMKTConnector', channels=16, meta_encoder='convnext',
+        type='FMKTFeatureConnector', channels=16, meta_encoder='convnext',
         num_steps=2, teacher_proj=32), replace=True)
     cfg_file = str(tmp_path / 'fmkt.py')
     cfg.dump(cfg_file)

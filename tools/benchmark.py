@@ -60,14 +60,15 @@ import mmkdflow  # noqa: E402,F401
 from mmkdflow.utils.allocator import (add_allocator_argument,  # noqa: E402
                                       allocator_state, configure_allocator,
                                       disabled_by_env, user_tunes_malloc)
-from mmkdflow.benchmark import (CHECKPOINT_CONFIG, FLOP_METHOD,  # noqa
-                                MEMORY_METHODS, breakdown_section,
-                                checkpoint_section, connector_section,
-                                evaluate_goals, export_section, format_report,
-                                plot_scaling, step_section)
-from mmkdflow.benchmark.builders import (STUDENT_CFG,  # noqa: E402
-                                         TEACHER_CFG, build_detector,
-                                         det_batch, padded_size)
+from mmkdflow_tools.benchmark import (CHECKPOINT_CONFIG, FLOP_METHOD,  # noqa
+                                      MEMORY_METHODS, breakdown_section,
+                                      checkpoint_section, connector_section,
+                                      evaluate_goals, export_section,
+                                      format_report, plot_scaling,
+                                      step_section)
+from mmkdflow_tools.benchmark.builders import (STUDENT_CFG,  # noqa: E402
+                                               TEACHER_CFG, build_detector,
+                                               det_batch, padded_size)
 
 SECTIONS = ('connectors', 'step', 'export', 'breakdown', 'checkpoint')
 #: --quick: tiny sizes, and no torch.compile rows (each compilation costs

@@ -25,8 +25,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmkdflow.reporting import (compare, pick_metric, read_runs,  # noqa: E402
-                                seed_dirs)
+from mmkdflow_tools.reporting import (compare, pick_metric,  # noqa: E402
+                                      read_runs, seed_dirs)
 
 METRIC_NAMES = {'coco/bbox_mAP': 'mAP', 'coco/segm_mAP': 'mask mAP',
                 'mIoU': 'mIoU', 'accuracy/top1': 'top-1'}

@@ -51,9 +51,9 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs', 'demo')
 sys.path.insert(0, ROOT)
 
-from mmkdflow.demo import (RunPool, backbone_option,  # noqa: E402
-                           cached_run, extract_backbone, fmkt_steps,
-                           is_distiller, load_config, run_options, train)
+from mmkdflow_tools.demo import (RunPool, backbone_option,  # noqa: E402
+                                 cached_run, extract_backbone, fmkt_steps,
+                                 is_distiller, load_config, run_options, train)
 
 # task -> title, metric key, metric name, teacher config, backbone
 # pretraining configs (role -> config), plain KD baseline, methods
@@ -178,7 +178,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def run_task(name: str, args: argparse.Namespace):
     """Backbones, teacher, every method x seed, then the report."""
-    from mmkdflow.reporting import compare, read_run
+    from mmkdflow_tools.reporting import compare, read_run
     task = TASKS[name]
     suffix = ((' [tuning split]' if args.tune else '')
               + (f' [teacher seed {args.teacher_seed}]'

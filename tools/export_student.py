@@ -28,7 +28,7 @@ from mmengine.config import Config, DictAction
 
 import mmkdflow  # noqa: F401
 from mmkdflow.engine.student_export import export_distiller
-from mmkdflow.utils import load_checkpoint_file, save_atomic
+from mmkdflow.engine.checkpoint import load_checkpoint_file, save_atomic
 
 
 def parse_args():

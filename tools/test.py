@@ -9,7 +9,7 @@ import mmkdflow  # noqa: F401  registers mmkdflow's modules
 from mmkdflow.engine.test_setup import apply_out, apply_show_dir
 from mmkdflow.engine.tool_args import (add_common_args, build_runner,
                                        start_tool)
-from mmkdflow.utils import check_checkpoint_file
+from mmkdflow.engine.checkpoint import check_checkpoint_file
 
 
 def build_parser() -> argparse.ArgumentParser:

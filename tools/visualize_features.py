@@ -11,7 +11,7 @@ image, side by side: the student feature, the refined student feature
 (DiffKD: the denoised latent; FM-KT: the flow's mean prediction) and the
 teacher feature. Saliency is the DiffKD paper's Figure 2 map: the channel
 mean, softmax over all positions with temperature 0.5, times H*W
-(:func:`mmkdflow.visualization.saliency_map`).
+(:func:`mmkdflow_tools.visualization.saliency_map`).
 """
 import argparse
 import os
@@ -22,10 +22,11 @@ os.environ.setdefault('MPLBACKEND', 'Agg')
 from mmengine.config import Config, DictAction  # noqa: E402
 
 import mmkdflow  # noqa: E402,F401
-from mmkdflow.visualization import (collect_features,  # noqa: E402
-                                    dataset_image, load_distiller,
-                                    map_to_image, pick_point, prepare_image,
-                                    render_panels, saliency_map)
+from mmkdflow_tools.visualization import (collect_features,  # noqa: E402
+                                          dataset_image, load_distiller,
+                                          map_to_image, pick_point,
+                                          prepare_image, render_panels,
+                                          saliency_map)
 
 
 def build_parser() -> argparse.ArgumentParser:

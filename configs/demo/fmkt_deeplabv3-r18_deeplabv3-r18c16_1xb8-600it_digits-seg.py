@@ -33,11 +33,10 @@ model = dict(
             teacher='decode_head.conv_seg',
             replace='decode_head.conv_seg',
             connector=dict(
-                type='FMKTConnector',
+                type='FMKTLogitConnector',
                 channels=32,
                 meta_encoder='conv',
                 num_steps=4,
-                head_mode=True,
                 head_pool=False,
                 num_classes=11,
                 # the decode head's class-weighted CE, which the flow's CE

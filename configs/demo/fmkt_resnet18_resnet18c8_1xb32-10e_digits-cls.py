@@ -28,11 +28,10 @@ model = dict(
             teacher='head.fc',
             replace='head.fc',
             connector=dict(
-                type='FMKTConnector',
+                type='FMKTLogitConnector',
                 channels=64,
                 meta_encoder='mlp',
                 num_steps=4,
-                head_mode=True,
                 num_classes=10,
                 distance=dict(type='KDLoss', temperature=4.0,
                               loss_weight=1.0)))))

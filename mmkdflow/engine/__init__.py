@@ -1,13 +1,13 @@
 from .autocast_optim_wrapper import AutocastOptimWrapper
-from .hooks import (ConnectorEMAHook, ResumeStateHook, SafeCheckpointHook,
-                    SafeTrainingHook, StudentCheckpointHook,
+from .checkpoint import (ResumableEpochBasedTrainLoop,
+                         ResumableIterBasedTrainLoop, ResumeStateHook,
+                         SafeCheckpointHook)
+from .hooks import (ConnectorEMAHook, SafeTrainingHook, StudentCheckpointHook,
                     TeacherReferenceHook)
 from .nonfinite_guard import (NonFiniteGuardAmpOptimWrapper,
                               NonFiniteGuardAutocastOptimWrapper,
                               NonFiniteGuardMixin, NonFiniteGuardOptimWrapper,
                               NonFiniteLossError, guard_optim_wrapper)
-from .resumable_loop import (ResumableEpochBasedTrainLoop,
-                             ResumableIterBasedTrainLoop)
 from .student_export import (export_distiller, student_checkpoint,
                              student_config)
 

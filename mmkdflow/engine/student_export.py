@@ -14,7 +14,7 @@ student with those connectors.
   weights when the checkpoint holds them (:class:`ConnectorEMAHook`).
 
 This module writes the configs; the checkpoint layouts are those of
-:mod:`~mmkdflow.engine.checkpoint_layout`. What it needs to know about a
+:mod:`~mmkdflow.engine.checkpoint.layout`. What it needs to know about a
 connector or a dataset, each class declares itself:
 ``identity_at_inference_for(cfg)`` on the connector classes and
 ``vanilla_config(cfg)`` on the digits datasets, both looked up through the
@@ -28,7 +28,7 @@ from mmengine.config import Config, ConfigDict
 from mmengine.registry import Registry
 
 from mmkdflow.models.utils.model_builder import resolve_model_cfg
-from .checkpoint_layout import deploy_checkpoint, student_checkpoint
+from .checkpoint.layout import deploy_checkpoint, student_checkpoint
 
 __all__ = ['connector_identity_at_inference', 'deploy_checkpoint',
            'deploy_config', 'deploy_points', 'export_distiller',

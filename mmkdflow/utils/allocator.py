@@ -10,7 +10,7 @@ training step allocates and frees the same large activations at every
 step, so every step the kernel maps them again and zero-fills each page at
 its first touch. A distillation step holds the student's, the teacher's
 and the connector's activations at once, so it pays this more than a
-student step (measured on a 2-core CPU: +27% to +41% of a student step).
+student step (docs/results.md gives the measured cost).
 
 What :func:`configure_allocator` sets, through ``mallopt(3)`` (``ctypes``):
 

@@ -7,14 +7,14 @@ A **distiller checkpoint** is MMEngine's (``meta``, ``state_dict``,
 hooks add. A frozen teacher loaded from ``teacher_ckpt`` is left out: its
 ``teacher.`` entries are replaced by ``teacher_identity.sha256`` and
 ``teacher_identity.ckpt``, checked on loading
-(:mod:`mmkdflow.models.distillers.teacher_identity`). The hooks add:
+(:mod:`mmkdflow.engine.checkpoint.teacher_identity`). The hooks add:
 
 * :data:`CONNECTOR_EMA_KEY`: the connectors' EMA
   (:class:`~mmkdflow.engine.hooks.ConnectorEMAHook`), MMEngine's
   ``ExponentialMovingAverage.state_dict()`` of a ``ModuleDict`` of the
   averaged points (``module.<point>.<param>`` and ``steps``);
 * :data:`RANDOM_STATES_KEY`: the generators' states
-  (:class:`~mmkdflow.engine.hooks.ResumeStateHook`).
+  (:class:`~mmkdflow.engine.checkpoint.ResumeStateHook`).
 
 A **student checkpoint** (:func:`student_checkpoint`) is what the
 downstream package writes for the student alone: ``state_dict`` without

@@ -118,7 +118,7 @@ def _weights_only_load(path: str, role: str, mmap: bool = False,
             # torch < 2.4: torch's weights-only unpickler cannot be
             # extended with MMEngine's types, so the same allow-list runs
             # in a restricted ``pickle.Unpickler`` (see
-            # mmkdflow.utils.safe_globals)
+            # mmkdflow.engine.checkpoint.safe_globals)
             return torch.load(path, map_location=map_location,
                               weights_only=False,
                               pickle_module=restricted_pickle, mmap=mmap)
@@ -244,7 +244,7 @@ def extract_state_dict(checkpoint, role: str = 'checkpoint') -> Dict:
 
 #: State-dict entries that hold text as a ``uint8`` vector (the teacher's
 #: identity in a teacher-free checkpoint, see
-#: :mod:`mmkdflow.models.distillers.teacher_identity`): their length is the
+#: :mod:`mmkdflow.engine.checkpoint.teacher_identity`): their length is the
 #: text's, so their shape is not compared; the distiller checks the content.
 TEXT_ENTRIES = ('teacher_identity.sha256', 'teacher_identity.ckpt')
 

@@ -12,14 +12,14 @@ extension point (``CheckpointLoader.register_scheme``) while the run loads
 its weights and removed before training starts. Every torch of the range
 then loads MMEngine's checkpoints the same way: weights-only with
 MMEngine's few types allow-listed (:mod:`.safe_globals`), a refusal in
-mmkdflow's words (:func:`~.checkpoint_loading.refusal_error`). MMEngine's other schemes
-(``open-mmlab://``, ``torchvision://``, ``s3://``, ...) are left as they are.
+mmkdflow's words (:func:`~.loading.refusal_error`). MMEngine's other
+schemes (``open-mmlab://``, ``torchvision://``, ``s3://``, ...) are left
+as they are.
 """
 import os.path as osp
 from typing import Any, Optional
 
-from .checkpoint_loading import (_check_is_file, _weights_only_load,
-                                 fetch_url)
+from .loading import _check_is_file, _weights_only_load, fetch_url
 
 #: What MMEngine passes as ``map_location``: None, a device string, a
 #: callable or a dict, handed on to ``torch.load``.

@@ -22,8 +22,7 @@ from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 from torch.utils.data import DataLoader
 
 from mmkdflow.registry import LOOPS
-from .hooks.resume_state_hook import (capture_random_states,
-                                      restore_random_states)
+from .resume_state_hook import capture_random_states, restore_random_states
 
 #: Message hub info: ``[epoch, batches trained in it, batches per epoch]``.
 EPOCH_PROGRESS_KEY = 'mmkdflow_epoch_progress'

@@ -9,10 +9,9 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
 from mmkdflow.registry import HOOKS
-from mmkdflow.utils.checkpoint_loading import (CheckpointError,
-                                               state_dict_mismatch)
-from ..checkpoint_layout import RANDOM_STATES_KEY, state_dict_of
 from ..runner_args import is_resuming, randomness_args
+from .layout import RANDOM_STATES_KEY, state_dict_of
+from .loading import CheckpointError, state_dict_mismatch
 
 
 def check_resume_weights(model: torch.nn.Module, checkpoint: dict) -> None:
@@ -83,7 +82,7 @@ class ResumeStateHook(Hook):
 
     MMEngine also resumes non-strictly (mismatching weights are only
     logged, leaving them at their initial values); this hook raises
-    :class:`~mmkdflow.utils.CheckpointError` listing the mismatches
+    :class:`~mmkdflow.engine.checkpoint.CheckpointError` listing the mismatches
     instead. ``load_from`` without resume (fine-tuning) is left alone.
 
     Distributed runs save rank 0's states (MMEngine saves on rank 0 only)

@@ -33,11 +33,9 @@ from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 
 from mmkdflow.registry import HOOKS
-from mmkdflow.utils.atomic_files import (atomic_target, fsync_folder,
-                                         remove_stale_temporaries,
-                                         write_text_atomic)
-from mmkdflow.utils.checkpoint_loading import (CheckpointError,
-                                               check_checkpoint_file)
+from .atomic_files import (atomic_target, fsync_folder,
+                           remove_stale_temporaries, write_text_atomic)
+from .loading import CheckpointError, check_checkpoint_file
 
 #: The names of the checkpoints a run can be resumed from
 #: (``CheckpointHook``'s default ``filename_tmpl`` by epoch and by iteration).
@@ -73,6 +71,26 @@ class SafeCheckpointHook(CheckpointHook):
                  companion_suffixes: Sequence[str] = ('_student', ),
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.companion_suffixes = tuple(companion_suffixes)
+        self._check_settings()
+
+    @classmethod
+    def adopt(cls, hook: CheckpointHook,
+              companion_suffixes: Sequence[str] = ('_student', )) -> None:
+        """Turn a built MMEngine ``CheckpointHook`` into this hook in
+        place, keeping its settings, with the same checks as ``__init__``.
+
+        Args:
+            hook (CheckpointHook): A hook of exactly MMEngine's class.
+            companion_suffixes (Sequence[str]): As in ``__init__``.
+                Defaults to ``('_student', )``.
+        """
+        hook.__class__ = cls
+        hook.companion_suffixes = tuple(companion_suffixes)
+        hook._check_settings()
+
+    def _check_settings(self) -> None:
+        """Refuse the settings whose rotation would lose checkpoints."""
         if self.interval == 0:
             raise ValueError(
                 'SafeCheckpointHook: interval=0 would never save a '
@@ -83,7 +101,6 @@ class SafeCheckpointHook(CheckpointHook):
                 'SafeCheckpointHook: max_keep_ckpts=0 is ambiguous (MMEngine '
                 'reads it as "keep all"); give max_keep_ckpts >= 1 to keep '
                 'that many, or -1 to keep all')
-        self.companion_suffixes = tuple(companion_suffixes)
 
     # ------------------------------------------------------------ start
     def before_train(self, runner) -> None:

@@ -10,7 +10,7 @@ for mmkdflow's own reads only; safe loading itself stays on.
 torch < 2.4 has no ``add_safe_globals`` (and before 2.6 ``torch.load``
 unpickles anything unless told otherwise). There the same types are kept in
 :data:`EXTRA_SAFE_GLOBALS`, and mmkdflow's loader
-(:func:`mmkdflow.utils.checkpoint_loading.load_checkpoint_file`) reads files
+(:func:`mmkdflow.engine.checkpoint.loading.load_checkpoint_file`) reads files
 with :class:`RestrictedUnpickler`: torch's own weights-only allow-list plus
 these types, nothing else, so a file with pickled code is refused on the
 floor of the supported range exactly as on its top.

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 
-from mmkdflow.utils.checkpoint_loading import TEXT_ENTRIES
+from .loading import TEXT_ENTRIES
 
 #: Prefix of the teacher's weights in the distiller's ``state_dict``.
 TEACHER_PREFIX = 'teacher.'

@@ -22,7 +22,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
 from mmkdflow.registry import HOOKS
-from ..checkpoint_layout import (CONNECTOR_EMA_KEY, connector_weights,
+from ..checkpoint.layout import (CONNECTOR_EMA_KEY, connector_weights,
                                  pack_connector_ema)
 from ..runner_args import is_resuming
 
@@ -45,7 +45,7 @@ class ConnectorEMAHook(EMAHook):
     * checkpoints: the checkpoint's ``state_dict`` keeps the *live*
       weights; the average (with its step count) is saved under
       ``connector_ema_state_dict`` (the layout of
-      :mod:`~mmkdflow.engine.checkpoint_layout`) and loaded back by
+      :mod:`~mmkdflow.engine.checkpoint.layout`) and loaded back by
       ``resume`` and ``load_from`` (so resume continues the average and
       ``tools/test.py`` evaluates with it). A checkpoint without that
       entry starts the average from its connector weights.

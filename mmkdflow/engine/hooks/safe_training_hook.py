@@ -16,13 +16,12 @@ from mmengine.logging import print_log
 from mmengine.runner import BaseLoop
 
 from mmkdflow.registry import HOOKS
-from mmkdflow.utils.checkpoint_loading import check_checkpoint_file
-from mmkdflow.utils.mmengine_loading import safe_mmengine_loaders
+from ..checkpoint import (SafeCheckpointHook, check_checkpoint_file,
+                          find_resume_checkpoint, make_resumable,
+                          safe_mmengine_loaders)
 from ..nonfinite_guard import NONFINITE_POLICIES, guard_optim_wrapper
-from ..resumable_loop import make_resumable
 from ..runner_args import (built_train_loop, checkpoint_to_load,
                            is_resuming, set_checkpoint_to_load)
-from .safe_checkpoint_hook import SafeCheckpointHook, find_resume_checkpoint
 
 #: Message hub info set while a run has this hook (read by the distiller,
 #: which warns once when a training run lacks it).
@@ -41,17 +40,17 @@ class SafeTrainingHook(Hook):
       old checkpoint is deleted only after the new one is in place);
     * **resume inside an epoch**: MMEngine's ``EpochBasedTrainLoop`` and
       ``IterBasedTrainLoop`` run as their resumable subclasses
-      (:mod:`mmkdflow.engine.resumable_loop`);
+      (:mod:`mmkdflow.engine.checkpoint.resumable_loop`);
     * **the NaN/Inf guard**: the optim wrapper runs as its guarded class
       (:func:`~mmkdflow.engine.nonfinite_guard.guard_optim_wrapper`);
     * **the teacher-cache check**: ``model.teacher_cache`` with a random
       train pipeline is refused;
     * **the resume checkpoint**: ``resume=True`` without ``load_from``
-      takes :func:`~mmkdflow.engine.hooks.find_resume_checkpoint` of the
+      takes :func:`~mmkdflow.engine.checkpoint.find_resume_checkpoint` of the
       work dir; every file to load is checked first;
     * **safe loading**: MMEngine reads ``load_from``, the resume checkpoint
       and ``init_cfg`` weights through mmkdflow's weights-only loader
-      (:class:`~mmkdflow.utils.mmengine_loading.safe_mmengine_loaders`),
+      (:class:`~mmkdflow.engine.checkpoint.safe_mmengine_loaders`),
       removed again before training, validation or testing starts.
 
     Components the config already names as mmkdflow's (``SafeCheckpointHook``,
@@ -108,8 +107,7 @@ class SafeTrainingHook(Hook):
         if self.atomic_checkpoints:
             for hook in runner.hooks:
                 if type(hook) is CheckpointHook:
-                    hook.__class__ = SafeCheckpointHook
-                    hook.companion_suffixes = ('_student', )
+                    SafeCheckpointHook.adopt(hook)
                     applied.append('CheckpointHook saves atomically')
         name = type(loop).__name__
         if self.resumable_loop and make_resumable(loop):

@@ -6,8 +6,8 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 
 from mmkdflow.registry import HOOKS
-from mmkdflow.utils import save_atomic
-from ..checkpoint_layout import deploy_checkpoint, student_checkpoint
+from mmkdflow.engine.checkpoint import save_atomic
+from ..checkpoint.layout import deploy_checkpoint, student_checkpoint
 from ..student_export import deploy_points
 
 

@@ -1,9 +1,7 @@
-"""The connector protocol, the simple connectors and DiffKD's (FM-KT's
-connectors live in :mod:`mmkdflow.models.fmkt`)."""
+"""The connector protocol and the simple connectors (the methods' own are
+in :mod:`mmkdflow.models.diffkd` and :mod:`mmkdflow.models.fmkt`)."""
 from .adapters import ChannelProjection, ConvAdapter, IdentityConnector
 from .base import BaseConnector, ConnectorOutput, IdentityAtInference
-from .diffkd_connector import DiffKDConnector
 
 __all__ = ['BaseConnector', 'ConnectorOutput', 'ChannelProjection',
-           'ConvAdapter', 'IdentityAtInference', 'IdentityConnector',
-           'DiffKDConnector']
+           'ConvAdapter', 'IdentityAtInference', 'IdentityConnector']

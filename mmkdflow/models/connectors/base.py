@@ -1,7 +1,7 @@
 """The connector protocol shared by every distillation method."""
 from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from mmengine.model import BaseModule
 from torch import Tensor
@@ -44,18 +44,21 @@ class IdentityAtInference:
 
 def check_student_channels(student: Sequence[Tensor], channels: int,
                            owner: str, setting: str = 'channels') -> None:
-    """Every student tensor must have ``channels`` channels (dim 1).
+    """Every student tensor must have ``channels`` channels: dim 1 of
+    ``(B, C)`` vectors and ``(B, C, H, W)`` maps, the last dim of
+    ``(B, N, C)`` transformer tokens.
 
     Raises:
         ValueError: Naming the connector (``owner``), the tensor's shape
             and the ``setting`` value that would fit it.
     """
     for x in student:
-        if x.shape[1] != channels:
+        found = x.shape[-1] if x.dim() == 3 else x.shape[1]
+        if found != channels:
             raise ValueError(
                 f'{owner} expects {channels} student channels but got a '
                 f'tensor of shape {tuple(x.shape)}; set '
-                f'{setting}={x.shape[1]}')
+                f'{setting}={found}')
 
 
 class BaseConnector(BaseModule, metaclass=ABCMeta):
@@ -100,6 +103,38 @@ class BaseConnector(BaseModule, metaclass=ABCMeta):
             unless its class says otherwise.
         """
         return False
+
+    def refined_student(self, student: List[Tensor],
+                        level: int) -> Tuple[Tensor, str]:
+        """The connector's refined version of ``student[level]`` at
+        inference, for tools that show or measure it.
+
+        Args:
+            student (list[Tensor]): The point's student tensors.
+            level (int): The entry to refine.
+
+        Returns:
+            tuple[Tensor, str]: The refined tensor and a short description.
+            Here: the connector's output with no teacher.
+        """
+        out = self(student, None, DistillContext(training=False))
+        return out.student[level], f'{type(self).__name__} output'
+
+    def set_speed_options(self, checkpoint: bool = False,
+                          compile: bool = False) -> int:
+        """Turn on the connector's speed and memory options, for the
+        benchmark.
+
+        Args:
+            checkpoint (bool): Activation checkpointing where the connector
+                has it. Defaults to False.
+            compile (bool): :func:`torch.compile` where the connector has
+                it. Defaults to False.
+
+        Returns:
+            int: How many modules took an option (0 here: none).
+        """
+        return 0
 
     def check_num_inputs(self, num_inputs: int) -> None:
         """Refuse a number of student tensors the connector was not built

@@ -1,12 +1,8 @@
-"""DiffKD: the student feature as a noisy teacher feature, denoised.
-
-The whole algorithm (steps 1-4 of :class:`DiffKDConnector`, with the
-paper's equation numbers) is in this one module, so it reads like the
-paper; it is longer than 300 lines for that reason. The networks and the
-noise schedule are in :mod:`mmkdflow.models.diffusion`.
-"""
+"""The DiffKD connector: the student feature as a noisy teacher feature,
+denoised (steps 1-4 of :class:`DiffKDConnector`, with the paper's equation
+numbers)."""
 from collections import OrderedDict
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -15,13 +11,15 @@ from torch import Tensor
 
 from mmkdflow.registry import MODELS
 from ..core import DistillContext, check_nonnegative_weight
-from ..diffusion import (DDIMSchedule, FeatureNoiseAdapter,
-                         FeatureNoisePredictor, LinearAutoencoder,
-                         VectorNoiseAdapter, VectorNoisePredictor)
+from ..connectors.base import (BaseConnector, ConnectorOutput,
+                               IdentityAtInference)
 from ..losses import build_distill_loss
 from ..utils import (CompileOption, compile_options, compiled, from_map,
                      to_map)
-from .base import BaseConnector, ConnectorOutput, IdentityAtInference
+from .autoencoder import LinearAutoencoder
+from .ddim_schedule import DDIMSchedule
+from .noise_adapter import FeatureNoiseAdapter, VectorNoiseAdapter
+from .noise_predictor import FeatureNoisePredictor, VectorNoisePredictor
 
 _FORMS = {
     'feature': (FeatureNoisePredictor, FeatureNoiseAdapter),
@@ -93,17 +91,12 @@ class DiffKDConnector(IdentityAtInference, BaseConnector):
 
     Shapes: feature maps ``(B, C, H, W)``, logits ``(B, K)`` (viewed as
     ``(B, K, 1, 1)``) and spatial logits ``(B, K, H, W)``; the student and
-    teacher of a level must share ``B`` and ``H, W``.
+    teacher of a level must share ``B`` and ``H, W``, unless
+    ``resize_student`` resizes the student map to the teacher's.
 
-    Cost: FPN levels differ in ``H, W`` and every 3x3 convolution and
-    training-mode BatchNorm needs its own level, so the networks run once
-    per level; what is shared is fused instead: the DDIM chain is one
-    multiply-add per step with precomputed coefficients, the ANM start one
-    ``lerp``, and a training step reads nothing back to the host (no device
-    syncs). Levels are never batched into one network call, not even
-    equal-shaped ones: with training-mode BatchNorm that would change the
-    batch statistics (see :meth:`diffusion_loss`).
-    ``tools/benchmark.py`` measures it against the student.
+    Cost: the networks run once per level (training-mode BatchNorm needs
+    each level alone); the DDIM chain is one fused multiply-add per step,
+    and a training step reads nothing back to the host.
 
     Args:
         student_channels: Student channels ``C_s``.
@@ -132,6 +125,9 @@ class DiffKDConnector(IdentityAtInference, BaseConnector):
         num_train_timesteps: Diffusion steps ``T`` of the schedule.
         level_order: ``'denoise_first'`` (default) or ``'interleaved'``
             (released), see above.
+        resize_student: Resize a student map whose ``(H, W)`` differs from
+            the teacher's to the teacher's (bilinear) before the projection,
+            e.g. a teacher map twice the student's. Defaults to False.
         channels_last: Run feature maps in the channels-last memory format
             (one copy of each input level; the outputs stay channels-last).
             Off by default; ``tools/benchmark.py --diffkd-channels-last``
@@ -161,6 +157,7 @@ class DiffKDConnector(IdentityAtInference, BaseConnector):
                  ae_loss_weight: float = 1.0,
                  num_train_timesteps: int = 1000,
                  level_order: str = 'denoise_first',
+                 resize_student: bool = False,
                  channels_last: bool = False,
                  compile: CompileOption = False,
                  init_cfg: Optional[dict] = None) -> None:
@@ -185,6 +182,7 @@ class DiffKDConnector(IdentityAtInference, BaseConnector):
             raise ValueError(f'level_order must be one of {LEVEL_ORDERS}, '
                              f'got {level_order!r}')
         self.level_order = level_order
+        self.resize_student = bool(resize_student)
         self.student_channels = int(student_channels)
         self.teacher_channels = int(teacher_channels)
         self.latent_channels = int(expected)
@@ -223,6 +221,24 @@ class DiffKDConnector(IdentityAtInference, BaseConnector):
         if self.use_ae:
             parts['ae'] = LinearAutoencoder(self.teacher_channels, c)
         return nn.ModuleDict(parts)
+
+    def refined_student(self, student: List[Tensor],
+                        level: int) -> Tuple[Tensor, str]:
+        """The denoised student ``z_s = out_proj(denoise(proj(F_s)))`` of
+        ``level``: the ANM start and the DDIM chain, as in training."""
+        branch = self.branch_of(level)
+        f_s, _ = to_map(student[level])
+        z_s = branch['out_proj'](self.denoise(branch, branch['proj'](f_s)))
+        return z_s, 'DiffKD denoised student'
+
+    def set_speed_options(self, checkpoint: bool = False,
+                          compile: bool = False) -> int:
+        """Compile the denoiser ``Phi`` when ``compile`` (DiffKD has no
+        activation checkpointing)."""
+        if not compile:
+            return 0
+        self.compile = True
+        return 1
 
     def branch_of(self, level: int) -> nn.ModuleDict:
         """The module set that serves ``level``."""
@@ -286,10 +302,8 @@ class DiffKDConnector(IdentityAtInference, BaseConnector):
         training mode, where batching levels (even of equal shape) into one
         call would normalise them with joint batch statistics and update the
         running statistics once instead of once per level; the loss, the
-        gradients and the BN state would then differ from per-level DiffKD
-        (measured: ``loss_diff`` off by 2e-3 relative, denoiser gradients by
-        up to 24% of the largest one, ``num_batches_tracked`` 11 instead of
-        12). ``noises`` and ``timesteps`` (one per level) replace the random
+        gradients and the BN state would then differ from per-level DiffKD.
+        ``noises`` and ``timesteps`` (one per level) replace the random
         draws, for tests.
 
         Args:
@@ -346,6 +360,9 @@ class DiffKDConnector(IdentityAtInference, BaseConnector):
             branch = self.branch_of(level)
             f_s, was_vector = to_map(f_s)
             f_t, _ = to_map(f_t.detach())
+            if self.resize_student and f_s.shape[2:] != f_t.shape[2:]:
+                f_s = F.interpolate(f_s, size=f_t.shape[2:],
+                                    mode='bilinear', align_corners=False)
             self._check(level, f_s, f_t)
             if self.uses_channels_last(f_s):
                 f_s = f_s.contiguous(memory_format=torch.channels_last)
@@ -397,4 +414,5 @@ class DiffKDConnector(IdentityAtInference, BaseConnector):
             raise ValueError(
                 f'DiffKDConnector (level {level}): student '
                 f'{tuple(f_s.shape)} and teacher {tuple(f_t.shape)} differ '
-                f'in batch or spatial size')
+                f'in batch or spatial size; resize_student=True resizes the '
+                f'student map to the teacher\'s')

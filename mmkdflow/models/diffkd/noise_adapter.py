@@ -5,8 +5,8 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from .bottleneck import DiffusionBottleneck
 from ..utils import to_map
+from .bottleneck import DiffusionBottleneck
 
 
 class _GammaHead(BaseModule):

@@ -6,8 +6,8 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from .bottleneck import DiffusionBottleneck
 from ..utils import from_map, to_map
+from .bottleneck import DiffusionBottleneck
 
 
 class _TimeConditionedPredictor(BaseModule):

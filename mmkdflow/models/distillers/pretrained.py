@@ -10,15 +10,15 @@ module. :func:`fetch_pretrained` runs first (from the distiller's
 modules still to be initialised (student, and a teacher without
 ``teacher_ckpt``) to its URL, downloads it into the cache MMEngine reads
 (once), checks that local ones exist, and raises
-:class:`~mmkdflow.utils.CheckpointError` naming the module and the fix when
-that fails.
+:class:`~mmkdflow.engine.checkpoint.CheckpointError` naming the module and
+the fix when that fails.
 """
 import os.path as osp
 from typing import List, Optional, Tuple
 
 import torch.nn as nn
 
-from mmkdflow.utils.checkpoint_loading import (CheckpointError, fetch_url,
+from mmkdflow.engine.checkpoint.loading import (CheckpointError, fetch_url,
                                                is_remote)
 
 

@@ -5,8 +5,9 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
-from mmkdflow.utils import (extract_state_dict, load_checkpoint_file,
-                            load_weights_strictly)
+from mmkdflow.engine.checkpoint import (extract_state_dict,
+                                        load_checkpoint_file,
+                                        load_weights_strictly)
 
 
 def load_teacher(teacher: nn.Module, teacher_ckpt: Optional[str],
@@ -27,8 +28,8 @@ def load_teacher(teacher: nn.Module, teacher_ckpt: Optional[str],
     Raises:
         ValueError: No checkpoint and ``allow_random_teacher`` is False.
         FileNotFoundError, CheckpointError: See
-            :func:`mmkdflow.utils.load_checkpoint_file` and
-            :func:`mmkdflow.utils.load_weights_strictly`.
+            :func:`mmkdflow.engine.checkpoint.load_checkpoint_file` and
+            :func:`mmkdflow.engine.checkpoint.load_weights_strictly`.
     """
     if teacher_ckpt is None:
         if not allow_random_teacher:

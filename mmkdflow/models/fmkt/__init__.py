@@ -62,8 +62,7 @@ computes them, with where:
     inference the raw :math:`fc_0(Z)` or :math:`Z_k` is returned and no
     flow runs: ``_losses`` / ``_level_losses`` of the two connectors.
 
-:class:`FMKTConnector` is the base of both connectors and the registered
-name that builds either (``head_mode=True``: the logit flow).
+:class:`FMKTConnector` is the abstract base of both connectors.
 """
 from .base import FMKTConnector
 from .feature_connector import FMKTFeatureConnector

@@ -1,7 +1,5 @@
-"""What FM-KT's feature-flow and logit-flow connectors share, and the
-registered name ``FMKTConnector`` that builds either."""
-from abc import ABCMeta
-from typing import Any, List, Mapping, Optional, Sequence, Tuple, Type
+"""What FM-KT's feature-flow and logit-flow connectors share."""
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import torch.nn as nn
 from torch import Tensor
@@ -14,54 +12,49 @@ from .pairing import PairDecoupling
 from .sampler import FlowTrajectory
 from .schedules import Schedule
 
-#: Arguments that only the logit flow takes.
-LOGIT_ONLY = ('num_classes', 'head_pool', 'ce_weight', 'online',
-              'label_smoothing', 'class_weight', 'flow_weight')
-
-
-class _ChooseFlow(ABCMeta):
-    """Calling :class:`FMKTConnector` itself builds the subclass that
-    ``head_mode`` names (see :meth:`FMKTConnector.choose`); calling a
-    subclass builds that subclass."""
-
-    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        if cls is FMKTConnector:
-            chosen, args, kwargs = FMKTConnector.choose(args, kwargs)
-            return chosen(*args, **kwargs)
-        return super().__call__(*args, **kwargs)
-
 
 @MODELS.register_module()
-class FMKTConnector(BaseConnector, metaclass=_ChooseFlow):
+class FMKTConnector(BaseConnector):
     """FM-KT connector: one :class:`~mmkdflow.models.fmkt.EulerFlow`
     (``self.flows``), a per-step distance and pair decoupling.
 
-    The two subclasses decide what the predictions feed:
+    An abstract base. The two subclasses decide what the predictions feed:
     :class:`~mmkdflow.models.fmkt.FMKTFeatureConnector` (a feature loss)
     and :class:`~mmkdflow.models.fmkt.FMKTLogitConnector` (a classifier and
     a logit loss). The teacher is only a loss target, never an input of the
-    meta-encoder.
-
-    ``FMKTConnector(channels, meta_encoder=None, *, head_mode=False,
-    **kwargs)`` (also the registered name ``'FMKTConnector'``) builds the
-    feature flow, or with ``head_mode=True`` the logit flow, from the
-    chosen class's arguments (:meth:`choose`); configs may name the two
-    classes directly instead.
+    meta-encoder. The name is registered so that a config naming it gets
+    the class to use instead.
 
     Args (of both subclasses):
-        channels: Student channels C.
-        distance: Loss config D (a ``BaseDistillLoss``), applied per step.
-        levels, shared: The flow's levels (see :class:`EulerFlow`).
-        dirac_ratio: Fraction of the batch kept in one-to-one pairs (pair
-            decoupling, 1 = off).
-        decoupling: ``'cycle'`` (ours) or ``'released'``, the draw of
-            :class:`~mmkdflow.models.fmkt.PairDecoupling`.
-        init_cfg: MMEngine initialisation config.
+        channels (int): Student channels C.
+        distance (dict, optional): Loss config D (a ``BaseDistillLoss``),
+            applied per step.
+        levels (Sequence[int], optional): The flow's levels (see
+            :class:`EulerFlow`).
+        shared (bool): One flow for every level (see :class:`EulerFlow`).
+        dirac_ratio (float): Fraction of the batch kept in one-to-one pairs
+            (pair decoupling, 1 = off). Defaults to 1.0.
+        decoupling (str): ``'cycle'`` (ours) or ``'released'``, the draw of
+            :class:`~mmkdflow.models.fmkt.PairDecoupling`. Defaults to
+            ``'cycle'``.
+        init_cfg (dict, optional): MMEngine initialisation config.
+            Defaults to None.
         **flow: :class:`EulerFlow`'s other arguments (``meta_encoder``,
             ``schedule``, ``num_steps``, ``num_steps_test``,
             ``num_steps_choices``, ``anchor``, ``time_embed``, ``init``,
             ``checkpoint``, ``compile``).
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> 'FMKTConnector':
+        if cls is FMKTConnector:
+            name = 'FMKTLogitConnector' if kwargs.get('head_mode') \
+                else 'FMKTFeatureConnector'
+            extra = ' without head_mode' if 'head_mode' in kwargs else ''
+            raise TypeError(
+                f"FMKTConnector is the abstract base of FM-KT's connectors: "
+                f"use type='{name}'{extra} (FMKTFeatureConnector for a "
+                f"feature flow, FMKTLogitConnector for a logit flow)")
+        return super().__new__(cls)
 
     def __init__(self, channels: int, *, distance: Optional[dict],
                  levels: Optional[Sequence[int]], shared: bool,
@@ -75,60 +68,11 @@ class FMKTConnector(BaseConnector, metaclass=_ChooseFlow):
         self.distance = build_distill_loss(distance, type(self).__name__,
                                            'distance')
 
-    @staticmethod
-    def choose(args: Tuple, kwargs: dict
-               ) -> Tuple[Type['FMKTConnector'], Tuple, dict]:
-        """The class and arguments ``FMKTConnector(channels,
-        meta_encoder=None, *, head_mode=False, **kwargs)`` builds.
-
-        ``head_mode=False`` (default): :class:`FMKTFeatureConnector`.
-        ``head_mode=True``: :class:`FMKTLogitConnector`, where a one-entry
-        ``level_weights=[w]`` is read as ``flow_weight=w`` and
-        ``share_across_levels`` (one flow: nothing to share) is dropped.
-
-        Raises:
-            ValueError: For an argument the chosen class does not take.
-        """
-        from .feature_connector import FMKTFeatureConnector
-        from .logit_connector import FMKTLogitConnector
-        if len(args) > 2:
-            raise TypeError('FMKTConnector takes channels and meta_encoder '
-                            'by position, every other argument by name')
-        kwargs = dict(kwargs)
-        if len(args) == 2:
-            kwargs['meta_encoder'] = args[1]
-        if kwargs.get('meta_encoder', 0) is None:
-            kwargs.pop('meta_encoder')  # the chosen class's default
-        if not kwargs.pop('head_mode', False):
-            wrong = [k for k in LOGIT_ONLY if k in kwargs]
-            if wrong:
-                raise ValueError(
-                    f'FMKTConnector: {", ".join(wrong)} apply to the logit '
-                    f"flow only; set head_mode=True (or "
-                    f"type='FMKTLogitConnector')")
-            return FMKTFeatureConnector, args[:1], kwargs
-        if kwargs.pop('teacher_proj', None) is not None or \
-                kwargs.pop('num_levels', None) not in (None, 1):
-            raise ValueError('FMKTConnector(head_mode=True) has one flow on '
-                             'one tensor and no teacher projection: remove '
-                             'teacher_proj and num_levels')
-        kwargs.pop('share_across_levels', None)
-        level_weights = kwargs.pop('level_weights', None)
-        if level_weights is not None:
-            if len(level_weights) != 1 or 'flow_weight' in kwargs:
-                raise ValueError(
-                    f'FMKTConnector(head_mode=True) has one flow: give its '
-                    f'weight as flow_weight=w (or level_weights=[w]), got '
-                    f'level_weights={list(level_weights)}')
-            kwargs['flow_weight'] = level_weights[0]
-        return FMKTLogitConnector, args[:1], kwargs
-
     @classmethod
     def identity_at_inference_for(cls, cfg: Mapping) -> bool:
         """FM-KT-Theta (``theta=True``) returns the student's own tensors at
         inference and deploys the vanilla student; plain FM-KT and OFM-KT
-        replace them with the flow's prediction (for either flow, so also
-        for the ``FMKTConnector`` name whatever its ``head_mode``)."""
+        replace them with the flow's prediction."""
         return bool(cfg.get('theta', False))
 
     @property
@@ -159,6 +103,27 @@ class FMKTConnector(BaseConnector, metaclass=_ChooseFlow):
         """Run the sampler on one student tensor (N default:
         ``num_steps_test``)."""
         return self.flows(z, level, num_steps)
+
+    def refined_student(self, student: List[Tensor],
+                        level: int) -> Tuple[Tensor, str]:
+        """``mean_i Xhat_i`` of the Euler sampler with ``num_steps_test``
+        steps (also for FM-KT-Theta, whose deployed output is the raw
+        student); a level of weight 0 has no flow: the student."""
+        if not self.has_flow(level):
+            return student[level], 'student (no flow on this level)'
+        n = self.num_steps_test
+        return (self.flow(student[level], level, n).mean,
+                f'FM-KT mean prediction (N={n})')
+
+    def set_speed_options(self, checkpoint: bool = False,
+                          compile: bool = False) -> int:
+        """Per-step activation checkpointing and :func:`torch.compile` of
+        every velocity field."""
+        from .velocity import VelocityField
+        fields = [m for m in self.modules() if isinstance(m, VelocityField)]
+        for field in fields:
+            field.checkpoint, field.compile = checkpoint, compile
+        return len(fields)
 
     def check_channels(self, student: Sequence[Tensor]) -> None:
         """Every student tensor must have ``channels`` channels."""

@@ -25,9 +25,7 @@ Initialisation (``init``):
   \text{emb})` (the ``convnext`` and ``mlp`` encoders end in a LayerNorm), a
   unit-RMS vector per pixel whatever the feature scale, so :math:`Z - v`
   cancels or flips student features whose per-pixel RMS is near or below 1
-  (measured on the demo FPN: ``cos(mean_i Xhat_i, Z)`` of 0.39 .. -0.21; the
-  student got worse than without distillation, 9.4-10.2 mAP against 16.3
-  with the identity start).
+  (docs/results.md gives what that does to a demo run).
 """
 from typing import Dict, Iterable, Optional, Sequence, Union
 

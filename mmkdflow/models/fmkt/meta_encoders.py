@@ -154,9 +154,7 @@ class ConvNeXtBlock(nn.Module):
     ``shared_norm=True`` (default, the released structure): :math:`LN' =
     LN`, one LayerNorm used twice, ``8 C^2 + 58 C`` parameters.
     ``shared_norm=False``: a second LayerNorm of its own after the residual
-    add (2C more parameters, free to drift apart from the first); our
-    earlier structure, kept as an option. The default follows the released
-    code since nothing measured favours the extra norm.
+    add (2C more parameters, free to drift apart from the first).
 
     Deliberate difference from the released code: there the layer scale
     multiplies through a detached view, so it never trains and stays at

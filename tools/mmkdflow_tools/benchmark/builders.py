@@ -98,7 +98,7 @@ def fmkt_connector_cfg(channels: int, num_steps: int, theta: bool = False,
                        ) -> dict:
     """FM-KT on RetinaNet FPN levels: shared convnext meta-encoder,
     rectified flow, PKD per step."""
-    cfg = dict(type='FMKTConnector', channels=channels,
+    cfg = dict(type='FMKTFeatureConnector', channels=channels,
                meta_encoder='convnext', num_steps=num_steps, theta=theta,
                distance=dict(type='PKDLoss', loss_weight=1.0))
     if level_weights is not None:

@@ -8,10 +8,12 @@ from typing import Callable, Dict, Optional
 import torch
 
 #: The users' first config (FM-KT, RetinaNet R50 <- X101-64x4d, COCO), in
-#: the checkout this package is installed from.
+#: the checkout these tools belong to.
+_ROOT = osp.dirname(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 CHECKPOINT_CONFIG = osp.join(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
-    'configs', 'fmkt', 'fmkt_retinanet-x101_retinanet-r50_fpn_2x_coco.py')
+    _ROOT, 'configs', 'fmkt',
+    'fmkt_retinanet-x101_retinanet-r50_fpn_2x_coco.py')
 
 
 def _size_mb(path: str) -> float:

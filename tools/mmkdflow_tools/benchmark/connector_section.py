@@ -18,21 +18,12 @@ from .measure import count_flops, count_params, peak_memory, time_side_by_side
 
 def set_connector_options(connector: nn.Module, checkpoint: bool = False,
                           compile: bool = False) -> int:
-    """Turn on the speed/memory options of a built connector: per-step
-    activation checkpointing and ``torch.compile`` of every FM-KT velocity
-    field (:class:`~mmkdflow.models.fmkt.VelocityField`), ``torch.compile``
-    of DiffKD's denoiser. Returns how many modules took an option."""
-    from mmkdflow.models.connectors import DiffKDConnector
-    from mmkdflow.models.fmkt import VelocityField
-    touched = 0
-    for module in connector.modules():
-        if isinstance(module, VelocityField):
-            module.checkpoint, module.compile = checkpoint, compile
-            touched += 1
-        elif isinstance(module, DiffKDConnector) and compile:
-            module.compile = True
-            touched += 1
-    return touched
+    """Turn on the speed/memory options of a built connector
+    (:meth:`~mmkdflow.models.connectors.BaseConnector.set_speed_options`):
+    per-step activation checkpointing and ``torch.compile`` of every FM-KT
+    velocity field, ``torch.compile`` of DiffKD's denoiser. Returns how many
+    modules took an option."""
+    return connector.set_speed_options(checkpoint, compile)
 
 
 def connector_variants(channels: int, num_steps: Sequence[int],

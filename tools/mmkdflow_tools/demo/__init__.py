@@ -1,6 +1,7 @@
 """The pieces of ``tools/demo.py``: the options a demo run gets, cached
 training runs in ``tools/train.py`` subprocesses, run side by side, and the
-FM-KT test-steps sweep. The task table and the command line stay in the tool."""
+FM-KT test-steps sweep. The task table and the command line stay in the
+tool."""
 from .fmkt_steps import fmkt_steps, run_tool, test_log_values
 from .options import (TUNE_DATA, backbone_option, is_distiller, load_config,
                       run_options)

@@ -50,7 +50,7 @@ def fmkt_steps(task: dict, config: str, work_dir: str,
     milliseconds per image) and ``fmkt_steps.png`` (metric against latency)
     into the task's folder. Returns the table.
     """
-    from mmkdflow.reporting import metric_scale
+    from mmkdflow_tools.reporting import metric_scale
     run = osp.join(work_dir, 'fmkt', 'seed0')
     with open(osp.join(run, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()

@@ -15,7 +15,8 @@ from typing import List, Optional, Sequence
 from .options import load_config
 
 #: The repository root (the demo runs the tools of this checkout).
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 
 def progress_line(line: str) -> Optional[str]:
@@ -75,7 +76,7 @@ def train(config: str, work_dir: str, seed: int, label: str, metric: str,
         RuntimeError: mmkdflow is not installed from a source checkout
             (the demo runs that checkout's ``tools/train.py``).
     """
-    from mmkdflow.reporting import metric_scale, read_run
+    from mmkdflow_tools.reporting import metric_scale, read_run
     tool = osp.join(ROOT, 'tools', 'train.py')
     if not osp.isfile(tool):
         raise RuntimeError(
@@ -184,7 +185,7 @@ def extract_backbone(stamp: dict, out: str) -> str:
         with open(meta_path) as f:
             if json.load(f).get('fingerprint') == stamp['fingerprint']:
                 return out
-    from mmkdflow.utils import load_checkpoint_file
+    from mmkdflow.engine.checkpoint import load_checkpoint_file
     ckpt = load_checkpoint_file(stamp['checkpoint'], 'backbone checkpoint')
     state = {k: v for k, v in ckpt['state_dict'].items()
              if k.startswith('backbone.')}

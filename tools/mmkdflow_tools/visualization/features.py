@@ -9,14 +9,11 @@ import torch.nn as nn
 from mmengine.config import Config
 from torch import Tensor
 
-from mmkdflow.models.connectors import DiffKDConnector
-from mmkdflow.models.fmkt import FMKTConnector as BaseFMKTConnector
-from mmkdflow.models.utils import to_map
+from mmkdflow.engine.checkpoint import (extract_state_dict,
+                                        load_checkpoint_file,
+                                        load_weights_strictly)
 from mmkdflow.models.distillers.distill_point import DistillPoint, select
 from mmkdflow.models.recorders.module_recorder import resolve_module
-from mmkdflow.models.core import DistillContext
-from mmkdflow.utils import (extract_state_dict, load_checkpoint_file,
-                            load_weights_strictly)
 
 
 @dataclass
@@ -101,33 +98,13 @@ def _capture(model: nn.Module, path: str, role: str, run) -> object:
 
 
 def refine(connector: Optional[nn.Module], student: List[Tensor],
-           teacher: List[Tensor], level: int) -> Tuple[Tensor, str]:
-    """The connector's refined version of ``student[level]``, in eval mode.
-
-    * :class:`DiffKDConnector`: ``z_s = out_proj(denoise(proj(F_s)))``, the
-      denoised student (ANM start and the DDIM chain, as in training).
-    * FM-KT connectors: ``mean_i Xhat_i`` of the Euler sampler with
-      ``num_steps_test`` steps (also for FM-KT-Theta, whose deployed output
-      is the raw student); a level of weight 0 has no flow: the student.
-    * other connectors: their output with no teacher (inference);
-      no connector: the student itself.
-    """
-    if isinstance(connector, DiffKDConnector):
-        branch = connector.branch_of(level)
-        f_s, _ = to_map(student[level])
-        return (branch['out_proj'](connector.denoise(branch,
-                                                     branch['proj'](f_s))),
-                'DiffKD denoised student')
-    if isinstance(connector, BaseFMKTConnector):
-        if not connector.has_flow(level):
-            return student[level], 'student (no flow on this level)'
-        n = connector.num_steps_test
-        return (connector.flow(student[level], level, n).mean,
-                f'FM-KT mean prediction (N={n})')
+           level: int) -> Tuple[Tensor, str]:
+    """The connector's refined version of ``student[level]`` in eval mode
+    (:meth:`~mmkdflow.models.connectors.BaseConnector.refined_student`);
+    with no connector, the student itself."""
     if connector is None:
         return student[level], 'student (no connector)'
-    out = connector(student, None, DistillContext(training=False))
-    return out.student[level], f'{type(connector).__name__} output'
+    return connector.refined_student(student, level)
 
 
 def collect_features(model: nn.Module, data: Dict, point: DistillPoint,
@@ -158,7 +135,7 @@ def collect_features(model: nn.Module, data: Dict, point: DistillPoint,
         connector = model.connectors[point.name] \
             if point.name in model.connectors else None
         torch.manual_seed(seed)  # the DiffKD start noise
-        refined, name = refine(connector, student, teacher, level)
+        refined, name = refine(connector, student, level)
     meta = dict(samples[0].metainfo) if samples is not None else {}
     meta.setdefault('batch_input_shape', tuple(inputs.shape[-2:]))
     return FeatureSet(student[level][0], refined[0], teacher[level][0],
