@@ -29,7 +29,7 @@ ALIASES = {
 METHODS = ('fmkt', 'fmkt-theta', 'ofmkt', 'diffkd', 'diffkd-dist',
            'diffkd-attnmse', 'kd', 'pkd', 'cwd')
 ROLES = ('teacher', 'student', 'pretrain')
-DATASETS = ('coco', 'in1k', 'cityscapes-512x1024', 'digits-det',
+DATASETS = ('coco', 'in1k', 'cifar100', 'cityscapes-512x1024', 'digits-det',
             'digits-seg', 'digits-cls')
 WORD = r'[a-z0-9]+(?:-[a-z0-9]+)*'  # one field: words joined by '-'
 

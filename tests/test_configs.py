@@ -3,7 +3,7 @@ it and trains one step.
 
 One test, parametrised over every distiller config under ``configs/``
 (the COCO, Cityscapes and ImageNet recipes are large and marked slow; the
-digits demo configs run by default), so a new config is tested without
+digits demo and CIFAR-100 configs run by default), so a new config is tested without
 touching this file: the teacher (if any) is built from its own config and
 its random weights are saved as a real checkpoint that replaces the
 config's URL (nothing is downloaded); the distiller is built through the
@@ -31,8 +31,14 @@ from mmengine.registry import DefaultScope
 CONFIG_NAMES = distiller_configs()
 
 
+def _is_small(name: str) -> bool:
+    """The digits demo and the CIFAR-100 recipes (32x32 inputs, networks
+    of at most 24 M parameters) run by default."""
+    return name.startswith('demo/') or name.endswith('_cifar100.py')
+
+
 def _params():
-    return [pytest.param(name, id=name, marks=() if name.startswith('demo/')
+    return [pytest.param(name, id=name, marks=() if _is_small(name)
                          else pytest.mark.slow) for name in CONFIG_NAMES]
 
 
@@ -77,7 +83,9 @@ def raw_batch(scope: str, name: str) -> dict:
                                         dtype=torch.uint8))
         return dict(inputs=images, data_samples=samples)
     from mmpretrain.structures import DataSample
-    size = 32 if 'digits' in name else 64
+    size = 32 if 'digits' in name or 'cifar' in name else 64
+    if 'swin' in name:  # Swin's last stage (stride 32) needs a 7 x 7 window
+        size = 224
     images = [torch.randint(0, 256, (3, size, size), generator=gen,
                             dtype=torch.uint8) for _ in range(4)]
     return dict(inputs=images, data_samples=[

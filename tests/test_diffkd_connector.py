@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 from conftest import connector
 
-from mmkdflow.models.connectors import DiffKDConnector
+from mmkdflow.models.diffkd import DiffKDConnector
 from mmkdflow.models.core import DistillContext
 
 CTX = DistillContext()
@@ -216,3 +216,24 @@ def test_config_errors():
     with pytest.raises(ValueError, match='num_levels=2'):
         connector(share_across_levels=False, num_levels=2)(
             [torch.randn(2, 8, 4, 4)], [torch.randn(2, 16, 4, 4)], CTX)
+
+
+def test_resize_student_pairs_maps_of_other_sizes():
+    """A teacher map twice the student's: ``resize_student=True`` runs
+    DiffKD on the bilinearly resized student; without it the sizes are
+    refused, naming the switch."""
+    import torch.nn.functional as F
+    conn = connector(resize_student=True)
+    f_s, f_t = torch.randn(2, 8, 2, 2), torch.randn(2, 16, 4, 4)
+    torch.manual_seed(0)
+    out = conn([f_s], [f_t], CTX)
+    assert out.student[0].shape == (2, 16, 4, 4)
+    resized = F.interpolate(f_s, size=(4, 4), mode='bilinear',
+                            align_corners=False)
+    torch.manual_seed(0)
+    same = conn([resized], [f_t], CTX)
+    for name in ('loss_kd', 'loss_diff'):
+        torch.testing.assert_close(out.losses[name], same.losses[name])
+    assert conn([f_s], None, CTX).student[0] is f_s  # inference: as is
+    with pytest.raises(ValueError, match='resize_student=True'):
+        connector()([f_s], [f_t], CTX)

@@ -1,0 +1,14 @@
+# ResNet-110 for CIFAR-100, the CRD zoo's 'resnet110': 1,736,564
+# parameters with the 100-class head (tests/test_cifar_backbones.py).
+# Named by cfg_path from the CIFAR-100 distillation configs.
+default_scope = 'mmpretrain'
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='mmkdflow.CIFARResNet', depth=110),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(
+        type='LinearClsHead',
+        num_classes=100,
+        in_channels=64,
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
+        topk=(1, 5)))

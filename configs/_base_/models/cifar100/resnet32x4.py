@@ -1,0 +1,18 @@
+# ResNet-32x4 for CIFAR-100, the CRD zoo's 'resnet32x4': 7,433,860
+# parameters with the 100-class head (tests/test_cifar_backbones.py).
+# Named by cfg_path from the CIFAR-100 distillation configs.
+default_scope = 'mmpretrain'
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(
+        type='mmkdflow.CIFARResNet',
+        depth=32,
+        stem_channels=32,
+        base_channels=64),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(
+        type='LinearClsHead',
+        num_classes=100,
+        in_channels=256,
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
+        topk=(1, 5)))

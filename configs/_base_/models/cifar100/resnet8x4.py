@@ -1,0 +1,18 @@
+# ResNet-8x4 for CIFAR-100, the CRD zoo's 'resnet8x4': 1,233,540
+# parameters with the 100-class head (tests/test_cifar_backbones.py).
+# Named by cfg_path from the CIFAR-100 distillation configs.
+default_scope = 'mmpretrain'
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(
+        type='mmkdflow.CIFARResNet',
+        depth=8,
+        stem_channels=32,
+        base_channels=64),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(
+        type='LinearClsHead',
+        num_classes=100,
+        in_channels=256,
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
+        topk=(1, 5)))

@@ -1,0 +1,14 @@
+# ShuffleNetV1 for CIFAR-100, the CRD zoo's 'ShuffleV1': 949,258
+# parameters with the 100-class head (tests/test_cifar_backbones.py).
+# Named by cfg_path from the CIFAR-100 distillation configs.
+default_scope = 'mmpretrain'
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='mmkdflow.CIFARShuffleNetV1'),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(
+        type='LinearClsHead',
+        num_classes=100,
+        in_channels=960,
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
+        topk=(1, 5)))
