@@ -6,7 +6,7 @@ from conftest import perturb_gains
 
 from mmkdflow.models import Distiller
 from mmkdflow.models.core import DistillContext
-from mmkdflow.models.fmkt import FlowLogitHead, FMKTConnector
+from mmkdflow.models.fmkt import FlowLogitHead, FMKTLogitConnector
 from mmkdflow.models.losses import KDLoss
 from mmkdflow.models.utils import build_mmkdflow_module
 
@@ -15,8 +15,8 @@ def test_logit_flow_math_and_online():
     from mmpretrain.structures import DataSample
     torch.manual_seed(0)
     conn = build_mmkdflow_module(dict(
-        type='FMKTConnector', channels=8, meta_encoder='mlp', num_steps=3,
-        head_mode=True, num_classes=5, level_weights=[2.],
+        type='FMKTLogitConnector', channels=8, meta_encoder='mlp',
+        num_steps=3, num_classes=5, flow_weight=2.,
         distance=dict(type='KDLoss', temperature=4.)))
     perturb_gains(conn)
     z, y_t = torch.randn(4, 8, 3, 3), torch.randn(4, 5)
@@ -29,16 +29,16 @@ def test_logit_flow_math_and_online():
                                2 / 3 * sum(kd(o, y_t) for o in logits))
     torch.testing.assert_close(out.losses['loss_ce'], 2 / 3 * sum(
         nn.functional.cross_entropy(o, labels) for o in logits))
-    online = FMKTConnector(8, 'mlp', num_steps=2, head_mode=True,
-                           num_classes=5, online=True,
-                           distance=dict(type='KDLoss'))
+    online = FMKTLogitConnector(8, meta_encoder='mlp', num_steps=2,
+                                num_classes=5, online=True,
+                                distance=dict(type='KDLoss'))
     assert set(online([z], None, ctx).losses) == {'loss_flow', 'loss_ce'}
     assert not online([z], None, DistillContext(training=False)).losses
 
 
 def test_theta_logit_flow_needs_the_replaced_output():
-    conn = FMKTConnector(8, 'mlp', num_steps=2, head_mode=True,
-                         num_classes=5, theta=True)
+    conn = FMKTLogitConnector(8, meta_encoder='mlp', num_steps=2,
+                              num_classes=5, theta=True)
     z = torch.randn(2, 8, 3, 3)
     with pytest.raises(ValueError, match="replace='head.fc'"):
         conn([z], [torch.randn(2, 5)], DistillContext())
@@ -58,8 +58,8 @@ def test_per_pixel_logit_flow_on_deeplabv3(saved_teacher):
     from conftest import seg_batch, tiny_deeplabv3
     student, teacher = tiny_deeplabv3(8), tiny_deeplabv3(16)
     ckpt, _ = saved_teacher(teacher)
-    connector = dict(type='FMKTConnector', channels=16, meta_encoder='conv',
-                     num_steps=2, head_mode=True, head_pool=False,
+    connector = dict(type='FMKTLogitConnector', channels=16,
+                     meta_encoder='conv', num_steps=2, head_pool=False,
                      num_classes=11, distance=dict(type='DISTLoss'))
     point = dict(student='decode_head.bottleneck',
                  teacher='decode_head.conv_seg',
@@ -110,3 +110,24 @@ def test_per_pixel_logit_flow_on_deeplabv3(saved_teacher):
         want = conn([feat], None, DistillContext(training=False)).student[0]
     assert got.shape == (2, 11, 8, 8)
     torch.testing.assert_close(got, want)
+
+
+def test_flow_ce_takes_the_mixed_scores_of_mixup():
+    """Under Mixup / CutMix the samples carry ``gt_score`` (the mixed
+    labels): the flow's CE uses them, with label smoothing on top, as
+    mmpretrain's own loss does; hard labels otherwise."""
+    from mmpretrain.structures import DataSample
+    head = FlowLogitHead(8, 5)
+    logits = torch.randn(3, 5)
+    scores = torch.softmax(torch.randn(3, 5), dim=1)
+    samples = [DataSample().set_gt_label(i).set_gt_score(s)
+               for i, s in enumerate(scores)]
+    smooth = 0.1
+    target = scores * (1 - smooth) + smooth / 5
+    expected = -(target * torch.log_softmax(logits, 1)).sum(1).mean()
+    torch.testing.assert_close(
+        head.label_loss(logits, DistillContext(samples), smooth), expected)
+    hard = [DataSample().set_gt_label(i) for i in range(3)]
+    torch.testing.assert_close(
+        head.label_loss(logits, DistillContext(hard)),
+        nn.functional.cross_entropy(logits, torch.arange(3)))

@@ -77,6 +77,24 @@ class DistillContext:
         return torch.cat([torch.as_tensor(label).reshape(-1)[:1]
                           for label in labels]).long()
 
+    def gt_scores(self) -> Optional[Tensor]:
+        """Soft classification targets of the batch as a ``(B, K)`` float
+        tensor, when every sample carries ``gt_score`` (mmpretrain's Mixup
+        and CutMix batch augments set it to the mixed labels).
+
+        Returns:
+            Tensor | None: The scores, or ``None`` when some sample has
+            none (then :meth:`gt_labels` holds the targets).
+        """
+        if not self.data_samples:
+            return None
+        scores = [getattr(sample, 'gt_score', None)
+                  for sample in self.data_samples]
+        if any(score is None for score in scores):
+            return None
+        return torch.stack([torch.as_tensor(score).reshape(-1)
+                            for score in scores]).float()
+
     def gt_sem_seg(self) -> Tensor:
         """Per-pixel labels of the batch as a ``(B, H, W)`` long tensor.
 

@@ -6,7 +6,8 @@ iteration, and every message names the distillation point, the setting and
 the fix.
 """
 import contextlib
-from typing import Dict, Iterable, Iterator, Optional, Sequence, Set
+from typing import (Dict, Iterable, Iterator, List, Optional,
+                    Sequence, Set)
 
 import torch.nn as nn
 
@@ -70,14 +71,37 @@ def check_index_range(point: str, side: str, path: str, module: nn.Module,
             f'outputs')
 
 
-def declared_channels(module: nn.Module) -> Optional[int]:
-    """The channels (or features) ``module`` declares it outputs
-    (``out_channels``, ``out_features``); ``None`` when unknown."""
-    for attr in ('out_channels', 'out_features'):
+def declared_channels(module: nn.Module,
+                      index: Optional[Sequence[int]] = None
+                      ) -> Optional[List[int]]:
+    """The channels (or features) of each tensor ``module`` declares it
+    returns, for the entries ``index`` selects (``None``: all); ``None``
+    when unknown.
+
+    Read from ``out_channels`` / ``out_features`` (convolutions, linears,
+    necks), ``num_features`` per ``out_indices`` entry (Swin's
+    ``(B, C, H, W)`` stages), ``embed_dims`` (ViT / DeiT backbones and
+    their layers: ``(B, N, C)`` tokens or the ``(B, C)`` class token) and
+    a LayerNorm's ``normalized_shape`` (ViT's final norm ``ln1``).
+    """
+    stages = getattr(module, 'num_features', None)
+    outs = getattr(module, 'out_indices', None)
+    if isinstance(stages, (list, tuple)) and isinstance(outs, (list, tuple)):
+        per_out = [stages[i] for i in outs]  # index range checked before
+        return per_out if index is None else [per_out[i] for i in index]
+    value = None
+    for attr in ('out_channels', 'out_features', 'embed_dims'):
         value = getattr(module, attr, None)
-        if isinstance(value, int):
-            return value
-    return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            break
+        value = None
+    if value is None and isinstance(module, nn.LayerNorm):
+        value = module.normalized_shape[-1]
+    if value is None:
+        return None
+    count = len(index) if index is not None else \
+        declared_num_outputs(module) or 1
+    return [value] * count
 
 
 def check_points(points: Iterable, student_modules: Dict[str, nn.Module],
@@ -85,13 +109,17 @@ def check_points(points: Iterable, student_modules: Dict[str, nn.Module],
                  with_connector: Set[str]) -> None:
     """Build-time checks of every distillation point: ``index`` ranges
     (:func:`check_index_range`) and, for points without a connector, equal
-    declared channel counts of the student and teacher modules.
+    declared channel counts (:func:`declared_channels`, per selected entry)
+    of the student and teacher modules.
 
     Args:
         points: The parsed ``DistillPoint`` s.
         student_modules: Module path -> student module read.
         teacher_modules: Module path -> teacher module read.
-        with_connector: Names of the points that have a connector.
+        with_connector: Names of the points that have a connector, or a
+            loss that maps the student's channels itself
+            (``maps_channels``, e.g. :class:`~mmkdflow.models.losses.
+            ViTKDLoss`).
 
     Raises:
         IndexError: An index past a module's declared outputs.
@@ -109,12 +137,19 @@ def check_points(points: Iterable, student_modules: Dict[str, nn.Module],
                           point.teacher_index, point.teacher_index_key)
         if point.name in with_connector:
             continue
-        s_ch = declared_channels(student_modules[point.student])
-        t_ch = declared_channels(teacher_modules[point.teacher])
-        if s_ch is not None and t_ch is not None and s_ch != t_ch:
+        s_ch = declared_channels(student_modules[point.student],
+                                 point.student_index)
+        t_ch = declared_channels(teacher_modules[point.teacher],
+                                 point.teacher_index)
+        if s_ch is None or t_ch is None or len(s_ch) != len(t_ch):
+            continue
+        for level, (s, t) in enumerate(zip(s_ch, t_ch)):
+            if s == t:
+                continue
+            entry = f' (entry {level})' if len(s_ch) > 1 else ''
             raise ValueError(
-                f'distill point {point.name!r}: student '
-                f"'{point.student}' gives {s_ch} channels but teacher "
-                f"'{point.teacher}' gives {t_ch}; add a connector such as "
-                f"dict(type='ConvAdapter', in_channels={s_ch}, "
-                f'out_channels={t_ch}) or read matching modules')
+                f'distill point {point.name!r}{entry}: student '
+                f"'{point.student}' gives {s} channels but teacher "
+                f"'{point.teacher}' gives {t}; add a connector such as "
+                f"dict(type='ConvAdapter', in_channels={s}, "
+                f'out_channels={t}) or read matching modules')

@@ -142,6 +142,12 @@ class FMKTLogitConnector(FMKTConnector):
         self.check_num_inputs(len(student))
         self.check_channels(student)
         z = student[0]
+        if z.dim() == 2:
+            # a (B, C) vector (a ViT class token) as a 1 x 1 map; the
+            # released DeiT code expands it to 7 x 7 equal pixels, which
+            # per-pixel encoders (mlp) and the pooled classifier map to
+            # the same logits
+            z = z[:, :, None, None]
         training = teacher is not None or (self.online and ctx.training)
         own = own_logits(replaced) if self.theta else None
         if self.theta and not training:

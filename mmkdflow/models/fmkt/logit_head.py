@@ -87,7 +87,9 @@ class FlowLogitHead(nn.Module):
         r"""Cross-entropy of one step's logits with the ground truth.
 
         ``(B, K)`` logits: :math:`\mathrm{CE}(o, y)` with the image labels
-        (``ctx.gt_labels()``). ``(B, K, h, w)`` logits:
+        (``ctx.gt_labels()``), or with the soft targets ``ctx.gt_scores()``
+        when the batch carries them (Mixup, CutMix), as mmpretrain's own
+        classification loss does. ``(B, K, h, w)`` logits:
         :math:`\frac{1}{|P|}\sum_{p \in P} \mathrm{CE}(\mathrm{up}(o)_p,
         y_p)` over the labelled pixels :math:`P` (``ctx.gt_sem_seg()``),
         :math:`\mathrm{up}` the bilinear resize to the label map. Computed
@@ -101,7 +103,9 @@ class FlowLogitHead(nn.Module):
         logits = logits.float()
         weight = self.class_weight
         if logits.dim() == 2:
-            labels = ctx.gt_labels().to(logits.device)
+            scores = ctx.gt_scores()
+            labels = ctx.gt_labels() if scores is None else scores
+            labels = labels.to(logits.device)
             return F.cross_entropy(logits, labels, weight=weight,
                                    label_smoothing=label_smoothing)
         labels = ctx.gt_sem_seg().to(logits.device)

@@ -1,4 +1,4 @@
-"""Distillation losses: KD, DKD, DIST, PKD, MSE, CWD, attention-MSE.
+"""Distillation losses: KD, DKD, DIST, PKD, MSE, CWD, attention-MSE, ViTKD.
 
 Every loss follows :class:`BaseDistillLoss`:
 ``loss(student, teacher, ctx=None, weight=None, avg_factor=None,
@@ -14,9 +14,10 @@ from .dkd_loss import DKDLoss
 from .kd_loss import KDLoss
 from .mse_loss import MSELoss
 from .pkd_loss import PKDLoss
+from .vitkd_loss import ViTKDLoss
 
 __all__ = [
     'BaseDistillLoss', 'KDLoss', 'DKDLoss', 'DISTLoss', 'PKDLoss', 'MSELoss',
-    'ChannelWiseDivergence', 'AttentionMSELoss', 'Reduction',
+    'ChannelWiseDivergence', 'AttentionMSELoss', 'ViTKDLoss', 'Reduction',
     'build_distill_loss', 'weight_reduce_loss'
 ]

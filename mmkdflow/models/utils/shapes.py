@@ -16,8 +16,11 @@ def to_map(x: Tensor) -> Tuple[Tensor, bool]:
         return x[:, :, None, None], True
     if x.dim() == 4:
         return x, False
+    hint = ('; (B, N, C) transformer tokens go to a token loss (MSELoss, '
+            'ViTKDLoss) or a ConvAdapter, or read a (B, C) class token / '
+            '(B, C, H, W) map instead' if x.dim() == 3 else '')
     raise ValueError(f'expected a (B, C) vector or a (B, C, H, W) map, got '
-                     f'shape {tuple(x.shape)}')
+                     f'shape {tuple(x.shape)}{hint}')
 
 
 def from_map(x: Tensor, was_vector: bool) -> Tensor:
