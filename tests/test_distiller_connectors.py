@@ -121,3 +121,43 @@ def test_bad_replace_value_is_an_error():
         Distiller(student=tiny_resnet_cls(8), distill_points=dict(
             flow=dict(student='backbone', replace=3,
                       connector=dict(type='IdentityConnector'))))
+
+
+def test_a_resizing_loss_pairs_levels_of_other_strides(saved_teacher):
+    """Student FPN levels P3-P5 against the teacher's P4-P6 (half the size
+    each): ``PKDLoss(resize_stu=True)`` resizes the student through
+    ``distill_points``; a loss that does not resize keeps the error."""
+    import torch.nn.functional as F
+
+    from mmkdflow.models.losses.pkd_loss import normalize_channels
+    point = dict(
+        student='neck', teacher='neck', student_index=(0, 1, 2),
+        teacher_index=(1, 2, 3),
+        connector=dict(type='ConvAdapter', in_channels=16, out_channels=32),
+        loss=dict(type='PKDLoss', resize_stu=True))
+    model, _ = det_distiller(saved_teacher, distill_points=dict(fpn=point))
+    model.train()
+    inputs, samples = det_batch(size=64)
+    torch.manual_seed(0)
+    losses = model(inputs, samples, mode='loss')
+    with torch.no_grad():
+        t_feats = model.teacher.extract_feat(inputs)[1:4]
+        s_feats = model.student.extract_feat(inputs)[0:3]
+    adapter = model.connectors['fpn'].adapter
+    expected = 0.
+    for s, t in zip(s_feats, t_feats):
+        assert s.shape[2:] != t.shape[2:]
+        s = F.interpolate(adapter(s), size=t.shape[2:], mode='bilinear',
+                          align_corners=False)
+        expected += torch.mean(
+            (normalize_channels(s) - normalize_channels(t)) ** 2) / 2
+    torch.testing.assert_close(losses['distill.fpn.loss'].detach(),
+                               expected, rtol=1e-4, atol=1e-6)
+    losses['distill.fpn.loss'].backward()
+    assert adapter[0].weight.grad.abs().sum() > 0
+
+    point['loss'] = dict(type='PKDLoss')
+    model, _ = det_distiller(saved_teacher, distill_points=dict(fpn=point))
+    model.train()
+    with pytest.raises(ValueError, match=r'\(2, 32, 8, 8\).*resize_stu'):
+        model(inputs, samples, mode='loss')

@@ -1,11 +1,8 @@
 """The distiller: a student, its distillation points and (optionally) a
-frozen teacher, as one MMEngine ``BaseModel``.
-
-Longer than 300 lines because the one class is the whole build-time
-contract users meet (argument checks, teacher loading, recorders, the
-three forward modes); what can stand alone already does, next to it:
-points and their validation, the per-call loss assembly, teacher loading,
-caching and identity.
+frozen teacher, as one MMEngine ``BaseModel``: argument checks, teacher
+loading, recorders and the three forward modes. Points and their
+validation, the per-call losses, teacher loading, caching and inputs live
+in their own modules beside it.
 """
 from typing import Dict, List, Optional, Union
 
@@ -15,6 +12,9 @@ from mmengine.model import BaseModel
 from torch import Tensor
 
 from mmkdflow.compat import check_downstream_versions
+from mmkdflow.engine.checkpoint.teacher_identity import (drop_teacher_hook,
+                                                        restore_teacher,
+                                                        state_dict_hash)
 from mmkdflow.registry import MODELS
 from ..connectors.base import BaseConnector
 from ..core import DistillContext, DistillStep, check_nonnegative_weight
@@ -25,29 +25,20 @@ from .point_calls import point_losses, replacers
 from .pretrained import fetch_pretrained
 from .teacher import load_teacher
 from .teacher_cache import TeacherOutputCache
-from .teacher_identity import (drop_teacher_hook, restore_teacher,
-                               state_dict_hash)
+from .teacher_inputs import TeacherInputs
 from .validation import about_point, check_points
 
 _TEACHER_FORWARDS = ('auto', 'extract_feat', 'tensor')
 
 
-#: The name of :class:`Distiller` before it also served as the online
-#: (OFM-KT) model and the deployed wrapper; still registered, so configs and
-#: exported deploy configs that say ``type='OfflineDistiller'`` keep working.
-LEGACY_NAME = 'OfflineDistiller'
-
-
 @MODELS.register_module()
-@MODELS.register_module(name=LEGACY_NAME)
 class Distiller(BaseModel):
     """A trainable student with its distillation points, and a frozen
     teacher when there is one.
 
     One model serves three uses: offline distillation (a teacher), online
     distillation (OFM-KT: no teacher, the flow teaches the student) and the
-    deployed student whose connectors stay in the inference path. It is
-    registered as ``Distiller`` and, for older configs, ``OfflineDistiller``.
+    deployed student whose connectors stay in the inference path.
 
     In training (``mode='loss'``) the teacher runs first under ``no_grad``
     and its hooked modules are recorded; then the student computes its own
@@ -75,11 +66,11 @@ class Distiller(BaseModel):
         allow_teacher_change: A frozen teacher loaded from
             ``teacher_ckpt`` is left out of the training checkpoints, which
             keep its ``teacher_ckpt`` and a SHA-256 of its weights instead
-            (see :mod:`.teacher_identity`); loading such a checkpoint
-            (``--resume``, ``load_from``) with a teacher of another hash is
-            an error unless this is ``True`` (resume with a new teacher on
-            purpose). A teacher that is not frozen stays in the
-            checkpoints, as it changes during training.
+            (see :mod:`mmkdflow.engine.checkpoint.teacher_identity`);
+            loading such a checkpoint (``--resume``, ``load_from``) with a
+            teacher of another hash is an error unless this is ``True``
+            (resume with a new teacher on purpose). A teacher that is not
+            frozen stays in the checkpoints, as it changes during training.
         distill_points: ``dict(name=dict(student=..., teacher=..., index=...,
             connector=..., loss=..., replace=...))``; see
             :class:`DistillPoint`.
@@ -98,10 +89,13 @@ class Distiller(BaseModel):
             max_gb=8)``). Only for train pipelines without random
             transforms: ``SafeTrainingHook`` refuses it otherwise, and an
             image that comes back with another input raises.
-        data_preprocessor: The distiller always uses the student's data
-            preprocessor; a dict given here (MMEngine's ``Runner`` passes the
-            config's top-level ``data_preprocessor``) is used for the student
-            when its own config sets none.
+        data_preprocessor: The distiller preprocesses every batch with the
+            student's data preprocessor; a dict given here (MMEngine's
+            ``Runner`` passes the config's top-level ``data_preprocessor``)
+            is used for the student when its own config sets none. A teacher
+            whose own preprocessor normalises otherwise (mean, std,
+            ``bgr_to_rgb``) gets the batch re-normalised its way
+            (:class:`~.teacher_inputs.TeacherInputs`).
         init_cfg: MMEngine initialisation config.
     """
 
@@ -135,6 +129,9 @@ class Distiller(BaseModel):
         self.allow_teacher_change = allow_teacher_change
         self.teacher_hash: Optional[str] = None
         self._runtime_checked = False  # SafeTrainingHook looked for
+        #: ``True``: the student trains alone (no teacher forward, no
+        #: distillation losses); set by ``StopDistillHook`` from the epoch.
+        self.distill_stopped = False
 
         self.points = [
             DistillPoint.from_cfg(name, cfg)
@@ -147,9 +144,12 @@ class Distiller(BaseModel):
                     'distill points read teacher modules but no `teacher` '
                     'model is configured')
             self.teacher = None
+            self.teacher_inputs = None
         else:
             self.teacher = build_task_model(teacher, 'teacher', default_dp)
             load_teacher(self.teacher, teacher_ckpt, allow_random_teacher)
+            self.teacher_inputs = TeacherInputs.between(
+                self.data_preprocessor, self.teacher.data_preprocessor)
             if teacher_ckpt is not None:
                 self.teacher_hash = state_dict_hash(self.teacher.state_dict())
         # mmdet / mmseg / mmpretrain are imported by now if a model of
@@ -195,7 +195,9 @@ class Distiller(BaseModel):
         check_points(self.points, self.student_recorder.modules,
                      self.teacher_recorder.modules
                      if self.teacher_recorder is not None else {},
-                     set(self.connectors))
+                     set(self.connectors) | {
+                         name for name, loss in self.distill_losses.items()
+                         if getattr(loss, 'maps_channels', False)})
 
     # ------------------------------------------------------------ building
     def _resolve_teacher_forward(self, mode: str) -> str:
@@ -220,7 +222,7 @@ class Distiller(BaseModel):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         """Check a teacher-free checkpoint's teacher and fill the teacher
-        in (:func:`~.teacher_identity.restore_teacher`), then load."""
+        in (:func:`~mmkdflow.engine.checkpoint.restore_teacher`), then load."""
         restore_teacher(self, state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
@@ -232,6 +234,8 @@ class Distiller(BaseModel):
         if self.teacher is None:
             return {}
         self.teacher.eval()
+        if self.teacher_inputs is not None:
+            inputs = self.teacher_inputs(inputs, data_samples)
         with self.teacher_recorder.recording() as record:
             if self.teacher_forward == 'extract_feat':
                 self.teacher.extract_feat(inputs)
@@ -263,6 +267,8 @@ class Distiller(BaseModel):
             raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', "
                              f'got {mode!r}')
         if self.predict_with == 'teacher':
+            if self.teacher_inputs is not None:
+                inputs = self.teacher_inputs(inputs, data_samples)
             return self.teacher(inputs, data_samples, mode=mode)
         step = DistillStep(DistillContext.current(data_samples,
                                                   training=False))
@@ -283,10 +289,12 @@ class Distiller(BaseModel):
         return super().train_step(data, optim_wrapper)
 
     def loss(self, inputs: Tensor, data_samples) -> Dict[str, Tensor]:
-        """Teacher forward, student losses, then one loss set per point."""
+        """Teacher forward, student losses, then one loss set per point
+        (the student's losses alone once ``distill_stopped``)."""
         step = DistillStep(DistillContext.current(data_samples,
                                                   training=True))
-        step.teacher = self._teacher_tensors(inputs, data_samples)
+        if not self.distill_stopped:
+            step.teacher = self._teacher_tensors(inputs, data_samples)
         with self.student_recorder.recording(
                 replacers(self.points, self.connectors, step)) as record:
             student_losses = self.student.loss(inputs, data_samples)
@@ -295,6 +303,8 @@ class Distiller(BaseModel):
             if 'loss' in k else v
             for k, v in student_losses.items()
         }
+        if self.distill_stopped:
+            return losses
         for point in self.points:
             losses.update(point_losses(
                 point, self.connectors[point.name]

@@ -89,6 +89,10 @@ def point_losses(point: DistillPoint, connector: Optional[BaseConnector],
     connector's own losses and ``loss`` of its distance between the
     (connected) student and the (possibly connector-given) teacher tensors.
 
+    A student tensor may differ from its teacher tensor in spatial size
+    when the loss adapts it (its ``align``, e.g.
+    ``PKDLoss(resize_stu=True)``); the shapes must match after that.
+
     Raises:
         ValueError: If a student and a teacher tensor differ in shape.
     """
@@ -111,14 +115,19 @@ def point_losses(point: DistillPoint, connector: Optional[BaseConnector],
         return losses
     targets = result.teacher if result.teacher is not None else teacher
     total = 0.
+    align = getattr(loss_fn, 'align', None)
+    # a loss that maps the student's channels (ViTKDLoss) checks shapes
+    own_check = getattr(loss_fn, 'maps_channels', False)
     for level, (s, t) in enumerate(zip(result.student, targets)):
-        if s.shape != t.shape:
+        if not own_check and s.shape != t.shape and (
+                align is None or align(s, t).shape != t.shape):
             raise ValueError(
                 f'distill point {point.name!r} (entry {level}): student '
                 f"tensor {tuple(s.shape)} from '{point.student}' does not "
                 f'match teacher tensor {tuple(t.shape)} from '
                 f"'{point.teacher}'; add a connector that maps the student "
-                f'to the teacher shape, or read matching modules')
+                f'to the teacher shape, read matching modules, or use a '
+                f'loss that resizes the student (PKDLoss(resize_stu=True))')
         total = total + loss_fn(s, t, step.ctx)
     losses[prefix + 'loss'] = total
     return losses
