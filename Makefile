@@ -31,10 +31,13 @@ clean-env:
 ## the floor of the supported range (torch 2.1.2, mmcv-lite 2.1.0,
 ## mmengine 0.10.7): the tests that need no mmcv.ops / mmdet / mmseg /
 ## mmpretrain, in .venv-floor-lite (built by tools/setup_floor_env.sh)
-FLOOR_LITE_TESTS = tests/test_version.py tests/test_restricted_unpickler.py \
-	tests/test_losses_common.py tests/test_losses_distributions.py \
-	tests/test_losses_features.py tests/test_allocator.py \
-	tests/test_sampler_perf.py tests/test_portable_checkpoints.py
+FLOOR_LITE_TESTS = tests/test_version.py \
+	tests/test_engine/test_restricted_unpickler.py \
+	tests/test_engine/test_portable_checkpoints.py \
+	tests/test_models/test_losses/test_losses_common.py \
+	tests/test_models/test_losses/test_losses_distributions.py \
+	tests/test_models/test_losses/test_losses_features.py \
+	tests/test_utils/test_allocator.py tests/test_tools/test_sampler_perf.py
 test-floor-lite:
 	@bash tools/setup_floor_env.sh .venv-floor-lite lite
 	.venv-floor-lite/bin/python -m pytest $(FLOOR_LITE_TESTS) $(PYTEST_ARGS)

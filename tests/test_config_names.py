@@ -18,7 +18,7 @@ import os.path as osp
 import re
 
 import pytest
-from conftest import CONFIGS, config_path
+from utils import CONFIGS, config_path
 from mmengine.config import Config
 
 #: former name -> the config it inherits, unchanged (an alias file)

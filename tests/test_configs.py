@@ -21,8 +21,8 @@ import copy
 
 import pytest
 import torch
-from conftest import (assert_some_gradient, config_path, distiller_configs,
-                      save_random_teacher, student_scope)
+from utils import (assert_some_gradient, config_path, distiller_configs,
+                   save_random_teacher, student_scope)
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import MODELS as ROOT_MODELS

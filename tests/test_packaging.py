@@ -7,7 +7,7 @@ import sys
 import zipfile
 
 import pytest
-from conftest import ROOT
+from utils import ROOT
 
 RUNTIME = '_base_/default_runtime_distill.py'
 

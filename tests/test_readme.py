@@ -11,7 +11,7 @@ import re
 
 import pytest
 import torch
-from conftest import ROOT
+from utils import ROOT
 from mmengine.config import Config
 
 PAGES = sorted(

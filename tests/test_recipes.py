@@ -5,7 +5,7 @@ import os.path as osp
 import re
 
 import pytest
-from conftest import config_path, distiller_configs, student_scope
+from utils import config_path, distiller_configs, student_scope
 from mmengine.config import Config
 
 from mmkdflow.models.diffkd import DiffKDConnector

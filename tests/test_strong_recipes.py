@@ -5,7 +5,7 @@ import copy
 
 import pytest
 import torch
-from conftest import config_path, tiny_resnet_cls
+from utils import config_path, tiny_resnet_cls
 from mmengine.config import Config
 
 TABLE_3 = {

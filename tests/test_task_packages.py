@@ -14,7 +14,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import config_path
+from utils import config_path
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -72,8 +72,8 @@ def test_det_demo_config_trains_without_seg_and_cls(tmp_path):
         sys.path.insert(0, {osp.join(ROOT, 'tests')!r})
         from mmengine.config import Config
         from mmengine.runner import Runner
-        from conftest import save_random_teacher
-        from e2e_utils import shrink
+        from utils import save_random_teacher
+        from utils.e2e import shrink
         cfg = Config.fromfile({config!r})
         shrink(cfg, 'det', {str(tmp_path / 'data')!r},
                {str(tmp_path / 'work')!r})

@@ -116,7 +116,7 @@ def test_downstream_checked_only_when_imported(monkeypatch):
 def test_distiller_build_refuses_an_unsupported_mmdet(monkeypatch):
     # the floor-lite environment (make test-floor-lite) has no mmdet
     mmdet = pytest.importorskip('mmdet')
-    from conftest import tiny_retinanet
+    from utils import tiny_retinanet
 
     from mmkdflow.models import Distiller
     monkeypatch.setattr(mmdet, '__version__', '3.1.0')

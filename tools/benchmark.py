@@ -72,7 +72,8 @@ from mmkdflow_tools.benchmark.builders import (STUDENT_CFG,  # noqa: E402
 
 SECTIONS = ('connectors', 'step', 'export', 'breakdown', 'checkpoint')
 #: --quick: tiny sizes, and no torch.compile rows (each compilation costs
-#: minutes of CPU; tests/test_compile_paths.py covers the compiled paths)
+#: minutes of CPU; the compiled paths are covered by
+#: tests/test_models/test_utils/test_compile_paths.py)
 QUICK = dict(input_size=[64, 96], batch=2, repeats=1, warmup=1,
              compile=False)
 

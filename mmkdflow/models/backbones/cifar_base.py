@@ -4,8 +4,10 @@ order, the outputs of ``out_indices``, frozen stages and ``norm_eval``.
 The zoo is the one of CRD (Tian et al., ICLR 2020; public code
 HobbitLong/RepDistiller, ``models/``), reused by DKD, DIST, DiffKD and FM-KT
 for their CIFAR-100 tables. Each backbone here has that zoo's layers and
-parameter counts (``tests/test_cifar_backbones.py``) in mmpretrain's
-backbone form: used with ``GlobalAveragePooling`` and a ``LinearClsHead``.
+parameter counts (tested in
+``tests/test_models/test_backbones/test_cifar_backbones.py``) in
+mmpretrain's backbone form: used with ``GlobalAveragePooling`` and a
+``LinearClsHead``.
 """
 from typing import List, Sequence, Tuple, Union
 

@@ -1,5 +1,6 @@
 # ResNet-56 for CIFAR-100, the CRD zoo's 'resnet56': 861,620
-# parameters with the 100-class head (tests/test_cifar_backbones.py).
+# parameters with the 100-class head
+# (tests/test_models/test_backbones/test_cifar_backbones.py).
 # Named by cfg_path from the CIFAR-100 distillation configs.
 default_scope = 'mmpretrain'
 model = dict(

@@ -1,5 +1,6 @@
 # ResNet-8x4 for CIFAR-100, the CRD zoo's 'resnet8x4': 1,233,540
-# parameters with the 100-class head (tests/test_cifar_backbones.py).
+# parameters with the 100-class head
+# (tests/test_models/test_backbones/test_cifar_backbones.py).
 # Named by cfg_path from the CIFAR-100 distillation configs.
 default_scope = 'mmpretrain'
 model = dict(

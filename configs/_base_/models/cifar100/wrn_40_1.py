@@ -1,5 +1,6 @@
 # WRN-40-1 for CIFAR-100, the CRD zoo's 'wrn_40_1': 569,780
-# parameters with the 100-class head (tests/test_cifar_backbones.py).
+# parameters with the 100-class head
+# (tests/test_models/test_backbones/test_cifar_backbones.py).
 # Named by cfg_path from the CIFAR-100 distillation configs.
 default_scope = 'mmpretrain'
 model = dict(
