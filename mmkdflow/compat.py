@@ -37,14 +37,22 @@ class VersionError(ImportError):
 
 def parse_version(version: str):
     """``'2.1.2+cu121'`` -> ``Version('2.1.2')``: the public version (the
-    local build tag dropped), pre-releases before the release (PEP 440)."""
+    local build tag dropped), pre-releases before the release (PEP 440).
+
+    Returns:
+        Version: The public version.
+    """
     return Version(version.split('+')[0])
 
 
 def installed_version(package: str) -> Optional[str]:
     """The version of ``package`` without importing it: the imported
     module's ``__version__`` if it is loaded, else pip's metadata, else
-    ``None`` (not installed)."""
+    ``None`` (not installed).
+
+    Returns:
+        str | None: The version, or ``None``.
+    """
     module = sys.modules.get(package)
     version = getattr(module, '__version__', None)
     if isinstance(version, str):
@@ -103,7 +111,11 @@ def _at_least(installed: str, version: str) -> bool:
 def torch_at_least(version: str) -> bool:
     """Whether the running torch is ``version`` or newer (the comparison is
     cached per version pair: this runs in forward passes, e.g. of every
-    compiled connector call)."""
+    compiled connector call).
+
+    Returns:
+        bool: Whether torch is ``version`` or newer.
+    """
     import torch
     return _at_least(torch.__version__, version)
 
@@ -112,9 +124,9 @@ def require_torch(version: str, feature: str, why: str) -> None:
     """Refuse ``feature`` on a torch older than ``version``.
 
     Args:
-        version: The lowest torch that has what ``feature`` needs.
-        feature: The setting the user chose (``"compile=True"``).
-        why: What that torch provides.
+        version (str): The lowest torch that has what ``feature`` needs.
+        feature (str): The setting the user chose (``"compile=True"``).
+        why (str): What that torch provides.
 
     Raises:
         RuntimeError: Naming the feature, the installed torch, the one it

@@ -33,7 +33,11 @@ def _is_syncbn(module: nn.Module) -> bool:
 
 
 def gpu_available() -> bool:
-    """Whether a CUDA GPU is present (one place for tests to mock)."""
+    """Whether a CUDA GPU is present (one place for tests to mock).
+
+    Returns:
+        bool: Whether a CUDA GPU is present.
+    """
     return torch.cuda.is_available()
 
 
@@ -49,10 +53,10 @@ def revert_syncbn_without_gpu(model: nn.Module, role: str,
     ``BN`` does in DDP). With a GPU the model is returned unchanged.
 
     Args:
-        model: A built student, teacher or connector.
-        role: Named in the log line.
-        cuda: Whether a GPU is present; ``None`` asks
-            :func:`gpu_available`.
+        model (nn.Module): A built student, teacher or connector.
+        role (str): Named in the log line.
+        cuda (bool, optional): Whether a GPU is present; ``None`` asks
+            :func:`gpu_available`. Defaults to None.
 
     Returns:
         ``model`` itself, or a copy of it with ``BatchNorm`` layers (same

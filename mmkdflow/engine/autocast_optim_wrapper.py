@@ -17,8 +17,9 @@ class AutocastOptimWrapper(OptimWrapper):
     autocast region. Parameters, gradients and optimizer state stay fp32.
 
     Args:
-        device_type: ``'cpu'`` or ``'cuda'``.
-        dtype: ``'bfloat16'`` (default) or ``'float16'``.
+        device_type (str): ``'cpu'`` or ``'cuda'``. Defaults to 'cpu'.
+        dtype (str): ``'bfloat16'`` or ``'float16'``. Defaults to
+            'bfloat16'.
         **kwargs: Arguments of ``OptimWrapper``.
     """
 

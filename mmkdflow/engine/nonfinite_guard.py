@@ -55,7 +55,11 @@ def _flatten(losses: Dict[str, Any]) -> Dict[str, Tensor]:
 
 def nonfinite_losses(losses: Dict[str, Any]) -> List[str]:
     """Names of the losses (keys holding ``'loss'``, as MMEngine sums them)
-    that hold a NaN or Inf; ``[]`` when all are finite."""
+    that hold a NaN or Inf; ``[]`` when all are finite.
+
+    Returns:
+        list[str]: The names of the non-finite losses.
+    """
     return [name for name, value in _flatten(losses).items()
             if not bool(torch.isfinite(value.detach()).all())]
 
@@ -63,7 +67,11 @@ def nonfinite_losses(losses: Dict[str, Any]) -> List[str]:
 def describe_nonfinite(names: List[str], losses: Dict[str, Any],
                        epoch: int, iteration: int) -> str:
     """A report naming each bad loss, its distillation point (for the
-    distiller's ``distill.<point>.*`` losses) and the step."""
+    distiller's ``distill.<point>.*`` losses) and the step.
+
+    Returns:
+        str: The report.
+    """
     flat = _flatten(losses)
     parts = []
     for name in names:
@@ -82,7 +90,11 @@ def describe_nonfinite(names: List[str], losses: Dict[str, Any],
 def all_finite(tensors: List[Tensor]) -> bool:
     """Whether every entry of every tensor is finite: their largest
     absolute value (a NaN propagates, nothing overflows), one host
-    synchronisation."""
+    synchronisation.
+
+    Returns:
+        bool: Whether every entry is finite.
+    """
     if not tensors:
         return True
     get_total_norm = getattr(nn.utils, 'get_total_norm', None)
@@ -118,18 +130,18 @@ class NonFiniteGuardMixin:
     (put it first in the bases).
 
     Args:
-        policy: ``'raise'`` (default): stop the run with
+        policy (str): ``'raise'`` (default): stop the run with
             :class:`NonFiniteLossError` naming the bad losses (and their
-            distillation points) and the step, before any weight or
-            checkpoint is touched. ``'skip'``: log a warning, drop the
-            step's gradients and skip its update (single-process training
-            only for losses: under DDP every rank would have to agree, so it
-            raises instead). Without the guard (a plain wrapper) nothing is
-            checked, which saves one host synchronisation per step.
+            distillation points) and the step, before any weight or checkpoint
+            is touched. ``'skip'``: log a warning, drop the step's gradients
+            and skip its update (single-process training only for losses: under
+            DDP every rank would have to agree, so it raises instead). Without
+            the guard (a plain wrapper) nothing is checked, which saves one
+            host synchronisation per step. Defaults to 'raise'.
         *args, **kwargs: Arguments of the wrapper the mixin is applied to.
 
     Attributes:
-        skipped_steps: Updates skipped so far (``policy='skip'``).
+        skipped_steps (int): Updates skipped so far (``policy='skip'``).
     """
 
     #: Check the gradients before the step (a GradScaler already skips

@@ -24,13 +24,21 @@ def _runner_argument(runner, name: str, private: str, default: Any) -> Any:
 
 def is_resuming(runner) -> bool:
     """Whether the runner resumes a run (``resume=True``), as opposed to
-    starting one, possibly from ``load_from`` weights (fine-tuning)."""
+    starting one, possibly from ``load_from`` weights (fine-tuning).
+
+    Returns:
+        bool: Whether the runner resumes a run.
+    """
     return bool(_runner_argument(runner, 'resume', '_resume', False))
 
 
 def randomness_args(runner) -> Dict[str, Any]:
     """The runner's ``randomness`` arguments (``seed``, ``diff_rank_seed``,
-    ``deterministic``); empty when none were given."""
+    ``deterministic``); empty when none were given.
+
+    Returns:
+        dict[str, Any]: The ``randomness`` arguments.
+    """
     return dict(_runner_argument(runner, 'randomness', '_randomness_cfg',
                                  None) or {})
 
@@ -38,13 +46,21 @@ def randomness_args(runner) -> Dict[str, Any]:
 def built_train_loop(runner) -> Any:
     """The runner's train loop if it is built (a ``BaseLoop`` during
     ``runner.train()``), else its config dict or ``None``; unlike the
-    public ``runner.train_loop`` this never builds it."""
+    public ``runner.train_loop`` this never builds it.
+
+    Returns:
+        Any: The train loop, its config or ``None``.
+    """
     return getattr(runner, '_train_loop', None)
 
 
 def checkpoint_to_load(runner) -> Any:
     """The file ``runner.load_or_resume()`` will read (``load_from``, or
-    the resume checkpoint), ``None`` when none is named."""
+    the resume checkpoint), ``None`` when none is named.
+
+    Returns:
+        str | None: The checkpoint's path, or ``None``.
+    """
     return getattr(runner, '_load_from', None)
 
 

@@ -41,6 +41,9 @@ def student_config(cfg: Config) -> Config:
     ``model`` becomes the student's model dict, ``default_scope`` its
     package, and mmkdflow's imports and hooks are dropped so the file
     loads without mmkdflow.
+
+    Returns:
+        Config: The student's config.
     """
     model_cfg, scope = resolve_model_cfg(
         cfg.model.student, 'student', cfg.get('data_preprocessor'))
@@ -114,6 +117,9 @@ def connector_identity_at_inference(cfg: Mapping) -> bool:
     reads the module's settings (attributes named like its arguments,
     e.g. ``theta``). A class without the declaration counts as
     transforming them.
+
+    Returns:
+        bool: Whether the connector is the identity at inference.
     """
     if isinstance(cfg, nn.Module):
         target, cfg = type(cfg), vars(cfg)
@@ -129,6 +135,9 @@ def deploy_points(cfg: Config) -> List[str]:
     those with ``replace`` whose connector changes the student's tensors at
     inference (plain FM-KT, OFM-KT), see
     :func:`connector_identity_at_inference`.
+
+    Returns:
+        list[str]: The names of the deployed points.
     """
     points = (cfg.model.get('distill_points') or {}) if 'model' in cfg \
         else {}
@@ -146,6 +155,9 @@ def deploy_config(cfg: Config, points: List[str]) -> Config:
     ``default_scope`` is the student's package (so the datasets, pipelines
     and evaluators resolve as in a plain student config) and
     ``custom_imports`` imports mmkdflow.
+
+    Returns:
+        Config: The deployable model's config.
     """
     out = student_config(cfg)
     student, scope = resolve_model_cfg(
@@ -172,7 +184,11 @@ def deploy_config(cfg: Config, points: List[str]) -> Config:
 def export_distiller(cfg: Config, checkpoint: Dict) -> Tuple[Dict, Config]:
     """The deployable checkpoint and config of a distiller: the vanilla
     student, or the student with its inference-time connectors (plain
-    FM-KT), see the module docstring."""
+    FM-KT), see the module docstring.
+
+    Returns:
+        tuple[dict, Config]: The checkpoint and the config.
+    """
     points = deploy_points(cfg)
     if not points:
         return student_checkpoint(checkpoint), student_config(cfg)

@@ -27,7 +27,11 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 
 def parse_args(parser: argparse.ArgumentParser,
                argv=None) -> argparse.Namespace:
-    """Parse ``argv`` and export ``LOCAL_RANK`` when the launcher did not."""
+    """Parse ``argv`` and export ``LOCAL_RANK`` when the launcher did not.
+
+    Returns:
+        argparse.Namespace: The parsed arguments.
+    """
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
@@ -36,7 +40,11 @@ def parse_args(parser: argparse.ArgumentParser,
 
 def load_config(args: argparse.Namespace) -> Config:
     """The config file with ``--cfg-options``, the launcher and the work dir
-    (``--work-dir``, else the config's, else ``./work_dirs/<config name>``)."""
+    (``--work-dir``, else the config's, else ``./work_dirs/<config name>``).
+
+    Returns:
+        Config: The updated config.
+    """
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
@@ -55,7 +63,11 @@ def start_tool(parser: argparse.ArgumentParser,
     """What both tools do first: parse ``argv``, apply mmkdflow's glibc
     allocator settings (unless ``--no-allocator-tuning``; glibc then keeps
     freed activations for reuse instead of returning them to the kernel at
-    every step, see :mod:`mmkdflow.utils.allocator`) and load the config."""
+    every step, see :mod:`mmkdflow.utils.allocator`) and load the config.
+
+    Returns:
+        tuple[argparse.Namespace, Config]: The parsed arguments and the config.
+    """
     args = parse_args(parser, argv)
     configure_allocator(enabled=not args.no_allocator_tuning)
     return args, load_config(args)
@@ -65,7 +77,11 @@ def build_runner(cfg: Config):
     """Set up the distributed environment the config asks for (see
     :func:`~mmkdflow.distributed.setup_distributed`) and build its runner:
     ``runner_type`` when the config names one, else MMEngine's
-    ``Runner``."""
+    ``Runner``.
+
+    Returns:
+        Runner: The built runner.
+    """
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 

@@ -22,7 +22,11 @@ _TEMP_NAME = re.compile(r'^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$')
 
 
 def temporary_name(path: str) -> str:
-    """A fresh temporary path beside ``path`` (same folder, hidden)."""
+    """A fresh temporary path beside ``path`` (same folder, hidden).
+
+    Returns:
+        str: The temporary path.
+    """
     folder = osp.dirname(osp.abspath(path))
     return osp.join(folder, f'.{osp.basename(path)}.{os.getpid()}.'
                     f'{uuid.uuid4().hex[:8]}.tmp')
@@ -35,7 +39,7 @@ def atomic_target(path: str) -> Iterator[str]:
     removed and ``path`` is untouched.
 
     Args:
-        path: The final file name (its folder is created if needed).
+        path (str): The final file name (its folder is created if needed).
 
     Yields:
         The temporary path (the caller creates and writes it).
@@ -61,8 +65,8 @@ def save_atomic(obj: Any, path: str) -> None:
     (``0o666`` minus the umask; ``tempfile.mkstemp`` would give ``0o600``).
 
     Args:
-        obj: What ``torch.save`` writes.
-        path: The final file name.
+        obj (Any): What ``torch.save`` writes.
+        path (str): The final file name.
     """
     with atomic_target(path) as tmp:
         # mode 0o666 through os.open: the kernel applies the umask
@@ -75,8 +79,8 @@ def write_text_atomic(path: str, text: str) -> None:
     """Replace the text file ``path`` atomically (e.g. ``last_checkpoint``).
 
     Args:
-        path: The final file name.
-        text: Its new content.
+        path (str): The final file name.
+        text (str): Its new content.
     """
     with atomic_target(path) as tmp:
         with open(tmp, 'x', encoding='utf-8') as f:
@@ -124,7 +128,7 @@ def stale_temporaries(folder: str) -> List[str]:
     reused one: such a file is kept, which is the safe side).
 
     Args:
-        folder: The folder to look into (a missing folder has none).
+        folder (str): The folder to look into (a missing folder has none).
 
     Returns:
         Their full paths, sorted.

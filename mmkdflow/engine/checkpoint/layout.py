@@ -49,13 +49,21 @@ EXPORTED_META = ('dataset_meta', 'epoch', 'iter', 'seed')
 
 def state_dict_of(checkpoint: Mapping) -> Mapping:
     """The weights of a checkpoint (``state_dict``, or the dict itself
-    when it is a bare state dict)."""
+    when it is a bare state dict).
+
+    Returns:
+        Mapping: The weights.
+    """
     return checkpoint.get('state_dict', checkpoint)
 
 
 def export_meta(checkpoint: Mapping) -> Dict:
     """The plain-type ``meta`` of an exported checkpoint: the entries of
-    :data:`EXPORTED_META` the checkpoint has, and ``exported_from``."""
+    :data:`EXPORTED_META` the checkpoint has, and ``exported_from``.
+
+    Returns:
+        dict: The ``meta`` of the export.
+    """
     meta = checkpoint.get('meta', {}) or {}
     out = {k: copy.deepcopy(meta[k]) for k in EXPORTED_META if k in meta}
     out['exported_from'] = 'mmkdflow distiller'
@@ -80,6 +88,9 @@ def student_checkpoint(checkpoint: Mapping) -> Dict:
     ``init_model`` / ``get_model`` load it with safe loading and without
     mmkdflow.
 
+    Returns:
+        dict: The student's checkpoint.
+
     Raises:
         ValueError: If the checkpoint holds no student weights.
     """
@@ -90,13 +101,21 @@ def student_checkpoint(checkpoint: Mapping) -> Dict:
 
 
 def connector_prefix(point: str) -> str:
-    """The ``state_dict`` prefix of the connector of ``point``."""
+    """The ``state_dict`` prefix of the connector of ``point``.
+
+    Returns:
+        str: The prefix, ``connectors.<point>.``.
+    """
     return f'{CONNECTOR_PREFIX}{point}.'
 
 
 def pack_connector_ema(ema_state: Mapping) -> Dict:
     """The :data:`CONNECTOR_EMA_KEY` entry for an EMA model's
-    ``state_dict()``: tensors detached and on the CPU."""
+    ``state_dict()``: tensors detached and on the CPU.
+
+    Returns:
+        dict: The entry.
+    """
     return {k: v.detach().cpu() if isinstance(v, Tensor) else v
             for k, v in ema_state.items()}
 
@@ -104,7 +123,11 @@ def pack_connector_ema(ema_state: Mapping) -> Dict:
 def ema_connector_state(checkpoint: Mapping) -> Dict[str, Tensor]:
     """The averaged connector weights of a checkpoint, keyed like the
     distiller's own state dict (``connectors.<point>.<param>``); empty when
-    the checkpoint was written without the connector EMA."""
+    the checkpoint was written without the connector EMA.
+
+    Returns:
+        dict[str, Tensor]: The averaged connector weights.
+    """
     state = checkpoint.get(CONNECTOR_EMA_KEY) or {}
     return {CONNECTOR_PREFIX + k[len(EMA_MODULE_PREFIX):]: v
             for k, v in state.items() if k.startswith(EMA_MODULE_PREFIX)}
@@ -114,7 +137,11 @@ def connector_weights(checkpoint: Mapping,
                       points: Iterable[str]) -> Dict[str, Tensor]:
     """The live weights of the connectors of ``points``, keyed like the
     averaged model's own state dict (``<point>.<param>``), to start an
-    average from a checkpoint written without one."""
+    average from a checkpoint written without one.
+
+    Returns:
+        dict[str, Tensor]: The live connector weights.
+    """
     points = set(points)
     return {k[len(CONNECTOR_PREFIX):]: v
             for k, v in state_dict_of(checkpoint).items()
@@ -127,6 +154,9 @@ def deploy_checkpoint(checkpoint: Mapping, points: List[str]) -> Dict:
     ``student.*`` plus the connectors of ``points`` (their EMA weights when
     the checkpoint holds them). ``meta['connector_ema']`` names the points
     exported with EMA weights.
+
+    Returns:
+        dict: The deployable checkpoint.
 
     Raises:
         ValueError: If the checkpoint lacks the student or a connector.

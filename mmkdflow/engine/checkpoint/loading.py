@@ -32,13 +32,21 @@ class CheckpointError(RuntimeError):
 
 
 def is_remote(path: str) -> bool:
-    """Whether ``path`` names a remote checkpoint (URL or MMEngine prefix)."""
+    """Whether ``path`` names a remote checkpoint (URL or MMEngine prefix).
+
+    Returns:
+        bool: Whether ``path`` is remote.
+    """
     return isinstance(path, str) and path.startswith(REMOTE_PREFIXES)
 
 
 def hub_cache_path(url: str) -> str:
     """Where torch (and MMEngine's ``load_from_http``) caches the file of
-    ``url``: ``<torch hub dir>/checkpoints/<file name>``."""
+    ``url``: ``<torch hub dir>/checkpoints/<file name>``.
+
+    Returns:
+        str: The cache path.
+    """
     from urllib.parse import urlparse
 
     from torch.hub import get_dir
@@ -51,11 +59,14 @@ def fetch_url(url: str, what: str, fix: str) -> str:
     file.
 
     Args:
-        url: An ``http(s)://`` URL.
-        what: The subject of error messages: the setting that names the
+        url (str): An ``http(s)://`` URL.
+        what (str): The subject of error messages: the setting that names the
             file (``"teacher_ckpt 'https://...'"``); the URL is added when
             ``what`` does not contain it.
-        fix: How to avoid the download, appended to the error message.
+        fix (str): How to avoid the download, appended to the error message.
+
+    Returns:
+        str: The local file.
 
     Raises:
         CheckpointError: The download failed (no network, refused, not
@@ -82,10 +93,11 @@ def load_checkpoint_file(path: str, role: str = 'checkpoint') -> Dict:
     """Load a checkpoint on CPU with safe (``weights_only``) unpickling.
 
     Args:
-        path: Local path (``~`` expanded, as MMEngine does) or
+        path (str): Local path (``~`` expanded, as MMEngine does) or
             ``http(s)://`` URL (downloaded into the torch hub cache, then
             loaded the same way).
-        role: Used in error messages (e.g. ``'teacher_ckpt'``).
+        role (str): Used in error messages (e.g. ``'teacher_ckpt'``). Defaults
+            to 'checkpoint'.
 
     Returns:
         What the file holds (usually a dict).
@@ -133,7 +145,11 @@ def _weights_only_load(path: str, role: str, mmap: bool = False,
 def refusal_error(path: str, role: str,
                   err: pickle.UnpicklingError) -> CheckpointError:
     """mmkdflow's error for a file that safe loading refused (or could not
-    unpickle), without torch's advice to disable safe loading."""
+    unpickle), without torch's advice to disable safe loading.
+
+    Returns:
+        CheckpointError: The error, to raise.
+    """
     found = re.findall(r'GLOBAL (\S+)', str(err))
     if not found:
         return CheckpointError(
@@ -189,9 +205,9 @@ def check_checkpoint_file(path: str, role: str = 'checkpoint') -> None:
     little even for a large checkpoint.
 
     Args:
-        path: The local file (``~`` expanded; remote paths are left to
+        path (str): The local file (``~`` expanded; remote paths are left to
             MMEngine).
-        role: Used in error messages.
+        role (str): Used in error messages. Defaults to 'checkpoint'.
 
     Raises:
         FileNotFoundError: The file does not exist.
@@ -223,6 +239,9 @@ def check_checkpoint_file(path: str, role: str = 'checkpoint') -> None:
 def extract_state_dict(checkpoint, role: str = 'checkpoint') -> Dict:
     """Return the model weights of a loaded checkpoint (``state_dict`` or
     ``model`` entry, or the dict itself), without a ``module.`` prefix.
+
+    Returns:
+        dict: The model weights.
 
     Raises:
         CheckpointError: The checkpoint is not a dict.

@@ -29,6 +29,9 @@ MapLocation = Any
 def load_local(filename: str, map_location: MapLocation = None):
     """MMEngine's ``load_from_local`` with safe loading.
 
+    Returns:
+        dict: The loaded checkpoint.
+
     Raises:
         FileNotFoundError: The file does not exist.
         CheckpointError: Unreadable, or refused by safe loading.
@@ -44,7 +47,11 @@ def load_http(filename: str, map_location: MapLocation = None,
     """MMEngine's ``load_from_http`` with safe loading: rank 0 downloads
     into the torch hub cache first, the other ranks then read the cached
     file (``model_dir`` is accepted for MMEngine's signature; the file goes
-    where torch's hub keeps it, as for ``teacher_ckpt``)."""
+    where torch's hub keeps it, as for ``teacher_ckpt``).
+
+    Returns:
+        dict: The loaded checkpoint.
+    """
     from mmengine.dist import barrier, get_dist_info
     rank, world_size = get_dist_info()
     fix = 'set load_from / --resume to a local file path'

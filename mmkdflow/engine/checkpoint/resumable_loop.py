@@ -71,14 +71,15 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
     Same arguments as :class:`mmengine.runner.EpochBasedTrainLoop`, plus:
 
     Args:
-        load_skipped: How the already trained batches of a resumed epoch
-            are skipped. ``False``: their indices are drawn from the batch
-            sampler and nothing is loaded (exact when the data are loaded in
-            the main process, ``num_workers=0``). ``True``: they are loaded
-            and discarded, so that every worker's random state advances as
-            in the interrupted run (exact with workers and random
+        load_skipped (bool, optional): How the already trained batches of a
+            resumed epoch are skipped. ``False``: their indices are drawn from
+            the batch sampler and nothing is loaded (exact when the data are
+            loaded in the main process, ``num_workers=0``). ``True``: they are
+            loaded and discarded, so that every worker's random state advances
+            as in the interrupted run (exact with workers and random
             transforms, at the cost of loading those batches). ``None``
-            (default): ``True`` with workers, ``False`` without.
+            (default): ``True`` with workers, ``False`` without. Defaults to
+            None.
 
     The random states of the interrupted run (restored by
     ``ResumeStateHook``) are put back after the data iterator is created
@@ -208,7 +209,11 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
 
     def run(self):
         """Launch training (MMEngine's loop with the states kept across
-        the skipping of trained batches)."""
+        the skipping of trained batches).
+
+        Returns:
+            nn.Module: The trained model, as MMEngine's loop returns.
+        """
         self.runner.call_hook('before_train')
         self.runner.call_hook('before_train_epoch')
         if self._iter > 0:

@@ -39,7 +39,11 @@ def check_resume_weights(model: torch.nn.Module, checkpoint: dict) -> None:
 def capture_random_states() -> Dict[str, Any]:
     """The generators' states as tensors and plain Python values, so that
     ``torch.load(weights_only=True)`` reads them back without any
-    allow-list (torch CPU and CUDA, numpy's global, Python's ``random``)."""
+    allow-list (torch CPU and CUDA, numpy's global, Python's ``random``).
+
+    Returns:
+        dict[str, Any]: The random states.
+    """
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     states = dict(
         torch=torch.get_rng_state(),

@@ -51,10 +51,11 @@ class SafeCheckpointHook(CheckpointHook):
     ``published_keys`` ...), plus:
 
     Args:
-        companion_suffixes: Files ``<stem><suffix>.pth`` written beside a
-            checkpoint by other hooks (``StudentCheckpointHook`` writes
-            ``_student``), deleted together with their checkpoint when it
-            falls out of ``max_keep_ckpts``.
+        companion_suffixes (Sequence[str]): Files ``<stem><suffix>.pth``
+            written beside a checkpoint by other hooks
+            (``StudentCheckpointHook`` writes ``_student``), deleted together
+            with their checkpoint when it falls out of ``max_keep_ckpts``.
+            Defaults to ('_student',).
         *args, **kwargs: Those of ``CheckpointHook``.
 
     Local folders get the full protocol of the module docstring (best
@@ -194,7 +195,11 @@ def resumable_checkpoints(folder: str) -> List[str]:
     """The checkpoints of ``folder`` a run can resume from, newest first
     (by modification time, then by number): ``epoch_N.pth`` and
     ``iter_N.pth``; student exports, best and published checkpoints and
-    temporary files are not candidates."""
+    temporary files are not candidates.
+
+    Returns:
+        list[str]: The checkpoint paths, newest first.
+    """
     if not osp.isdir(folder):
         return []
     found: List[Tuple[float, int, str]] = []
@@ -240,7 +245,7 @@ def find_resume_checkpoint(work_dir: str) -> Optional[str]:
     Every step after the first logs why it was taken, and names the folder.
 
     Args:
-        work_dir: The run's work dir.
+        work_dir (str): The run's work dir.
 
     Returns:
         The checkpoint path, or ``None`` when there is none (the run starts

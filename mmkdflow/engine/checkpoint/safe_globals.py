@@ -65,8 +65,8 @@ def history_buffer_getattr(obj: Any, name: str) -> Any:
     allow-list cannot be turned into arbitrary attribute access.
 
     Args:
-        obj: The object pickle asks an attribute of.
-        name: The attribute name.
+        obj (Any): The object pickle asks an attribute of.
+        name (str): The attribute name.
 
     Returns:
         The registered statistics method.
@@ -99,7 +99,11 @@ EXTRA_SAFE_GLOBALS: Dict[str, Any] = {}
 
 
 def has_add_safe_globals() -> bool:
-    """Whether this torch extends its weights-only allow-list (>= 2.4)."""
+    """Whether this torch extends its weights-only allow-list (>= 2.4).
+
+    Returns:
+        bool: Whether ``torch.serialization.add_safe_globals`` exists.
+    """
     return hasattr(torch.serialization, 'add_safe_globals')
 
 

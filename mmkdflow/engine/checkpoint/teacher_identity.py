@@ -32,7 +32,11 @@ IDENTITY_SHA256, IDENTITY_CKPT = TEXT_ENTRIES
 
 def state_dict_hash(state: Mapping[str, torch.Tensor]) -> str:
     """SHA-256 (hex) over the names, dtypes, shapes and bytes of
-    ``state``, in key order."""
+    ``state``, in key order.
+
+    Returns:
+        str: The hex digest.
+    """
     digest = hashlib.sha256()
     for key in sorted(state):
         value = state[key]
@@ -59,7 +63,11 @@ def leaves_teacher_out(distiller: nn.Module) -> bool:
     teacher loaded from ``teacher_ckpt`` (hashed at build) and every
     teacher parameter is still frozen. A random teacher
     (``allow_random_teacher=True``) cannot be rebuilt from anything, and a
-    trained teacher changes during the run: both stay in the checkpoint."""
+    trained teacher changes during the run: both stay in the checkpoint.
+
+    Returns:
+        bool: Whether the checkpoints leave the teacher out.
+    """
     teacher = getattr(distiller, 'teacher', None)
     return (teacher is not None and
             getattr(distiller, 'teacher_hash', None) is not None and

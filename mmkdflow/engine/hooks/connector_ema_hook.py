@@ -53,16 +53,21 @@ class ConnectorEMAHook(EMAHook):
       deployable model.
 
     Args:
-        decay: EMA decay (0.999 in the FM-KT detection recipes); the
-            MMEngine ``momentum`` is ``1 - decay``.
-        momentum: MMEngine's momentum instead of ``decay`` (give one).
-        points: Names of the distillation points whose connectors are
-            averaged; ``None``: all connectors.
-        interval: Update every ``interval`` iterations.
-        update_buffers: Average buffers too (otherwise they are copied).
-        begin_iter: First iteration of averaging (before it the average
-            follows the live weights).
-        strict_load: Whether a checkpoint's EMA entry must match exactly.
+        decay (float, optional): EMA decay (0.999 in the FM-KT detection
+            recipes); the MMEngine ``momentum`` is ``1 - decay``. Defaults to
+            None.
+        momentum (float, optional): MMEngine's momentum instead of ``decay``
+            (give one). Defaults to None.
+        points (Sequence[str], optional): Names of the distillation points
+            whose connectors are averaged; ``None``: all connectors. Defaults
+            to None.
+        interval (int): Update every ``interval`` iterations. Defaults to 1.
+        update_buffers (bool): Average buffers too (otherwise they are copied).
+            Defaults to False.
+        begin_iter (int): First iteration of averaging (before it the average
+            follows the live weights). Defaults to 0.
+        strict_load (bool): Whether a checkpoint's EMA entry must match
+            exactly. Defaults to True.
     """
 
     def __init__(self,

@@ -24,7 +24,7 @@ class StopDistillHook(Hook):
     stop: set ``find_unused_parameters=True``.
 
     Args:
-        stop_epoch: The first epoch trained without distillation (>= 0).
+        stop_epoch (int): The first epoch trained without distillation (>= 0).
     """
 
     priority = 'NORMAL'

@@ -24,7 +24,8 @@ class StudentCheckpointHook(Hook):
     ``tools/export_student.py`` writes it (which also writes the config).
 
     Args:
-        suffix: Appended to the checkpoint's stem.
+        suffix (str): Appended to the checkpoint's stem. Defaults to
+            '_student'.
     """
 
     priority = 'LOWEST'

@@ -28,6 +28,9 @@ def normalise_out_indices(out_indices: Union[int, Sequence[int]],
                           num_stages: int) -> Tuple[int, ...]:
     """``out_indices`` as a tuple of non-negative stage indices.
 
+    Returns:
+        tuple[int]: The stage indices.
+
     Raises:
         ValueError: If it is empty or holds an index outside
             ``-num_stages .. num_stages - 1``.
@@ -46,7 +49,11 @@ def normalise_out_indices(out_indices: Union[int, Sequence[int]],
 
 def channel_shuffle(x: Tensor, groups: int) -> Tensor:
     """ShuffleNet's channel shuffle: (B, g * c, H, W) viewed as
-    (B, g, c, H, W), transposed to (B, c, g, H, W) and flattened back."""
+    (B, g, c, H, W), transposed to (B, c, g, H, W) and flattened back.
+
+    Returns:
+        Tensor: The shuffled tensor, of ``x``'s shape.
+    """
     batch, channels, height, width = x.shape
     if channels % groups:
         raise ValueError(f'{channels} channels do not split into {groups} '
@@ -69,10 +76,11 @@ class CIFARBackbone(BaseModule):
             returned (negative indices count from the last stage).
         frozen_stages (int): ``-1`` freezes nothing, ``0`` the stem,
             ``i > 0`` the stem and stages ``0 .. i - 1`` (parameters fixed,
-            norms in eval mode).
+            norms in eval mode). Defaults to -1.
         norm_eval (bool): Keep every BatchNorm in eval mode while training.
+            Defaults to False.
         init_cfg (dict | list[dict], optional): MMEngine initialisation
-            config.
+            config. Defaults to None.
 
     Raises:
         ValueError: For ``out_indices`` or ``frozen_stages`` out of range.
@@ -109,7 +117,11 @@ class CIFARBackbone(BaseModule):
         self._freeze_stages()
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        """The outputs of the stages in ``out_indices``."""
+        """The outputs of the stages in ``out_indices``.
+
+        Returns:
+            tuple[Tensor]: One feature map per entry of ``out_indices``.
+        """
         x = self.stem(x)
         outs = []
         for i, name in enumerate(self.stage_names):
@@ -132,7 +144,11 @@ class CIFARBackbone(BaseModule):
 
     def train(self, mode: bool = True) -> 'CIFARBackbone':
         """Train mode that keeps frozen stages (and, with ``norm_eval``,
-        every BatchNorm) in eval mode."""
+        every BatchNorm) in eval mode.
+
+        Returns:
+            CIFARBackbone: The module itself.
+        """
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:

@@ -50,7 +50,11 @@ class CIFARBasicBlock(BaseModule):
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Residual branch plus shortcut, then ReLU."""
+        """Residual branch plus shortcut, then ReLU.
+
+        Returns:
+            Tensor: The block's output.
+        """
         identity = x if self.downsample is None else self.downsample(x)
         return self.relu(self.conv2(self.conv1(x)) + identity)
 

@@ -20,13 +20,15 @@ class DepthwiseSeparableConv(BaseModule):
     """3x3 depthwise conv + BN + ReLU, then 1x1 pointwise conv + BN + ReLU.
 
     Args:
-        in_channels: Input channels (also the depthwise groups).
-        out_channels: Output channels of the pointwise conv.
-        stride: Stride of the depthwise conv.
-        conv_cfg: Convolution config (``None``: ``nn.Conv2d``).
-        norm_cfg: Normalisation config.
-        act_cfg: Activation config.
-        init_cfg: MMEngine initialisation config.
+        in_channels (int): Input channels (also the depthwise groups).
+        out_channels (int): Output channels of the pointwise conv.
+        stride (int): Stride of the depthwise conv.
+        conv_cfg (dict, optional): Convolution config (``None``:
+            ``nn.Conv2d``). Defaults to None.
+        norm_cfg (dict): Normalisation config. Defaults to dict(type='BN').
+        act_cfg (dict): Activation config. Defaults to dict(type='ReLU').
+        init_cfg (dict | list[dict], optional): MMEngine initialisation
+            config. Defaults to None.
     """
 
     def __init__(self,
@@ -47,7 +49,11 @@ class DepthwiseSeparableConv(BaseModule):
             norm_cfg=norm_cfg, act_cfg=act_cfg)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Depthwise then pointwise."""
+        """Depthwise then pointwise.
+
+        Returns:
+            Tensor: The block's output.
+        """
         return self.pointwise(self.depthwise(x))
 
 
@@ -73,15 +79,22 @@ class MobileNetV1(BaseModule):
     classifier has 4,231,976 (the paper's 4.2 M).
 
     Args:
-        widen_factor: Width multiplier applied to every layer's channels.
-        out_indices: Layers (0..4) whose outputs are returned, as a tuple.
-        frozen_stages: ``-1`` freezes nothing, ``0`` the stem, ``i > 0`` the
-            stem and layers ``0..i-1`` (parameters fixed, norms in eval).
-        conv_cfg: Convolution config (``None``: ``nn.Conv2d``).
-        norm_cfg: Normalisation config.
-        act_cfg: Activation config.
-        norm_eval: Keep every BatchNorm in eval mode while training.
-        init_cfg: MMEngine initialisation config.
+        widen_factor (float): Width multiplier applied to every layer's
+            channels. Defaults to 1.0.
+        out_indices (Sequence[int]): Layers (0..4) whose outputs are returned,
+            as a tuple. Defaults to (4,).
+        frozen_stages (int): ``-1`` freezes nothing, ``0`` the stem, ``i > 0``
+            the stem and layers ``0..i-1`` (parameters fixed, norms in eval).
+            Defaults to -1.
+        conv_cfg (dict, optional): Convolution config (``None``:
+            ``nn.Conv2d``). Defaults to None.
+        norm_cfg (dict): Normalisation config. Defaults to dict(type='BN').
+        act_cfg (dict): Activation config. Defaults to dict(type='ReLU').
+        norm_eval (bool): Keep every BatchNorm in eval mode while training.
+            Defaults to False.
+        init_cfg (dict | list[dict]): MMEngine initialisation config.
+            Defaults to [dict(type='Kaiming', layer=['Conv2d']),
+            dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])].
 
     Raises:
         ValueError: For a non-positive ``widen_factor`` or indices out of
@@ -156,7 +169,11 @@ class MobileNetV1(BaseModule):
         return max(8, int(round(channels * self.widen_factor)))
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        """Returns the outputs of the layers in ``out_indices``."""
+        """Returns the outputs of the layers in ``out_indices``.
+
+        Returns:
+            tuple[Tensor]: One feature map per entry of ``out_indices``.
+        """
         x = self.conv1(x)
         outs = []
         for i, name in enumerate(self.layers):
@@ -178,7 +195,11 @@ class MobileNetV1(BaseModule):
 
     def train(self, mode: bool = True) -> 'MobileNetV1':
         """Train mode that keeps frozen stages (and, with ``norm_eval``,
-        every BatchNorm) in eval mode."""
+        every BatchNorm) in eval mode.
+
+        Returns:
+            MobileNetV1: The module itself.
+        """
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:

@@ -52,7 +52,11 @@ class ZooInvertedResidual(BaseModule):
             ConvModule(hidden, out_channels, 1, act_cfg=None, **common))
 
     def forward(self, x: Tensor) -> Tensor:
-        """The block, plus the input where shapes allow."""
+        """The block, plus the input where shapes allow.
+
+        Returns:
+            Tensor: The block's output.
+        """
         out = self.conv(x)
         return x + out if self.use_residual else out
 

@@ -67,7 +67,11 @@ class ShuffleUnitV1(BaseModule):
             conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=None)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Branch plus (stride 1) or next to (stride 2) the shortcut."""
+        """Branch plus (stride 1) or next to (stride 2) the shortcut.
+
+        Returns:
+            Tensor: The unit's output.
+        """
         out = channel_shuffle(self.conv1(x), self.first_conv_groups)
         out = self.conv3(self.depthwise(out))
         if self.stride == 2:

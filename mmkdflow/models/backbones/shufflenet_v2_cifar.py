@@ -49,7 +49,11 @@ class DownUnitV2(BaseModule):
             ConvModule(half, half, 1, **common))
 
     def forward(self, x: Tensor) -> Tensor:
-        """Both branches, concatenated and shuffled."""
+        """Both branches, concatenated and shuffled.
+
+        Returns:
+            Tensor: The unit's output.
+        """
         out = torch.cat([self.left(x), self.right(x)], dim=1)
         return channel_shuffle(out, 2)
 
@@ -83,7 +87,11 @@ class BasicUnitV2(BaseModule):
             ConvModule(self.half, self.half, 1, **common))
 
     def forward(self, x: Tensor) -> Tensor:
-        """Split, transform the second half, concatenate and shuffle."""
+        """Split, transform the second half, concatenate and shuffle.
+
+        Returns:
+            Tensor: The unit's output.
+        """
         passed, transformed = x[:, :self.half], x[:, self.half:]
         out = torch.cat([passed, self.branch(transformed)], dim=1)
         return channel_shuffle(out, 2)

@@ -55,7 +55,11 @@ class PreActBlock(BaseModule):
                 bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Pre-activated residual branch plus shortcut."""
+        """Pre-activated residual branch plus shortcut.
+
+        Returns:
+            Tensor: The block's output.
+        """
         activated = self.relu(self.norm1(x))
         identity = x if self.shortcut is None else self.shortcut(activated)
         out = self.relu(self.norm2(self.conv1(activated)))

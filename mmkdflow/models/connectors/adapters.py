@@ -22,9 +22,9 @@ class ChannelProjection(nn.Sequential):
     ``(B, N, C_out)``.
 
     Args:
-        in_channels: Input channels.
-        out_channels: Output channels.
-        with_bn: Append a BatchNorm2d.
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        with_bn (bool): Append a BatchNorm2d. Defaults to False.
 
     Raises:
         ValueError: For non-positive channel counts.
@@ -75,12 +75,13 @@ class ConvAdapter(BaseConnector):
     of the RTMDet CWD recipe.
 
     Args:
-        in_channels: Student channels.
-        out_channels: Teacher channels.
-        with_bn: Append a BatchNorm2d.
-        channel_norm: Standardise the projected student and the teacher
-            per channel (see above).
-        init_cfg: MMEngine initialisation config.
+        in_channels (int): Student channels.
+        out_channels (int): Teacher channels.
+        with_bn (bool): Append a BatchNorm2d. Defaults to False.
+        channel_norm (bool): Standardise the projected student and the teacher
+            per channel (see above). Defaults to False.
+        init_cfg (dict | list[dict], optional): MMEngine initialisation
+            config. Defaults to None.
     """
 
     def __init__(self, in_channels: int, out_channels: int,

@@ -14,16 +14,16 @@ class ConnectorOutput:
     """What a connector hands back to the distiller.
 
     Attributes:
-        student: The transformed student tensors, one per selected entry of
-            the recorded output (e.g. one per FPN level). When the
-            distillation point has ``replace=True`` these tensors take the
-            place of the student's recorded output, so they flow on into the
-            student's own head.
-        teacher: The loss targets, when the connector changes them (e.g. a
-            latent of the teacher feature); ``None`` keeps the recorded
-            teacher tensors.
-        losses: Losses the connector computes itself (already weighted),
-            logged as ``distill.<point>.<name>``.
+        student (list[Tensor]): The transformed student tensors, one per
+            selected entry of the recorded output (e.g. one per FPN level).
+            When the distillation point has ``replace=True`` these tensors take
+            the place of the student's recorded output, so they flow on into
+            the student's own head.
+        teacher (list[Tensor], optional): The loss targets, when the connector
+            changes them (e.g. a latent of the teacher feature); ``None`` keeps
+            the recorded teacher tensors. Defaults to None.
+        losses (dict): Losses the connector computes itself (already weighted),
+            logged as ``distill.<point>.<name>``. Defaults to an empty dict.
     """
 
     student: List[Tensor]
@@ -38,7 +38,11 @@ class IdentityAtInference:
 
     @classmethod
     def identity_at_inference_for(cls, cfg: Mapping) -> bool:
-        """Always."""
+        """Always.
+
+        Returns:
+            bool: ``True``.
+        """
         return True
 
 
@@ -96,7 +100,7 @@ class BaseConnector(BaseModule, metaclass=ABCMeta):
         with it deploys as the vanilla student).
 
         Args:
-            cfg: The connector's config (``type`` and its arguments).
+            cfg (Mapping): The connector's config (``type`` and its arguments).
 
         Returns:
             ``False`` here: a connector transforms the student tensors
@@ -150,12 +154,13 @@ class BaseConnector(BaseModule, metaclass=ABCMeta):
         """Transform one point's tensors and compute the connector's losses.
 
         Args:
-            student: Student tensors, one per selected index.
-            teacher: Teacher tensors in the same order, or ``None`` at
-                inference.
-            ctx: The step's context (labels, epoch, iteration).
-            replaced: The replaced later module's own output (e.g. the
-                student's classifier logits, which FM-KT-Theta distils
-                into), or ``None`` when the point replaces the module it
-                reads or nothing.
+            student (list[Tensor]): Student tensors, one per selected index.
+            teacher (list[Tensor], optional): Teacher tensors in the same
+                order, or ``None`` at inference.
+            ctx (DistillContext): The step's context (labels, epoch,
+                iteration).
+            replaced (Any, optional): The replaced later module's own output
+                (e.g. the student's classifier logits, which FM-KT-Theta
+                distils into), or ``None`` when the point replaces the module
+                it reads or nothing. Defaults to None.
         """

@@ -12,13 +12,17 @@ class DistillContext:
     """Per-step information handed to connectors and losses.
 
     Args:
-        data_samples: The batch's data samples (ground truth), or ``None``
-            at inference or when the caller has none.
-        epoch: Current (0-based) training epoch, from MMEngine's message hub.
-        iter: Current (0-based) training iteration.
-        max_epochs: Total epochs of the run, if known.
-        max_iters: Total iterations of the run, if known.
-        training: Whether the step computes losses.
+        data_samples (list[Any], optional): The batch's data samples (ground
+            truth), or ``None`` at inference or when the caller has none.
+            Defaults to None.
+        epoch (int): Current (0-based) training epoch, from MMEngine's message
+            hub. Defaults to 0.
+        iter (int): Current (0-based) training iteration. Defaults to 0.
+        max_epochs (int, optional): Total epochs of the run, if known. Defaults
+            to None.
+        max_iters (int, optional): Total iterations of the run, if known.
+            Defaults to None.
+        training (bool): Whether the step computes losses. Defaults to True.
     """
 
     data_samples: Optional[List[Any]] = None
@@ -32,7 +36,11 @@ class DistillContext:
     def current(cls, data_samples: Optional[List[Any]] = None,
                 training: bool = True) -> 'DistillContext':
         """The context of the running step: epoch and iteration counters
-        from MMEngine's message hub (0 outside a ``Runner``)."""
+        from MMEngine's message hub (0 outside a ``Runner``).
+
+        Returns:
+            DistillContext: The context of the running step.
+        """
         hub = MessageHub.get_current_instance()
         return cls(data_samples=data_samples,
                    epoch=int(hub.get_info('epoch', 0) or 0),
@@ -67,6 +75,9 @@ class DistillContext:
     def gt_labels(self) -> Tensor:
         """Classification labels of the batch as a ``(B,)`` long tensor.
 
+        Returns:
+            Tensor: The ``(B,)`` long labels.
+
         Raises:
             ValueError: If there are no data samples or they carry no
                 ``gt_label`` (a loss that needs labels was used on a task
@@ -97,6 +108,9 @@ class DistillContext:
 
     def gt_sem_seg(self) -> Tensor:
         """Per-pixel labels of the batch as a ``(B, H, W)`` long tensor.
+
+        Returns:
+            Tensor: The ``(B, H, W)`` long labels.
 
         Raises:
             ValueError: If the data samples carry no ``gt_sem_seg``.

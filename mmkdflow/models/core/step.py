@@ -22,13 +22,14 @@ class DistillStep:
     tensor of a step outlives it.
 
     Attributes:
-        ctx: What connectors and losses may know (labels, epoch, iteration,
-            training or inference).
-        teacher: ``{point name: teacher tensors}`` recorded by the teacher's
-            forward (empty at inference and for points without a teacher).
-        replaced: ``{point name: ConnectorOutput}`` of the points whose
+        ctx (DistillContext): What connectors and losses may know (labels,
+            epoch, iteration, training or inference).
+        teacher (dict): ``{point name: teacher tensors}`` recorded by the
+            teacher's forward (empty at inference and for points without a
+            teacher). Defaults to an empty dict.
+        replaced (dict): ``{point name: ConnectorOutput}`` of the points whose
             connector ran inside the student's forward (``replace``), kept
-            for their losses.
+            for their losses. Defaults to an empty dict.
     """
 
     ctx: DistillContext
@@ -37,5 +38,9 @@ class DistillStep:
 
     def teacher_tensors(self, name: str) -> Optional[List[Tensor]]:
         """The teacher tensors of point ``name`` in training; ``None`` at
-        inference or for a point without a teacher."""
+        inference or for a point without a teacher.
+
+        Returns:
+            list[Tensor] | None: The teacher tensors, or ``None``.
+        """
         return self.teacher.get(name) if self.ctx.training else None

@@ -7,11 +7,14 @@ def check_nonnegative_weight(value, name: str, where: str) -> float:
     """Return ``value`` as a float if it is a finite number >= 0.
 
     Args:
-        value: The configured weight.
-        name: The setting's name (``student_loss_weight``,
+        value (Any): The configured weight.
+        name (str): The setting's name (``student_loss_weight``,
             ``theta_weight``, ``level_weights[1]``).
-        where: Where it is set, for the message (``Distiller``,
+        where (str): Where it is set, for the message (``Distiller``,
             ``DiffKDConnector``).
+
+    Returns:
+        float: ``value`` as a float.
 
     Raises:
         ValueError: For a negative, infinite or NaN weight (a negative one

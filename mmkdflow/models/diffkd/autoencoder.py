@@ -20,9 +20,10 @@ class LinearAutoencoder(BaseModule):
     viewed as ``(B, C, 1, 1)`` and returned as vectors.
 
     Args:
-        in_channels: Teacher channels ``C_t``.
-        latent_channels: Latent channels ``C_ae``.
-        init_cfg: MMEngine initialisation config.
+        in_channels (int): Teacher channels ``C_t``.
+        latent_channels (int): Latent channels ``C_ae``.
+        init_cfg (dict, optional): MMEngine initialisation config. Defaults to
+            None.
     """
 
     def __init__(self, in_channels: int, latent_channels: int,
@@ -37,7 +38,11 @@ class LinearAutoencoder(BaseModule):
         self.decoder = nn.Conv2d(latent_channels, in_channels, 1)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        """Return ``(latent, reconstruction)``."""
+        """Return ``(latent, reconstruction)``.
+
+        Returns:
+            tuple[Tensor, Tensor]: The latent and the reconstruction.
+        """
         x, was_vector = to_map(x)
         latent = self.encoder(x)
         recon = self.decoder(latent)

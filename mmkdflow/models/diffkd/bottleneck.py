@@ -21,9 +21,11 @@ class DiffusionBottleneck(BaseModule):
     through a ReLU, so the block can produce negative values (noise).
 
     Args:
-        channels: Input and output channels ``C``.
-        reduction: Channel reduction of the inner 3x3 convolution.
-        init_cfg: MMEngine initialisation config.
+        channels (int): Input and output channels ``C``.
+        reduction (int): Channel reduction of the inner 3x3 convolution.
+            Defaults to 4.
+        init_cfg (dict, optional): MMEngine initialisation config. Defaults to
+            None.
     """
 
     def __init__(self, channels: int, reduction: int = 4,

@@ -99,45 +99,55 @@ class DiffKDConnector(IdentityAtInference, BaseConnector):
     and a training step reads nothing back to the host.
 
     Args:
-        student_channels: Student channels ``C_s``.
-        teacher_channels: Teacher channels ``C_t``.
-        latent_channels: Diffusion channels ``C``; ``None`` means
-            ``ae_channels`` with the autoencoder, else ``C_t`` (any other
-            value must agree with these).
-        use_ae: Compress the teacher with a :class:`LinearAutoencoder`.
-        ae_channels: Its latent channels ``C_ae`` (needed when ``use_ae``).
-        form: ``'feature'`` (bottleneck denoiser, kernel 3) or ``'vector'``
-            (1x1 MLP denoiser, for logits).
-        num_inference_steps: Denoising network evaluations (5).
-        start_timestep: Timestep of the initial noisy sample (400; the
-            paper's appendix says 500).
-        share_across_levels: One set of modules (projection, ANM, denoiser,
-            output projection, AE) for all levels; ``False`` builds one set
-            per level and needs ``num_levels``.
-        num_levels: Number of levels when not shared.
-        use_anm: Use adaptive noise matching (see step 2).
-        kd_loss: Config of the distance ``d`` (an mmkdflow loss, whose
-            ``loss_weight`` is its weight), e.g. ``MSELoss``, ``KDLoss``
-            (T=1, logits), ``DISTLoss`` (segmentation logits),
-            ``AttentionMSELoss`` (the detection "dagger" variant).
-        diff_loss_weight: ``lambda_1`` (finite, >= 0).
-        ae_loss_weight: ``lambda_2`` (finite, >= 0).
-        num_train_timesteps: Diffusion steps ``T`` of the schedule.
-        level_order: ``'denoise_first'`` (default) or ``'interleaved'``
-            (released), see above.
-        resize_student: Resize a student map whose ``(H, W)`` differs from
-            the teacher's to the teacher's (bilinear) before the projection,
-            e.g. a teacher map twice the student's. Defaults to False.
-        channels_last: Run feature maps in the channels-last memory format
-            (one copy of each input level; the outputs stay channels-last).
-            Off by default; ``tools/benchmark.py --diffkd-channels-last``
-            measures it on your hardware.
-        compile: Run the denoiser ``Phi`` through :func:`torch.compile`:
-            ``True`` or a dict of its options (see
-            :func:`~mmkdflow.models.utils.compile_options`). Same outputs
-            and gradients as eager to float rounding; the first training
-            step pays the compilation (``tools/benchmark.py`` reports it).
-        init_cfg: MMEngine initialisation config.
+        student_channels (int): Student channels ``C_s``.
+        teacher_channels (int): Teacher channels ``C_t``.
+        latent_channels (int, optional): Diffusion channels ``C``; ``None``
+            means ``ae_channels`` with the autoencoder, else ``C_t`` (any other
+            value must agree with these). Defaults to None.
+        use_ae (bool): Compress the teacher with a :class:`LinearAutoencoder`.
+            Defaults to False.
+        ae_channels (int, optional): Its latent channels ``C_ae`` (needed when
+            ``use_ae``). Defaults to None.
+        form (str): ``'feature'`` (bottleneck denoiser, kernel 3) or
+            ``'vector'`` (1x1 MLP denoiser, for logits). Defaults to 'feature'.
+        num_inference_steps (int): Denoising network evaluations (5). Defaults
+            to 5.
+        start_timestep (int): Timestep of the initial noisy sample (400; the
+            paper's appendix says 500). Defaults to 400.
+        share_across_levels (bool): One set of modules (projection, ANM,
+            denoiser, output projection, AE) for all levels; ``False`` builds
+            one set per level and needs ``num_levels``. Defaults to True.
+        num_levels (int, optional): Number of levels when not shared. Defaults
+            to None.
+        use_anm (bool): Use adaptive noise matching (see step 2). Defaults to
+            True.
+        kd_loss (dict): Config of the distance ``d`` (an mmkdflow loss, whose
+            ``loss_weight`` is its weight), e.g. ``MSELoss``, ``KDLoss`` (T=1,
+            logits), ``DISTLoss`` (segmentation logits), ``AttentionMSELoss``
+            (the detection "dagger" variant). Defaults to dict(type='MSELoss',
+            loss_weight=1.0).
+        diff_loss_weight (float): ``lambda_1`` (finite, >= 0). Defaults to 1.0.
+        ae_loss_weight (float): ``lambda_2`` (finite, >= 0). Defaults to 1.0.
+        num_train_timesteps (int): Diffusion steps ``T`` of the schedule.
+            Defaults to 1000.
+        level_order (str): ``'denoise_first'`` or ``'interleaved'``
+            (released), see above. Defaults to 'denoise_first'.
+        resize_student (bool): Resize a student map whose ``(H, W)`` differs
+            from the teacher's to the teacher's (bilinear) before the
+            projection, e.g. a teacher map twice the student's. Defaults to
+            False.
+        channels_last (bool): Run feature maps in the channels-last memory
+            format (one copy of each input level; the outputs stay
+            channels-last); ``tools/benchmark.py --diffkd-channels-last``
+            measures it on your hardware. Defaults to False.
+        compile (bool | dict, optional): Run the denoiser ``Phi`` through
+            :func:`torch.compile`: ``True`` or a dict of its options (see
+            :func:`~mmkdflow.models.utils.compile_options`). Same outputs and
+            gradients as eager to float rounding; the first training step pays
+            the compilation (``tools/benchmark.py`` reports it). Defaults to
+            False.
+        init_cfg (dict, optional): MMEngine initialisation config. Defaults to
+            None.
     """
 
     def __init__(self,
@@ -225,7 +235,11 @@ class DiffKDConnector(IdentityAtInference, BaseConnector):
     def refined_student(self, student: List[Tensor],
                         level: int) -> Tuple[Tensor, str]:
         """The denoised student ``z_s = out_proj(denoise(proj(F_s)))`` of
-        ``level``: the ANM start and the DDIM chain, as in training."""
+        ``level``: the ANM start and the DDIM chain, as in training.
+
+        Returns:
+            tuple[Tensor, str]: The denoised student and a short description.
+        """
         branch = self.branch_of(level)
         f_s, _ = to_map(student[level])
         z_s = branch['out_proj'](self.denoise(branch, branch['proj'](f_s)))
@@ -234,20 +248,32 @@ class DiffKDConnector(IdentityAtInference, BaseConnector):
     def set_speed_options(self, checkpoint: bool = False,
                           compile: bool = False) -> int:
         """Compile the denoiser ``Phi`` when ``compile`` (DiffKD has no
-        activation checkpointing)."""
+        activation checkpointing).
+
+        Returns:
+            int: 1 if the denoiser is compiled, else 0.
+        """
         if not compile:
             return 0
         self.compile = True
         return 1
 
     def branch_of(self, level: int) -> nn.ModuleDict:
-        """The module set that serves ``level``."""
+        """The module set that serves ``level``.
+
+        Returns:
+            nn.ModuleDict: The module set.
+        """
         return self.branches[0 if self.share_across_levels else level]
 
     # ----------------------------------------------------------- pieces
     def predict_noise(self, predictor: nn.Module, x: Tensor,
                       t: Tensor) -> Tensor:
-        """``Phi(x, t)``, compiled when the ``compile`` option is set."""
+        """``Phi(x, t)``, compiled when the ``compile`` option is set.
+
+        Returns:
+            Tensor: The predicted noise, of ``x``'s shape.
+        """
         options = compile_options(self.compile)
         if options is None:
             return predictor(x, t)
@@ -256,7 +282,11 @@ class DiffKDConnector(IdentityAtInference, BaseConnector):
     def uses_channels_last(self, x: Tensor) -> bool:
         """Whether the level of ``x`` runs channels-last (the
         ``channels_last`` option; never for ``1 x 1`` maps such as
-        logits)."""
+        logits).
+
+        Returns:
+            bool: Whether the level runs channels-last.
+        """
         return self.channels_last and x.dim() == 4 and \
             x.shape[2] * x.shape[3] > 1
 
@@ -273,9 +303,13 @@ class DiffKDConnector(IdentityAtInference, BaseConnector):
         device buffer, so the network calls copy nothing to the device.
 
         Args:
-            branch: The module set of the level.
-            s: Projected student feature ``(B, C, H, W)``.
-            noise: ``eps`` of the ANM start (default: drawn).
+            branch (nn.ModuleDict): The module set of the level.
+            s (Tensor): Projected student feature ``(B, C, H, W)``.
+            noise (Tensor, optional): ``eps`` of the ANM start (default:
+                drawn). Defaults to None.
+
+        Returns:
+            Tensor: The predicted clean sample ``x_0``, in ``s``'s dtype.
         """
         x = s.float()
         if self.use_anm:
@@ -307,9 +341,15 @@ class DiffKDConnector(IdentityAtInference, BaseConnector):
         draws, for tests.
 
         Args:
-            latents: Detached teacher targets ``z_t`` as ``(B, C, H, W)``.
-            noises: Optional ``eps`` per level.
-            timesteps: Optional ``(B,)`` long timesteps per level.
+            latents (Sequence[Tensor]): Detached teacher targets ``z_t`` as
+                ``(B, C, H, W)``.
+            noises (Sequence[Tensor], optional): Optional ``eps`` per level.
+                Defaults to None.
+            timesteps (Sequence[Tensor], optional): Optional ``(B,)`` long
+                timesteps per level. Defaults to None.
+
+        Returns:
+            Tensor: The loss, a scalar.
         """
         return sum(self.level_diffusion_loss(
             level, latent, None if noises is None else noises[level],
@@ -320,7 +360,11 @@ class DiffKDConnector(IdentityAtInference, BaseConnector):
                              noise: Optional[Tensor] = None,
                              timestep: Optional[Tensor] = None) -> Tensor:
         """``MSE(Phi(x_t, t), eps)`` of one level, with ``eps`` and ``t``
-        drawn unless given (see :meth:`diffusion_loss`)."""
+        drawn unless given (see :meth:`diffusion_loss`).
+
+        Returns:
+            Tensor: The loss, a scalar.
+        """
         predictor = self.branch_of(level)['predictor']
         z = latent.float()
         eps = _randn_like(z) if noise is None else noise.float()

@@ -42,9 +42,10 @@ class DDIMSchedule(nn.Module):
     float32 with autocast off; results come back in the input's dtype.
 
     Args:
-        num_train_timesteps: Number of diffusion steps ``T``.
-        beta_start: First beta.
-        beta_end: Last beta.
+        num_train_timesteps (int): Number of diffusion steps ``T``. Defaults to
+            1000.
+        beta_start (float): First beta. Defaults to 0.0001.
+        beta_end (float): Last beta. Defaults to 0.02.
     """
 
     def __init__(self,
@@ -105,11 +106,12 @@ class DDIMSchedule(nn.Module):
         (Eq. (3)).
 
         Args:
-            x0: Clean sample ``(B, ...)``.
-            eps: Gaussian noise of the same shape.
-            t: One timestep (int) or one per sample ``(B,)``, in [0, T-1].
-            check: Validate the range of ``t`` (a host read of ``t``; pass
-                ``False`` for timesteps drawn in range).
+            x0 (Tensor): Clean sample ``(B, ...)``.
+            eps (Tensor): Gaussian noise of the same shape.
+            t (int | Tensor): One timestep (int) or one per sample ``(B,)``, in
+                [0, T-1].
+            check (bool): Validate the range of ``t`` (a host read of ``t``;
+                pass ``False`` for timesteps drawn in range). Defaults to True.
 
         Returns:
             ``z_t`` in ``x0``'s dtype.
@@ -139,7 +141,7 @@ class DDIMSchedule(nn.Module):
         moves it).
 
         Args:
-            timesteps: The chain, largest first (see
+            timesteps (Sequence[int]): The chain, largest first (see
                 :meth:`inference_timesteps`), each in [0, T-1].
 
         Returns:
@@ -184,6 +186,9 @@ class DDIMSchedule(nn.Module):
         900, 800, ..., 0), as in the released DiffKD code. The paper's
         appendix starts at 500: ``start_timestep=500`` gives
         ``[500, 375, 250, 125, 0]``.
+
+        Returns:
+            list[int]: The timesteps, largest first.
 
         Raises:
             ValueError: On a start outside [0, T-1], fewer than one step, or

@@ -42,9 +42,10 @@ class FeatureNoiseAdapter(_GammaHead):
         gamma = softmax(Linear_{C->2}(avgpool(Bottleneck_{r=8}(x))))[0]
 
     Args:
-        channels: Latent channels ``C``.
-        reduction: Bottleneck reduction (8).
-        init_cfg: MMEngine initialisation config.
+        channels (int): Latent channels ``C``.
+        reduction (int): Bottleneck reduction (8). Defaults to 8.
+        init_cfg (dict, optional): MMEngine initialisation config. Defaults to
+            None.
     """
 
     def __init__(self, channels: int, reduction: int = 8,
@@ -60,8 +61,9 @@ class VectorNoiseAdapter(_GammaHead):
         gamma = softmax(Linear_{C->2}(avgpool(h)))[0]
 
     Args:
-        channels: Number of classes / channels ``C``.
-        init_cfg: MMEngine initialisation config.
+        channels (int): Number of classes / channels ``C``.
+        init_cfg (dict, optional): MMEngine initialisation config. Defaults to
+            None.
     """
 
     def __init__(self, channels: int, init_cfg: Optional[dict] = None

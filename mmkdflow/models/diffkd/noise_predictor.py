@@ -31,8 +31,8 @@ class _TimeConditionedPredictor(BaseModule):
         """Predict the noise ``eps`` contained in ``x`` at timestep ``t``.
 
         Args:
-            x: Noisy sample ``(B, C)`` or ``(B, C, H, W)``.
-            t: Timestep (int, 0-d tensor, or ``(B,)``).
+            x (Tensor): Noisy sample ``(B, C)`` or ``(B, C, H, W)``.
+            t (int | Tensor): Timestep (int, 0-d tensor, or ``(B,)``).
 
         Returns:
             The predicted noise, of ``x``'s shape.
@@ -60,10 +60,12 @@ class FeatureNoisePredictor(_TimeConditionedPredictor):
     1280 x 256 embedding table.
 
     Args:
-        channels: Latent channels ``C``.
-        reduction: Bottleneck reduction.
-        num_embeddings: Rows of the timestep embedding table (>= T).
-        init_cfg: MMEngine initialisation config.
+        channels (int): Latent channels ``C``.
+        reduction (int): Bottleneck reduction. Defaults to 4.
+        num_embeddings (int): Rows of the timestep embedding table (>= T).
+            Defaults to 1280.
+        init_cfg (dict, optional): MMEngine initialisation config. Defaults to
+            None.
     """
 
     def __init__(self, channels: int, reduction: int = 4,
@@ -86,10 +88,12 @@ class VectorNoisePredictor(_TimeConditionedPredictor):
     no residual. ``(B, K)`` logits are viewed as ``(B, K, 1, 1)``.
 
     Args:
-        channels: Number of classes / channels ``C``.
-        expansion: Hidden width factor (4).
-        num_embeddings: Rows of the timestep embedding table.
-        init_cfg: MMEngine initialisation config.
+        channels (int): Number of classes / channels ``C``.
+        expansion (int): Hidden width factor (4). Defaults to 4.
+        num_embeddings (int): Rows of the timestep embedding table. Defaults to
+            1280.
+        init_cfg (dict, optional): MMEngine initialisation config. Defaults to
+            None.
     """
 
     def __init__(self, channels: int, expansion: int = 4,

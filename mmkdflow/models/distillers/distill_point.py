@@ -124,7 +124,11 @@ class DistillPoint:
 
 def select(output: Any, index: Optional[Tuple[int, ...]], where: str
            ) -> List[Tensor]:
-    """Pick the tensors of a recorded output as a list."""
+    """Pick the tensors of a recorded output as a list.
+
+    Returns:
+        list[Tensor]: The selected tensors.
+    """
     if index is None:
         if isinstance(output, Tensor):
             return [output]
@@ -151,7 +155,11 @@ def select(output: Any, index: Optional[Tuple[int, ...]], where: str
 def put_back(output: Any, index: Optional[Tuple[int, ...]],
              tensors: List[Tensor]) -> Any:
     """Return ``output`` with the selected entries replaced by ``tensors``
-    (a new tuple/list; the original is never modified)."""
+    (a new tuple/list; the original is never modified).
+
+    Returns:
+        Any: The output with the entries replaced.
+    """
     if index is None:
         if isinstance(output, Tensor):
             return tensors[0]

@@ -55,48 +55,54 @@ class Distiller(BaseModel):
     (:class:`~mmkdflow.engine.NonFiniteGuardOptimWrapper`), not here.
 
     Args:
-        student: Student model dict, or ``dict(cfg_path='mmdet::...')``.
-        teacher: Teacher model dict or ``dict(cfg_path=...)``.
-        teacher_ckpt: Path or URL of the teacher's trained weights, loaded on
-            CPU with safe loading and checked key by key.
-        allow_random_teacher: Set to ``True`` to distill from a randomly
+        student (dict): Student model dict, or ``dict(cfg_path='mmdet::...')``.
+        teacher (dict, optional): Teacher model dict or ``dict(cfg_path=...)``.
+            Defaults to None.
+        teacher_ckpt (str, optional): Path or URL of the teacher's trained
+            weights, loaded on CPU with safe loading and checked key by key.
+            Defaults to None.
+        allow_random_teacher (bool): Set to ``True`` to distill from a randomly
             initialised teacher on purpose (tests, timing). Without it a
-            missing ``teacher_ckpt`` is an error. A random teacher stays
-            in the training checkpoints (nothing could rebuild it).
-        allow_teacher_change: A frozen teacher loaded from
+            missing ``teacher_ckpt`` is an error. A random teacher stays in the
+            training checkpoints (nothing could rebuild it). Defaults to False.
+        allow_teacher_change (bool): A frozen teacher loaded from
             ``teacher_ckpt`` is left out of the training checkpoints, which
-            keep its ``teacher_ckpt`` and a SHA-256 of its weights instead
-            (see :mod:`mmkdflow.engine.checkpoint.teacher_identity`);
-            loading such a checkpoint (``--resume``, ``load_from``) with a
-            teacher of another hash is an error unless this is ``True``
-            (resume with a new teacher on purpose). A teacher that is not
-            frozen stays in the checkpoints, as it changes during training.
-        distill_points: ``dict(name=dict(student=..., teacher=..., index=...,
-            connector=..., loss=..., replace=...))``; see
-            :class:`DistillPoint`.
-        teacher_forward: ``'extract_feat'`` runs only the teacher's
+            keep its ``teacher_ckpt`` and a SHA-256 of its weights instead (see
+            :mod:`mmkdflow.engine.checkpoint.teacher_identity`); loading such a
+            checkpoint (``--resume``, ``load_from``) with a teacher of another
+            hash is an error unless this is ``True`` (resume with a new teacher
+            on purpose). A teacher that is not frozen stays in the checkpoints,
+            as it changes during training. Defaults to False.
+        distill_points (dict, optional): ``dict(name=dict(student=...,
+            teacher=..., index=..., connector=..., loss=..., replace=...))``;
+            see :class:`DistillPoint`. Defaults to None.
+        teacher_forward (str): ``'extract_feat'`` runs only the teacher's
             backbone/neck, ``'tensor'`` its full tensor forward (for logits),
             ``'auto'`` picks ``extract_feat`` when every teacher path lies in
-            the backbone or neck.
-        student_loss_weight: Factor (>= 0) on the student's own task
+            the backbone or neck. Defaults to 'auto'.
+        student_loss_weight (float): Factor (>= 0) on the student's own task
             losses; 0 leaves the student to the distillation losses alone.
-        predict_with: ``'student'`` (default) or ``'teacher'``: which model
-            answers ``val_step``/``test_step``.
-        teacher_cache: Keep the teacher's tensors per image after their
-            first forward and skip the teacher for batches whose images are
-            all cached (:class:`~.teacher_cache.TeacherOutputCache`;
-            ``True`` or a dict of its arguments, e.g. ``dict(key='img_id',
-            max_gb=8)``). Only for train pipelines without random
-            transforms: ``SafeTrainingHook`` refuses it otherwise, and an
-            image that comes back with another input raises.
-        data_preprocessor: The distiller preprocesses every batch with the
-            student's data preprocessor; a dict given here (MMEngine's
-            ``Runner`` passes the config's top-level ``data_preprocessor``)
-            is used for the student when its own config sets none. A teacher
-            whose own preprocessor normalises otherwise (mean, std,
-            ``bgr_to_rgb``) gets the batch re-normalised its way
-            (:class:`~.teacher_inputs.TeacherInputs`).
-        init_cfg: MMEngine initialisation config.
+            Defaults to 1.0.
+        predict_with (str): ``'student'`` or ``'teacher'``: which
+            model answers ``val_step``/``test_step``. Defaults to 'student'.
+        teacher_cache (bool | dict): Keep the teacher's tensors per image after
+            their first forward and skip the teacher for batches whose images
+            are all cached (:class:`~.teacher_cache.TeacherOutputCache`;
+            ``True`` or a dict of its arguments, e.g.
+            ``dict(key='img_id', max_gb=8)``). Only for train pipelines without
+            random transforms: ``SafeTrainingHook`` refuses it otherwise, and
+            an image that comes back with another input raises. Defaults to
+            False.
+        data_preprocessor (dict | nn.Module, optional): The distiller
+            preprocesses every batch with the student's data preprocessor; a
+            dict given here (MMEngine's ``Runner`` passes the config's
+            top-level ``data_preprocessor``) is used for the student when its
+            own config sets none. A teacher whose own preprocessor normalises
+            otherwise (mean, std, ``bgr_to_rgb``) gets the batch re-normalised
+            its way (:class:`~.teacher_inputs.TeacherInputs`). Defaults to
+            None.
+        init_cfg (dict, optional): MMEngine initialisation config. Defaults to
+            None.
     """
 
     def __init__(self,
@@ -278,7 +284,12 @@ class Distiller(BaseModel):
 
     def train_step(self, data, optim_wrapper) -> Dict[str, Tensor]:
         """MMEngine's training step; the first one warns when the config
-        lacks ``mmkdflow.SafeTrainingHook``."""
+        lacks ``mmkdflow.SafeTrainingHook``.
+
+        Returns:
+            dict[str, Tensor]: The log variables, as MMEngine's
+            ``BaseModel.train_step`` returns.
+        """
         if not self._runtime_checked:
             from mmengine.logging import MessageHub
 
@@ -290,7 +301,12 @@ class Distiller(BaseModel):
 
     def loss(self, inputs: Tensor, data_samples) -> Dict[str, Tensor]:
         """Teacher forward, student losses, then one loss set per point
-        (the student's losses alone once ``distill_stopped``)."""
+        (the student's losses alone once ``distill_stopped``).
+
+        Returns:
+            dict[str, Tensor]: The student's losses and
+            ``distill.<point>.<name>`` losses.
+        """
         step = DistillStep(DistillContext.current(data_samples,
                                                   training=True))
         if not self.distill_stopped:
@@ -315,7 +331,11 @@ class Distiller(BaseModel):
         return losses
 
     def train(self, mode: bool = True) -> 'Distiller':
-        """Switch the student and connectors; the teacher stays in eval."""
+        """Switch the student and connectors; the teacher stays in eval.
+
+        Returns:
+            Distiller: The module itself.
+        """
         super().train(mode)
         if self.teacher is not None:
             self.teacher.eval()

@@ -26,15 +26,19 @@ def run_connector(point: DistillPoint, connector: BaseConnector,
     """Call ``connector`` on one point's tensors and check its answer.
 
     Args:
-        point: The distillation point.
-        connector: Its connector.
-        student: The selected student tensors.
-        teacher: The teacher tensors, or ``None`` at inference.
-        ctx: The step's context.
-        replaced: For a point that replaces a *later* module
+        point (DistillPoint): The distillation point.
+        connector (BaseConnector): Its connector.
+        student (list[Tensor]): The selected student tensors.
+        teacher (list[Tensor], optional): The teacher tensors, or ``None`` at
+            inference.
+        ctx (DistillContext): The step's context.
+        replaced (Any, optional): For a point that replaces a *later* module
             (``replace='head.fc'``), that module's own output, passed as
             ``connector(..., replaced=...)``; other points call the
-            connector without it.
+            connector without it. Defaults to None.
+
+    Returns:
+        ConnectorOutput: The connector's checked output.
 
     Raises:
         TypeError: If the connector does not return a
@@ -74,7 +78,11 @@ def replacers(points: List[DistillPoint], connectors: Dict[str, Module],
               step: DistillStep) -> Dict[str, Replacer]:
     """The student recorder's replacers of one step: for each ``replace``
     point, its connector's output takes the place of the replaced module's
-    output, and the connector's result is kept in ``step.replaced``."""
+    output, and the connector's result is kept in ``step.replaced``.
+
+    Returns:
+        dict[str, Replacer]: ``{module path: replacer}``.
+    """
     return {
         point.replace_path: partial(_replace, point,
                                     connectors[point.name], step)
@@ -92,6 +100,9 @@ def point_losses(point: DistillPoint, connector: Optional[BaseConnector],
     A student tensor may differ from its teacher tensor in spatial size
     when the loss adapts it (its ``align``, e.g.
     ``PKDLoss(resize_stu=True)``); the shapes must match after that.
+
+    Returns:
+        dict[str, Tensor]: ``{distill.<point>.<name>: loss}``.
 
     Raises:
         ValueError: If a student and a teacher tensor differ in shape.

@@ -45,7 +45,11 @@ def pretrained_checkpoints(model: nn.Module, prefix: str = ''
                            ) -> List[Tuple[str, str]]:
     """``(module path, checkpoint)`` for every ``Pretrained`` ``init_cfg``
     among the modules of ``model`` that ``init_weights`` will still
-    initialise (a loaded teacher is marked initialised and skipped)."""
+    initialise (a loaded teacher is marked initialised and skipped).
+
+    Returns:
+        list[tuple[str, str]]: ``(module path, checkpoint)`` pairs.
+    """
     found = []
     for name, module in model.named_modules():
         if getattr(module, '_is_init', False):
@@ -61,7 +65,11 @@ def pretrained_checkpoints(model: nn.Module, prefix: str = ''
 
 def remote_pretrained(model: nn.Module, prefix: str = ''
                       ) -> List[Tuple[str, str]]:
-    """The :func:`pretrained_checkpoints` that name a remote file."""
+    """The :func:`pretrained_checkpoints` that name a remote file.
+
+    Returns:
+        list[tuple[str, str]]: ``(module path, checkpoint)`` pairs.
+    """
     return [(path, ckpt) for path, ckpt in
             pretrained_checkpoints(model, prefix) if is_remote(ckpt)]
 
@@ -71,9 +79,10 @@ def fetch_pretrained(model: nn.Module, prefix: str = '') -> None:
     check that the local ones exist.
 
     Args:
-        model: The model whose ``init_weights`` follows (the distiller).
-        prefix: Its name in messages and config keys (``''`` for the
-            distiller itself: ``student.backbone``).
+        model (nn.Module): The model whose ``init_weights`` follows (the
+            distiller).
+        prefix (str): Its name in messages and config keys (``''`` for the
+            distiller itself: ``student.backbone``). Defaults to ''.
 
     Raises:
         CheckpointError: A download failed or a local file is missing or a

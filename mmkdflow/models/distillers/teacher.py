@@ -21,9 +21,10 @@ def load_teacher(teacher: nn.Module, teacher_ckpt: Optional[str],
     weights nor fetch the backbone's pretrained ``init_cfg``.
 
     Args:
-        teacher: The built teacher model.
-        teacher_ckpt: Path or URL of its trained weights, or ``None``.
-        allow_random_teacher: Accept ``teacher_ckpt=None`` on purpose.
+        teacher (nn.Module): The built teacher model.
+        teacher_ckpt (str, optional): Path or URL of its trained weights, or
+            ``None``.
+        allow_random_teacher (bool): Accept ``teacher_ckpt=None`` on purpose.
 
     Raises:
         ValueError: No checkpoint and ``allow_random_teacher`` is False.

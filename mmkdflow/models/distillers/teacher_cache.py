@@ -41,7 +41,11 @@ def random_transforms(pipeline: Iterable[dict]) -> List[str]:
     containing ``Random`` or ``Rand`` (``RandomFlip``, ``RandomResize``,
     ``RandomChoiceResize``...) or one of :data:`RANDOM_TRANSFORMS`;
     wrappers (``RandomApply``, ``TransformBroadcaster``...) are searched
-    through their ``transforms``."""
+    through their ``transforms``.
+
+    Returns:
+        list[str]: The types of the random transforms.
+    """
     found = []
     for transform in pipeline or ():
         if not isinstance(transform, dict):
@@ -61,7 +65,11 @@ def random_transforms(pipeline: Iterable[dict]) -> List[str]:
 def input_fingerprints(inputs: Tensor) -> Tensor:
     """``(B, 2)`` float64: the sum of each sample's preprocessed input and
     its sum weighted by the flat position (so a flip or a shift changes it
-    even when the plain sum does not)."""
+    even when the plain sum does not).
+
+    Returns:
+        Tensor: The ``(B, 2)`` float64 fingerprints.
+    """
     flat = inputs.detach().flatten(1).to(torch.float64)
     ramp = torch.linspace(0.0, 1.0, flat.shape[1], dtype=torch.float64,
                           device=flat.device)
@@ -72,12 +80,13 @@ class TeacherOutputCache:
     """Teacher tensors per image, for a deterministic train pipeline.
 
     Args:
-        key: The data-sample metainfo field that names an image
+        key (str): The data-sample metainfo field that names an image
             (``'img_path'`` for mmdet, mmseg and mmpretrain datasets read
-            from files).
-        max_gb: Stop adding entries beyond this many GB of cached tensors
-            (with one warning); batches with uncached images then run the
-            teacher as usual. COCO-size inputs cost tens of MB per image.
+            from files). Defaults to 'img_path'.
+        max_gb (float): Stop adding entries beyond this many GB of cached
+            tensors (with one warning); batches with uncached images then run
+            the teacher as usual. COCO-size inputs cost tens of MB per image.
+            Defaults to 4.0.
 
     Raises:
         ValueError: For a non-positive ``max_gb``.
@@ -147,6 +156,10 @@ class TeacherOutputCache:
         order, on ``inputs.device``) when every image is cached, else
         ``compute()`` (the teacher's forward), whose per-image slices are
         then kept. Keys and input fingerprints are computed once per call.
+
+        Returns:
+            dict[str, list[Tensor]]: ``{point name: teacher tensors}`` of the
+            batch.
 
         Raises:
             RuntimeError: A cached image arrives with another input.

@@ -126,8 +126,8 @@ class TeacherInputs(nn.Module):
 
         Args:
             inputs (Tensor): The batch as the student's preprocessor gave.
-            data_samples (Sequence, optional): Their ``img_shape`` (the
-                size before padding) marks the padding to rewrite.
+            data_samples (Sequence, optional): Their ``img_shape`` (the size
+                before padding) marks the padding to rewrite. Defaults to None.
 
         Returns:
             Tensor: A new tensor; ``inputs`` is unchanged.

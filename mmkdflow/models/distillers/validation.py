@@ -30,7 +30,11 @@ def declared_num_outputs(module: nn.Module) -> Optional[int]:
     """How many tensors ``module`` returns, when its settings say so without
     running it: ``num_outs`` of FPN-like necks, ``out_indices`` of
     backbones (mmdet, mmseg and mmpretrain ResNets, MobileNets ...);
-    ``None`` when unknown."""
+    ``None`` when unknown.
+
+    Returns:
+        int | None: The number of outputs, or ``None`` when unknown.
+    """
     num_outs = getattr(module, 'num_outs', None)
     if isinstance(num_outs, int) and not isinstance(num_outs, bool):
         return num_outs
@@ -45,12 +49,13 @@ def check_index_range(point: str, side: str, path: str, module: nn.Module,
     """Refuse entries of ``index`` outside the outputs ``module`` declares.
 
     Args:
-        point: The distillation point's name.
-        side: ``'student'`` or ``'teacher'``.
-        path: The module's dotted path.
-        module: The module read.
-        index: The selected entries (``None``: the whole output).
-        key: The config key that set them (``index``, ``student_index``).
+        point (str): The distillation point's name.
+        side (str): ``'student'`` or ``'teacher'``.
+        path (str): The module's dotted path.
+        module (nn.Module): The module read.
+        index (Sequence[int], optional): The selected entries (``None``: the
+            whole output).
+        key (str): The config key that set them (``index``, ``student_index``).
 
     Raises:
         IndexError: Naming the point, the module, how many tensors it
@@ -83,6 +88,10 @@ def declared_channels(module: nn.Module,
     ``(B, C, H, W)`` stages), ``embed_dims`` (ViT / DeiT backbones and
     their layers: ``(B, N, C)`` tokens or the ``(B, C)`` class token) and
     a LayerNorm's ``normalized_shape`` (ViT's final norm ``ln1``).
+
+    Returns:
+        list[int] | None: The channels per selected entry, or ``None`` when
+        unknown.
     """
     stages = getattr(module, 'num_features', None)
     outs = getattr(module, 'out_indices', None)
@@ -113,11 +122,11 @@ def check_points(points: Iterable, student_modules: Dict[str, nn.Module],
     of the student and teacher modules.
 
     Args:
-        points: The parsed ``DistillPoint`` s.
-        student_modules: Module path -> student module read.
-        teacher_modules: Module path -> teacher module read.
-        with_connector: Names of the points that have a connector, or a
-            loss that maps the student's channels itself
+        points (Iterable): The parsed ``DistillPoint`` s.
+        student_modules (dict): Module path -> student module read.
+        teacher_modules (dict): Module path -> teacher module read.
+        with_connector (set[str]): Names of the points that have a connector,
+            or a loss that maps the student's channels itself
             (``maps_channels``, e.g. :class:`~mmkdflow.models.losses.
             ViTKDLoss`).
 

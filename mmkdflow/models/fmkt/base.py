@@ -72,7 +72,12 @@ class FMKTConnector(BaseConnector):
     def identity_at_inference_for(cls, cfg: Mapping) -> bool:
         """FM-KT-Theta (``theta=True``) returns the student's own tensors at
         inference and deploys the vanilla student; plain FM-KT and OFM-KT
-        replace them with the flow's prediction."""
+        replace them with the flow's prediction.
+
+        Returns:
+            bool: Whether the point returns the student's own tensors at
+            inference.
+        """
         return bool(cfg.get('theta', False))
 
     @property
@@ -91,24 +96,40 @@ class FMKTConnector(BaseConnector):
         return self.flows.num_steps_test
 
     def has_flow(self, level: int = 0) -> bool:
-        """Whether ``level`` runs a flow (a level of weight 0 does not)."""
+        """Whether ``level`` runs a flow (a level of weight 0 does not).
+
+        Returns:
+            bool: Whether ``level`` runs a flow.
+        """
         return self.flows.has_flow(level)
 
     def field(self, level: int = 0) -> nn.Module:
-        """The velocity field of ``level``."""
+        """The velocity field of ``level``.
+
+        Returns:
+            nn.Module: The velocity field.
+        """
         return self.flows.field(level)
 
     def flow(self, z: Tensor, level: int = 0,
              num_steps: Optional[int] = None) -> FlowTrajectory:
         """Run the sampler on one student tensor (N default:
-        ``num_steps_test``)."""
+        ``num_steps_test``).
+
+        Returns:
+            FlowTrajectory: The N predictions, their mean and the states.
+        """
         return self.flows(z, level, num_steps)
 
     def refined_student(self, student: List[Tensor],
                         level: int) -> Tuple[Tensor, str]:
         """``mean_i Xhat_i`` of the Euler sampler with ``num_steps_test``
         steps (also for FM-KT-Theta, whose deployed output is the raw
-        student); a level of weight 0 has no flow: the student."""
+        student); a level of weight 0 has no flow: the student.
+
+        Returns:
+            tuple[Tensor, str]: The refined tensor and a short description.
+        """
         if not self.has_flow(level):
             return student[level], 'student (no flow on this level)'
         n = self.num_steps_test
@@ -118,7 +139,11 @@ class FMKTConnector(BaseConnector):
     def set_speed_options(self, checkpoint: bool = False,
                           compile: bool = False) -> int:
         """Per-step activation checkpointing and :func:`torch.compile` of
-        every velocity field."""
+        every velocity field.
+
+        Returns:
+            int: The number of velocity fields changed.
+        """
         from .velocity import VelocityField
         fields = [m for m in self.modules() if isinstance(m, VelocityField)]
         for field in fields:
@@ -131,5 +156,9 @@ class FMKTConnector(BaseConnector):
 
     def decouple(self, teacher: List[Tensor]) -> List[Tensor]:
         """Pair decoupling of one step's targets (see
-        :class:`~mmkdflow.models.fmkt.PairDecoupling`); never in place."""
+        :class:`~mmkdflow.models.fmkt.PairDecoupling`); never in place.
+
+        Returns:
+            list[Tensor]: The decoupled targets, new tensors.
+        """
         return self.decoupling(teacher)

@@ -57,30 +57,37 @@ class FMKTFeatureConnector(FMKTConnector):
     :class:`~mmkdflow.engine.hooks.ConnectorEMAHook`.
 
     Args:
-        channels: Student channels C (of every selected tensor).
-        meta_encoder: ``'convnext'``, ``'conv'``, ``'resconv'``, ``'mlp'``,
-            ``'transformer'``, ``'conv_det'``, a registered name, a config
-            or a module (e.g. a test stub; one flow only).
-        distance: Loss config D, applied per step.
-        level_weights: Weight :math:`w_k >= 0` per selected tensor; a level
-            of weight 0 gets no flow. Its length must be the number of
-            indices the distillation point selects (checked when the
-            distiller is built, :meth:`check_num_inputs`).
-        num_levels: Number of selected tensors when ``level_weights`` is not
-            given (weight 1 each).
-        share_across_levels: One flow for every level. ``None`` (default):
-            one flow per level when the levels are known (``level_weights``
-            or ``num_levels``; the released detection recipe), else one
-            shared flow for however many tensors come in.
-        teacher_proj: For teacher channels != C: an int (teacher channels;
-            a 1x1 conv) or ``dict(out_channels=..., with_bn=False)``, a
-            :class:`~mmkdflow.models.connectors.ChannelProjection` applied
-            to each prediction for the loss only (the flow, its output and
-            the student's head stay in C channels).
-        theta: FM-KT-Theta, see above.
-        theta_weight: Extra factor on ``loss_theta``.
-        num_steps: N in training (4 in the detection recipes).
-        time_embed: ``'linear'`` (default) or ``'mlp'``.
+        channels (int): Student channels C (of every selected tensor).
+        meta_encoder (str | dict | nn.Module): ``'convnext'``, ``'conv'``,
+            ``'resconv'``, ``'mlp'``, ``'transformer'``, ``'conv_det'``, a
+            registered name, a config or a module (e.g. a test stub; one flow
+            only). Defaults to 'convnext'.
+        distance (dict, optional): Loss config D, applied per step. Defaults to
+            dict(type='PKDLoss', loss_weight=1.0).
+        level_weights (Sequence[float], optional): Weight :math:`w_k >= 0` per
+            selected tensor; a level of weight 0 gets no flow. Its length must
+            be the number of indices the distillation point selects (checked
+            when the distiller is built, :meth:`check_num_inputs`). Defaults to
+            None.
+        num_levels (int, optional): Number of selected tensors when
+            ``level_weights`` is not given (weight 1 each). Defaults to None.
+        share_across_levels (bool, optional): One flow for every level.
+            ``None`` (default): one flow per level when the levels are known
+            (``level_weights`` or ``num_levels``; the released detection
+            recipe), else one shared flow for however many tensors come in.
+            Defaults to None.
+        teacher_proj (int | dict, optional): For teacher channels != C: an int
+            (teacher channels; a 1x1 conv) or ``dict(out_channels=...,
+            with_bn=False)``, a
+            :class:`~mmkdflow.models.connectors.ChannelProjection` applied to
+            each prediction for the loss only (the flow, its output and the
+            student's head stay in C channels). Defaults to None.
+        theta (bool): FM-KT-Theta, see above. Defaults to False.
+        theta_weight (float): Extra factor on ``loss_theta``. Defaults to 1.0.
+        num_steps (int): N in training (4 in the detection recipes). Defaults
+            to 4.
+        time_embed (str): ``'linear'`` or ``'mlp'``. Defaults to
+            'linear'.
         **kwargs: Of :class:`~mmkdflow.models.fmkt.FMKTConnector`: pair
             decoupling, ``init_cfg`` and the flow's other settings.
     """
@@ -138,7 +145,11 @@ class FMKTFeatureConnector(FMKTConnector):
 
     def project(self, x: Tensor, level: int) -> Tensor:
         """Map a prediction to the teacher's channels (identity if no
-        ``teacher_proj``)."""
+        ``teacher_proj``).
+
+        Returns:
+            Tensor: The prediction in the teacher's channels.
+        """
         if self.projs is None:
             return x
         return self.projs['0' if self.flows.shared else str(level)](x)

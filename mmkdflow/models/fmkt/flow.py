@@ -52,28 +52,32 @@ class EulerFlow(nn.Module):
     tensor (the released code builds no flow for a level of weight 0).
 
     Args:
-        channels: ``C`` of every state.
-        meta_encoder: Meta-encoder name, config or module (see
-            :func:`~mmkdflow.models.fmkt.build_meta_encoder`); a module is
-            only accepted for one field.
-        schedule: ``'rectified'``, ``'vp'``, ``'ve'`` or a config.
-        num_steps: N in training.
-        num_steps_test: N at inference (``None``: ``num_steps``).
-        num_steps_choices: If set, N is drawn uniformly from it at each
-            training call (e.g. ``(1, 2, 4, 8, 16)``).
-        levels: The levels that get a flow; ``None`` (only with
-            ``shared``): every level.
-        shared: One field for every level.
-        anchor: ``'start'`` or ``'state'`` (see
-            :func:`~mmkdflow.models.fmkt.euler_sample`).
-        time_embed: ``'linear'`` (feature flows) or ``'mlp'`` (logit flows).
-        init: ``'identity'`` (default) or ``'released'``, see the module
-            docstring.
-        checkpoint: Recompute each step's meta-encoder activations in the
-            backward pass (peak memory near N = 1's whatever N; see
-            :mod:`~mmkdflow.models.fmkt.velocity`).
-        compile: ``torch.compile`` the meta-encoder call: ``True`` or a dict
-            of its options.
+        channels (int): ``C`` of every state.
+        meta_encoder (str | dict | nn.Module): Meta-encoder name, config or
+            module (see :func:`~mmkdflow.models.fmkt.build_meta_encoder`); a
+            module is only accepted for one field. Defaults to 'convnext'.
+        schedule (str | dict): ``'rectified'``, ``'vp'``, ``'ve'`` or a config.
+            Defaults to 'rectified'.
+        num_steps (int): N in training. Defaults to 4.
+        num_steps_test (int, optional): N at inference (``None``:
+            ``num_steps``). Defaults to None.
+        num_steps_choices (Sequence[int], optional): If set, N is drawn
+            uniformly from it at each training call (e.g.
+            ``(1, 2, 4, 8, 16)``). Defaults to None.
+        levels (Iterable[int], optional): The levels that get a flow; ``None``
+            (only with ``shared``): every level. Defaults to (0,).
+        shared (bool): One field for every level. Defaults to True.
+        anchor (str): ``'start'`` or ``'state'`` (see
+            :func:`~mmkdflow.models.fmkt.euler_sample`). Defaults to 'start'.
+        time_embed (str): ``'linear'`` (feature flows) or ``'mlp'`` (logit
+            flows). Defaults to 'linear'.
+        init (str): ``'identity'`` or ``'released'``, see the module
+            docstring. Defaults to 'identity'.
+        checkpoint (bool): Recompute each step's meta-encoder activations in
+            the backward pass (peak memory near N = 1's whatever N; see
+            :mod:`~mmkdflow.models.fmkt.velocity`). Defaults to False.
+        compile (bool | dict, optional): ``torch.compile`` the meta-encoder
+            call: ``True`` or a dict of its options. Defaults to False.
     """
 
     def __init__(self,
@@ -144,11 +148,19 @@ class EulerFlow(nn.Module):
         return VelocityField(encoder, embed, **self.field_options)
 
     def has_flow(self, level: int) -> bool:
-        """Whether ``level`` has a flow (else its raw tensor is kept)."""
+        """Whether ``level`` has a flow (else its raw tensor is kept).
+
+        Returns:
+            bool: Whether ``level`` has a flow.
+        """
         return self.levels is None or level in self.levels
 
     def field(self, level: int = 0) -> VelocityField:
-        """The velocity field of ``level``."""
+        """The velocity field of ``level``.
+
+        Returns:
+            VelocityField: The velocity field.
+        """
         if not self.has_flow(level):
             raise KeyError(f'level {level} has no flow (its weight is 0); '
                            f'levels with a flow: {self.levels}')
@@ -156,7 +168,11 @@ class EulerFlow(nn.Module):
 
     def draw_num_steps(self, training: bool) -> int:
         """N for one call: ``num_steps_test`` at inference; in training
-        ``num_steps`` or a uniform draw from ``num_steps_choices``."""
+        ``num_steps`` or a uniform draw from ``num_steps_choices``.
+
+        Returns:
+            int: The number of steps N.
+        """
         if not training:
             return self.num_steps_test
         if self.num_steps_choices:
@@ -171,12 +187,16 @@ class EulerFlow(nn.Module):
         """Run the sampler on one student tensor.
 
         Args:
-            z: The student tensor (the start state at t = 1).
-            level: Picks the field.
-            num_steps: N (default ``num_steps_test``).
-            time_embeddings: ``{t_i: emb(t_i)}`` of this N from
-                :meth:`time_embeddings`, to share one embedding call
-                across the levels of a shared field.
+            z (Tensor): The student tensor (the start state at t = 1).
+            level (int): Picks the field. Defaults to 0.
+            num_steps (int, optional): N; ``None``: ``num_steps_test``.
+                Defaults to None.
+            time_embeddings (dict, optional): ``{t_i: emb(t_i)}`` of this N
+                from :meth:`time_embeddings`, to share one embedding call
+                across the levels of a shared field. Defaults to None.
+
+        Returns:
+            FlowTrajectory: The N predictions, their mean and the states.
         """
         field = self.field(level)
         num_steps = num_steps or self.num_steps_test
@@ -197,7 +217,12 @@ class EulerFlow(nn.Module):
     def time_embeddings(self, num_steps: int,
                         ndim: int) -> Optional[Dict[float, Tensor]]:
         """The N time embeddings of the shared field, computed once per
-        forward for every level (``None`` when the fields are per level)."""
+        forward for every level (``None`` when the fields are per level).
+
+        Returns:
+            dict[float, Tensor] | None: ``{t_i: emb(t_i)}``, or ``None`` for
+            per-level fields.
+        """
         if not self.shared:
             return None
         return self.fields['0'].time_embed.steps(num_steps, ndim)

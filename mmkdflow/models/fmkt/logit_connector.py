@@ -58,25 +58,31 @@ class FMKTLogitConnector(FMKTConnector):
     and the velocity is a unit-RMS vector per pixel at initialisation).
 
     Args:
-        channels: C, channels of :math:`Z`.
-        num_classes: Classes K of the flow classifier.
-        meta_encoder: Meta-encoder (``'mlp'`` for the CIFAR/ResNet recipes,
-            ``'transformer'`` for ImageNet, ``'conv'`` for segmentation).
-        distance: Loss config D, applied per step.
-        flow_weight: w.
-        head_pool: ``True``: pool before the classifier (image
+        channels (int): C, channels of :math:`Z`.
+        num_classes (int): Classes K of the flow classifier.
+        meta_encoder (str | dict | nn.Module): Meta-encoder (``'mlp'`` for the
+            CIFAR/ResNet recipes, ``'transformer'`` for ImageNet, ``'conv'``
+            for segmentation). Defaults to 'mlp'.
+        distance (dict, optional): Loss config D, applied per step. Defaults to
+            dict(type='DISTLoss', beta=2.0, gamma=2.0, tau=1.0).
+        flow_weight (float): w. Defaults to 1.0.
+        head_pool (bool): ``True``: pool before the classifier (image
             classification); ``False``: per-pixel classifier and CE on the
-            ``gt_sem_seg`` labels (segmentation, **[ext]**).
-        ce_weight: c, factor on ``loss_ce``.
-        online: OFM-KT.
-        label_smoothing: Of ``loss_ce``; ``None``: 0.1 online, else 0.
-        class_weight: Per-class weights of ``loss_ce`` (e.g. the decode
-            head's ``loss_decode.class_weight`` when the flow replaces its
-            loss); ``None``: equal weights.
-        theta: FM-KT-Theta for logits, see above.
-        theta_weight: Extra factor on ``loss_theta``.
-        num_steps: N in training (8 in the released recipes).
-        time_embed: ``'mlp'`` (default) or ``'linear'``.
+            ``gt_sem_seg`` labels (segmentation, **[ext]**). Defaults to True.
+        ce_weight (float): c, factor on ``loss_ce``. Defaults to 1.0.
+        online (bool): OFM-KT. Defaults to False.
+        label_smoothing (float, optional): Of ``loss_ce``; ``None``: 0.1
+            online, else 0. Defaults to None.
+        class_weight (Sequence[float], optional): Per-class weights of
+            ``loss_ce`` (e.g. the decode head's ``loss_decode.class_weight``
+            when the flow replaces its loss); ``None``: equal weights. Defaults
+            to None.
+        theta (bool): FM-KT-Theta for logits, see above. Defaults to False.
+        theta_weight (float): Extra factor on ``loss_theta``. Defaults to 1.0.
+        num_steps (int): N in training (8 in the released recipes). Defaults to
+            8.
+        time_embed (str): ``'mlp'`` or ``'linear'``. Defaults to
+            'mlp'.
         **kwargs: Of :class:`~mmkdflow.models.fmkt.FMKTConnector`: pair
             decoupling, ``init_cfg`` and the flow's other settings.
     """
@@ -133,7 +139,11 @@ class FMKTLogitConnector(FMKTConnector):
                 f'student_index')
 
     def classify(self, x: Tensor) -> Tensor:
-        """The flow classifier (pooled or per-pixel ``Linear(C, K)``)."""
+        """The flow classifier (pooled or per-pixel ``Linear(C, K)``).
+
+        Returns:
+            Tensor: The logits ``(B, K)`` or ``(B, K, H, W)``.
+        """
         return self.logit_head(x)
 
     def forward(self, student: List[Tensor], teacher: Optional[List[Tensor]],

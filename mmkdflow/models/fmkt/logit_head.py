@@ -35,14 +35,17 @@ class FlowLogitHead(nn.Module):
     (``pool=False``) flow prediction, see the module docstring.
 
     Args:
-        channels: ``C``, channels of the flow state.
-        num_classes: ``K``.
-        pool: Global average pooling first (image classification);
-            ``False`` keeps one prediction per pixel (segmentation).
-        ignore_index: Label value left out of the per-pixel cross-entropy.
-        class_weight: One non-negative weight per class for the
-            cross-entropy (as the task head's ``loss_decode`` /
-            ``loss`` ``class_weight``), or ``None`` for equal weights.
+        channels (int): ``C``, channels of the flow state.
+        num_classes (int): ``K``.
+        pool (bool): Global average pooling first (image classification);
+            ``False`` keeps one prediction per pixel (segmentation). Defaults
+            to True.
+        ignore_index (int): Label value left out of the per-pixel
+            cross-entropy. Defaults to 255.
+        class_weight (Sequence[float], optional): One non-negative weight per
+            class for the cross-entropy (as the task head's ``loss_decode`` /
+            ``loss`` ``class_weight``), or ``None`` for equal weights. Defaults
+            to None.
 
     Raises:
         ValueError: For non-positive sizes or a ``class_weight`` of the
@@ -72,7 +75,11 @@ class FlowLogitHead(nn.Module):
         self.register_buffer('class_weight', weight, persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Logits ``(B, K)`` (pooled or 2-D input) or ``(B, K, H, W)``."""
+        """Logits ``(B, K)`` (pooled or 2-D input) or ``(B, K, H, W)``.
+
+        Returns:
+            Tensor: Logits ``(B, K)`` or ``(B, K, H, W)``.
+        """
         if x.dim() == 2:
             return self.fc(x)
         if x.dim() != 4:
@@ -96,9 +103,13 @@ class FlowLogitHead(nn.Module):
         in float32.
 
         Args:
-            logits: One step's logits.
-            ctx: The step's context, holding the labels.
-            label_smoothing: Of the cross-entropy (0.1 in OFM-KT).
+            logits (Tensor): One step's logits.
+            ctx (DistillContext): The step's context, holding the labels.
+            label_smoothing (float): Of the cross-entropy (0.1 in OFM-KT).
+                Defaults to 0.0.
+
+        Returns:
+            Tensor: The cross-entropy, a scalar.
         """
         logits = logits.float()
         weight = self.class_weight
@@ -124,10 +135,13 @@ def own_logits(replaced: Any, expected: Optional[Tensor] = None
     (``replace='head.fc'``) as its ``replaced`` argument.
 
     Args:
-        replaced: The replaced module's own output (``None`` when the point
-            replaces no later module).
-        expected: A tensor of the shape the logits must have (the flow's
-            mean logits), checked when given.
+        replaced (Any): The replaced module's own output (``None`` when the
+            point replaces no later module).
+        expected (Tensor, optional): A tensor of the shape the logits must have
+            (the flow's mean logits), checked when given. Defaults to None.
+
+    Returns:
+        Tensor: The student's own logits.
 
     Raises:
         ValueError: If there is no replaced output (the point was not

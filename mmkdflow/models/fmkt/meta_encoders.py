@@ -59,7 +59,7 @@ class MetaEncoderConv(nn.Sequential):
     ``18 C^2 + 2 C`` parameters.
 
     Args:
-        channels: ``C``.
+        channels (int): ``C``.
     """
 
     def __init__(self, channels: int) -> None:
@@ -87,8 +87,8 @@ class MetaEncoderResConv(nn.Sequential):
     bias (it would be cancelled by the norm). ``18 C^2 + 4 C`` parameters.
 
     Args:
-        channels: ``C``.
-        num_blocks: Residual blocks (2 in the spec).
+        channels (int): ``C``.
+        num_blocks (int): Residual blocks (2 in the spec). Defaults to 2.
     """
 
     def __init__(self, channels: int, num_blocks: int = 2) -> None:
@@ -125,10 +125,10 @@ class MetaEncoderMLP(nn.Sequential):
     reproduces the released encoder.
 
     Args:
-        channels: ``C``.
-        num_blocks: k.
-        hidden_ratio: Hidden width over ``C``.
-        bias: Biases in the two 1x1 convolutions.
+        channels (int): ``C``.
+        num_blocks (int): k. Defaults to 1.
+        hidden_ratio (int): Hidden width over ``C``. Defaults to 1.
+        bias (bool): Biases in the two 1x1 convolutions. Defaults to True.
     """
 
     def __init__(self, channels: int, num_blocks: int = 1,
@@ -163,10 +163,11 @@ class ConvNeXtBlock(nn.Module):
     freeze.
 
     Args:
-        channels: ``C``.
-        layer_scale_init: Initial value of :math:`\gamma`.
-        shared_norm: One LayerNorm before the MLP and after the residual
-            add (released) instead of two.
+        channels (int): ``C``.
+        layer_scale_init (float): Initial value of :math:`\gamma`. Defaults to
+            1e-06.
+        shared_norm (bool): One LayerNorm before the MLP and after the residual
+            add (released) instead of two. Defaults to True.
     """
 
     def __init__(self, channels: int, layer_scale_init: float = 1e-6,
@@ -205,10 +206,11 @@ class MetaEncoderConvNeXt(nn.Sequential):
     block (``shared_norm=True``), ``2 (8 C^2 + 60 C)`` with two.
 
     Args:
-        channels: ``C``.
-        num_blocks: Blocks (2 in the spec).
-        layer_scale_init: Initial layer scale (trainable).
-        shared_norm: See :class:`ConvNeXtBlock`.
+        channels (int): ``C``.
+        num_blocks (int): Blocks (2 in the spec). Defaults to 2.
+        layer_scale_init (float): Initial layer scale (trainable). Defaults to
+            1e-06.
+        shared_norm (bool): See :class:`ConvNeXtBlock`. Defaults to True.
     """
 
     #: The blocks compute in channels-last memory and return channels-last
@@ -234,8 +236,8 @@ class MetaEncoderConvDet(nn.Sequential):
     ``21 C^2 + 9 C`` parameters.
 
     Args:
-        channels: ``C``.
-        num_blocks: Residual blocks (2 in the spec).
+        channels (int): ``C``.
+        num_blocks (int): Residual blocks (2 in the spec). Defaults to 2.
     """
 
     def __init__(self, channels: int, num_blocks: int = 2) -> None:
@@ -265,12 +267,15 @@ def build_meta_encoder(meta_encoder: Union[str, dict, nn.Module],
     """Build a meta-encoder for ``channels`` channels.
 
     Args:
-        meta_encoder: A short name (``'convnext'``), a registered name
-            (``'MetaEncoderConvNeXt'``, or a class of your own registered
-            in mmkdflow's ``MODELS``), a ``dict(type=<either>, **kwargs)``
-            or a module (returned unchanged).
-        channels: ``C``, passed as ``channels=`` unless the dict sets it.
+        meta_encoder (str | dict | nn.Module): A short name (``'convnext'``), a
+            registered name (``'MetaEncoderConvNeXt'``, or a class of your own
+            registered in mmkdflow's ``MODELS``), a
+            ``dict(type=<either>, **kwargs)`` or a module (returned unchanged).
+        channels (int): ``C``, passed as ``channels=`` unless the dict sets it.
         **kwargs: Extra constructor arguments.
+
+    Returns:
+        nn.Module: The meta-encoder, mapping ``C`` channels to ``C``.
 
     Raises:
         KeyError: For a name that is neither a short name nor registered,

@@ -38,11 +38,13 @@ def decoupling_permutation(batch_size: int, dirac_ratio: float,
     r"""The ``'cycle'`` batch permutation (see the module docstring).
 
     Args:
-        batch_size: B.
-        dirac_ratio: :math:`\beta_d \in [0, 1]` (checked by
+        batch_size (int): B.
+        dirac_ratio (float): :math:`\beta_d \in [0, 1]` (checked by
             :class:`PairDecoupling`).
-        device: Device of the result.
-        generator: Random generator (default: torch's global one).
+        device (torch.device, optional): Device of the result. Defaults to
+            None.
+        generator (torch.Generator, optional): Random generator; ``None``:
+            torch's global one. Defaults to None.
 
     Returns:
         A ``(B,)`` long tensor ``perm``: sample ``b`` is paired with target
@@ -65,10 +67,12 @@ def released_permutation(batch_size: int, dirac_ratio: float,
     others in place.
 
     Args:
-        batch_size: B.
-        dirac_ratio: :math:`\beta_d \in [0, 1]`.
-        device: Device of the result.
-        generator: Random generator (default: torch's global one).
+        batch_size (int): B.
+        dirac_ratio (float): :math:`\beta_d \in [0, 1]`.
+        device (torch.device, optional): Device of the result. Defaults to
+            None.
+        generator (torch.Generator, optional): Random generator; ``None``:
+            torch's global one. Defaults to None.
 
     Returns:
         A ``(B,)`` long tensor ``perm``, a scatter index as in the released
@@ -86,9 +90,10 @@ class PairDecoupling:
     :data:`DECOUPLING_DRAWS`, checked when built.
 
     Args:
-        dirac_ratio: Fraction of the batch kept in one-to-one pairs, in
-            [0, 1]; 1 turns decoupling off.
-        draw: ``'cycle'`` (default) or ``'released'``.
+        dirac_ratio (float): Fraction of the batch kept in one-to-one pairs, in
+            [0, 1]; 1 turns decoupling off. Defaults to 1.0.
+        draw (str): ``'cycle'`` or ``'released'``. Defaults to
+            'cycle'.
 
     Raises:
         ValueError: For a ratio outside [0, 1] or an unknown draw.

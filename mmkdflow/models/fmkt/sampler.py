@@ -54,7 +54,11 @@ ANCHORS = ('start', 'state')
 
 
 def check_anchor(anchor: str) -> str:
-    """``anchor`` if it is one of :data:`ANCHORS`, else a ``ValueError``."""
+    """``anchor`` if it is one of :data:`ANCHORS`, else a ``ValueError``.
+
+    Returns:
+        str: ``anchor`` unchanged.
+    """
     if anchor not in ANCHORS:
         raise ValueError(f'anchor must be one of {ANCHORS}, got {anchor!r}')
     return anchor
@@ -67,7 +71,11 @@ def checkpointed(velocity_fn: VelocityFn) -> VelocityFn:
 
     A step then keeps only its Euler state, velocity and prediction alive
     (a few ``C x H x W`` maps) instead of every intermediate of E, at the
-    price of one more forward of E per step in the backward pass."""
+    price of one more forward of E per step in the backward pass.
+
+    Returns:
+        VelocityFn: The wrapped velocity function.
+    """
 
     def run(x: Tensor, t: float) -> Tensor:
         if not torch.is_grad_enabled():
@@ -82,11 +90,13 @@ class FlowTrajectory:
     """What one run of the sampler produced.
 
     Attributes:
-        predictions: :math:`\\hat X_i` in evaluation order (t = 1 first).
-        velocities: :math:`v_i` in the same order.
-        times: :math:`t_i = i / N` in the same order.
-        mean: :math:`\\frac1N \\sum_i \\hat X_i` (the refined student output).
-        end: The Euler end point :math:`x` at t = 0.
+        predictions (list[Tensor]): :math:`\\hat X_i` in evaluation order (t =
+            1 first).
+        velocities (list[Tensor]): :math:`v_i` in the same order.
+        times (list[float]): :math:`t_i = i / N` in the same order.
+        mean (Tensor): :math:`\\frac1N \\sum_i \\hat X_i` (the refined student
+            output).
+        end (Tensor): The Euler end point :math:`x` at t = 0.
     """
 
     predictions: List[Tensor]
@@ -103,15 +113,19 @@ def euler_sample(velocity_fn: VelocityFn, z: Tensor, num_steps: int,
     """Run the serial N-step Euler sampler from the student ``z``.
 
     Args:
-        velocity_fn: ``(x, t) -> v``; called N times, with ``x`` always the
-            sampler's own Euler state (never anything built from a teacher).
-        z: Student representation, the start state at t = 1.
-        num_steps: N >= 1.
-        schedule: A :class:`Schedule` or its name.
-        anchor: ``'start'`` or ``'state'``, see the module docstring.
-        checkpoint: Checkpoint every velocity call (see
+        velocity_fn (callable): ``(x, t) -> v``; called N times, with ``x``
+            always the sampler's own Euler state (never anything built from a
+            teacher).
+        z (Tensor): Student representation, the start state at t = 1.
+        num_steps (int): N >= 1.
+        schedule (str | Schedule): A :class:`Schedule` or its name. Defaults to
+            'rectified'.
+        anchor (str): ``'start'`` or ``'state'``, see the module docstring.
+            Defaults to 'start'.
+        checkpoint (bool): Checkpoint every velocity call (see
             :func:`checkpointed`). Leave it off when ``velocity_fn`` calls a
             ``VelocityField(checkpoint=True)``, which checkpoints itself.
+            Defaults to False.
 
     Returns:
         A :class:`FlowTrajectory`.

@@ -91,10 +91,15 @@ class Schedule(ABC):
         state-anchored one is well conditioned near t = 0.
 
         Args:
-            x_s: Anchor point of the path, at time ``s``.
-            v: Velocity read at time ``t``.
-            t: Time of the velocity (a scalar: one time per sampler step).
-            s: Time of the anchor (a scalar); ``None`` means ``s = t``.
+            x_s (Tensor): Anchor point of the path, at time ``s``.
+            v (Tensor): Velocity read at time ``t``.
+            t (float | Tensor): Time of the velocity (a scalar: one time per
+                sampler step).
+            s (float | Tensor, optional): Time of the anchor (a scalar);
+                ``None`` means ``s = t``. Defaults to None.
+
+        Returns:
+            Tensor: The prediction of the clean point at t = 0.
         """
         t = torch.as_tensor(t, dtype=torch.float64)
         s = t if s is None else torch.as_tensor(s, dtype=torch.float64)
@@ -145,8 +150,8 @@ class VPSchedule(Schedule):
     singular at t = 0, which the sampler never evaluates (t_i >= 1/N).
 
     Args:
-        beta_min: :math:`\beta(0)`.
-        beta_max: :math:`\beta(1)`.
+        beta_min (float): :math:`\beta(0)`. Defaults to 0.1.
+        beta_max (float): :math:`\beta(1)`. Defaults to 20.0.
     """
 
     name = 'vp'
@@ -190,8 +195,8 @@ class VESchedule(Schedule):
     :math:`x_0 = X_T + \sigma_{min}\epsilon`, not exactly at :math:`X_T`.
 
     Args:
-        sigma_min: :math:`\sigma_0`.
-        sigma_max: :math:`\sigma_1`.
+        sigma_min (float): :math:`\sigma_0`. Defaults to 0.01.
+        sigma_max (float): :math:`\sigma_1`. Defaults to 50.0.
     """
 
     name = 've'
@@ -233,6 +238,9 @@ def build_schedule(schedule: Union[str, dict, Schedule] = 'rectified',
                    **kwargs) -> Schedule:
     """Build a schedule from a name (+ kwargs), a ``dict(type=name, ...)``
     or return a :class:`Schedule` instance unchanged.
+
+    Returns:
+        Schedule: The schedule.
 
     Raises:
         KeyError: For an unknown name, listing the known ones.

@@ -24,9 +24,9 @@ def sinusoidal_embedding(t: Tensor, dim: int,
     :math:`t_i = i / N \in (0, 1]` itself (not an integer step index).
 
     Args:
-        t: Times of shape ``(B,)``.
-        dim: Embedding size.
-        max_period: Longest period.
+        t (Tensor): Times of shape ``(B,)``.
+        dim (int): Embedding size.
+        max_period (float): Longest period. Defaults to 10000.0.
 
     Returns:
         ``(B, dim)`` float32 features.
@@ -51,9 +51,9 @@ class TimeEmbedding(nn.Module):
     4-D state, ``(B, C)`` for a 2-D one.
 
     Args:
-        channels: ``C``, the state's channels (also the sinusoid size).
-        mode: ``'linear'`` or ``'mlp'``.
-        max_period: Longest sinusoid period.
+        channels (int): ``C``, the state's channels (also the sinusoid size).
+        mode (str): ``'linear'`` or ``'mlp'``. Defaults to 'linear'.
+        max_period (float): Longest sinusoid period. Defaults to 10000.0.
     """
 
     def __init__(self, channels: int, mode: str = 'linear',
@@ -83,10 +83,11 @@ class TimeEmbedding(nn.Module):
         host-to-device copy, so no CUDA synchronisation).
 
         Args:
-            t: The time(s).
-            batch_size: Rows to produce when ``t`` is a scalar (the one
-                embedding is computed once and expanded).
-            ndim: Dimensions of the state the result is added to.
+            t (float | Tensor): The time(s).
+            batch_size (int): Rows to produce when ``t`` is a scalar (the one
+                embedding is computed once and expanded). Defaults to 1.
+            ndim (int): Dimensions of the state the result is added to.
+                Defaults to 4.
 
         Returns:
             ``(B, C)`` followed by ``ndim - 2`` singleton dimensions.
@@ -110,8 +111,9 @@ class TimeEmbedding(nn.Module):
         of one per step and level.
 
         Args:
-            num_steps: N.
-            ndim: Dimensions of the state the result is added to.
+            num_steps (int): N.
+            ndim (int): Dimensions of the state the result is added to.
+                Defaults to 4.
 
         Returns:
             ``{t_i: (1, C, 1, ..)}`` keyed by the float ``i / N`` (the same

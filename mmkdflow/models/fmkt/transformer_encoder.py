@@ -12,7 +12,11 @@ from .meta_encoders import LayerNorm2d
 
 def relative_position_index(window: int) -> Tensor:
     """``(w^2, w^2)`` index into a ``((2w-1)^2, heads)`` bias table: entry
-    ``(p, q)`` is the table row of the offset between positions p and q."""
+    ``(p, q)`` is the table row of the offset between positions p and q.
+
+    Returns:
+        Tensor: The ``(w^2, w^2)`` long index into the bias table.
+    """
     coords = torch.stack(torch.meshgrid(
         torch.arange(window), torch.arange(window), indexing='ij')).flatten(1)
     rel = coords[:, :, None] - coords[:, None, :] + window - 1
@@ -45,12 +49,13 @@ class MetaEncoderTransformer(nn.Module):
     (2w'-1)^2)`` (bias tables); 790,472 at C = 256.
 
     Args:
-        channels: ``C``.
-        num_heads: Attention heads.
-        head_dim: Channels per head.
-        window_size: Window used when H is a multiple of it.
-        fallback_window_size: Window used otherwise.
-        ffn_channels: Hidden width of the FFN.
+        channels (int): ``C``.
+        num_heads (int): Attention heads. Defaults to 4.
+        head_dim (int): Channels per head. Defaults to 64.
+        window_size (int): Window used when H is a multiple of it. Defaults to
+            7.
+        fallback_window_size (int): Window used otherwise. Defaults to 2.
+        ffn_channels (int): Hidden width of the FFN. Defaults to 1024.
     """
 
     def __init__(self, channels: int, num_heads: int = 4, head_dim: int = 64,
@@ -77,7 +82,11 @@ class MetaEncoderTransformer(nn.Module):
             nn.Conv2d(ffn_channels, channels, 1))
 
     def window_for(self, height: int) -> int:
-        """The window used for a map of this height."""
+        """The window used for a map of this height.
+
+        Returns:
+            int: The window size w.
+        """
         return self.window_size if height % self.window_size == 0 \
             else self.fallback_window_size
 
@@ -86,7 +95,11 @@ class MetaEncoderTransformer(nn.Module):
         return x + self.ffn(self.norm2(x))
 
     def attention(self, x: Tensor) -> Tensor:
-        """Window multi-head self-attention of a ``(B, C, H, W)`` map."""
+        """Window multi-head self-attention of a ``(B, C, H, W)`` map.
+
+        Returns:
+            Tensor: The attention output, ``(B, C, H, W)``.
+        """
         b, c, h, w_ = x.shape
         win = self.window_for(h)
         pad_h, pad_w = (-h) % win, (-w_) % win

@@ -42,13 +42,16 @@ class VelocityField(nn.Module):
     r"""The FM-KT velocity network :math:`v(x, t) = E(x + \text{emb}(t))`.
 
     Args:
-        meta_encoder: The meta-encoder :math:`E` (shape preserving).
-        time_embed: The time embedding (output broadcast-added to x).
-        checkpoint: Recompute the activations of :math:`E` in the backward
-            pass, per call (per Euler step; see the module docstring).
-        compile: Run :math:`E(x + \text{emb})` through
+        meta_encoder (nn.Module): The meta-encoder :math:`E` (shape
+            preserving).
+        time_embed (TimeEmbedding): The time embedding (output broadcast-added
+            to x).
+        checkpoint (bool): Recompute the activations of :math:`E` in the
+            backward pass, per call (per Euler step; see the module docstring).
+            Defaults to False.
+        compile (bool | dict, optional): Run :math:`E(x + \text{emb})` through
             :func:`torch.compile`: ``True`` or a dict of its options (see
-            :func:`~mmkdflow.models.utils.compile_options`).
+            :func:`~mmkdflow.models.utils.compile_options`). Defaults to False.
     """
 
     def __init__(self, meta_encoder: nn.Module,
@@ -67,10 +70,14 @@ class VelocityField(nn.Module):
         r""":math:`E(x + \text{emb}(t))`.
 
         Args:
-            x: The Euler state.
-            t: The time.
-            time_embedding: ``emb(t)`` if already computed (e.g. by
-                :meth:`TimeEmbedding.steps`, once for all levels).
+            x (Tensor): The Euler state.
+            t (float): The time.
+            time_embedding (Tensor, optional): ``emb(t)`` if already computed
+                (e.g. by :meth:`TimeEmbedding.steps`, once for all levels).
+                Defaults to None.
+
+        Returns:
+            Tensor: The velocity, of ``x``'s shape.
         """
         if time_embedding is None:
             time_embedding = self.time_embed(t, 1, x.dim())
@@ -81,7 +88,11 @@ class VelocityField(nn.Module):
 
     def encode(self, x: Tensor, time_embedding: Tensor) -> Tensor:
         r""":math:`E(x + \text{emb})`, compiled with the ``compile``
-        option (no checkpointing here; see :meth:`forward`)."""
+        option (no checkpointing here; see :meth:`forward`).
+
+        Returns:
+            Tensor: The velocity, of ``x``'s shape.
+        """
         options = compile_options(self.compile)
         if options is None:
             return _encode(self.meta_encoder, x, time_embedding)
@@ -92,7 +103,11 @@ class VelocityField(nn.Module):
         """The velocity function of one N-step trajectory, with the N time
         embeddings computed up front in one batched call (share it across
         the levels of one forward); a time outside the table is embedded
-        on the fly."""
+        on the fly.
+
+        Returns:
+            VelocityFn: A function ``(x, t) -> v``.
+        """
         table = self.time_embed.steps(num_steps, ndim)
         return lambda x, t: self(x, t, table.get(t))
 
@@ -103,9 +118,9 @@ class GatedVelocityField(VelocityField):
     :class:`~mmkdflow.models.fmkt.EulerFlow`).
 
     Args:
-        meta_encoder: The meta-encoder :math:`E`.
-        time_embed: The time embedding.
-        channels: ``C``, the size of :math:`g`.
+        meta_encoder (nn.Module): The meta-encoder :math:`E`.
+        time_embed (TimeEmbedding): The time embedding.
+        channels (int): ``C``, the size of :math:`g`.
         **options: ``checkpoint`` / ``compile`` of :class:`VelocityField`.
     """
 

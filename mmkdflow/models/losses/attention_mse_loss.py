@@ -15,6 +15,10 @@ def feature_attention(feat: Tensor,
     ``A_s = H*W * softmax_{HW}(mean_C |F| / T)``, shape ``(N, H, W)``, and
     ``A_c = C * softmax_C(mean_{HW} |F| / T)``, shape ``(N, C)``. Both average
     to 1, so uniform attention leaves a loss weighted by them unchanged.
+
+    Returns:
+        tuple[Tensor, Tensor]: The spatial ``(N, H, W)`` and channel ``(N, C)``
+        attention.
     """
     n, c, h, w = feat.shape
     magnitude = feat.abs()
@@ -52,11 +56,14 @@ class AttentionMSELoss(BaseDistillLoss):
     the loss has no rows of classes.
 
     Args:
-        temperature: Temperature ``T`` of both attention softmaxes.
-        alpha_at: Weight of the attention-imitation term; 0 turns it off.
-        loss_weight: Factor the loss is multiplied by.
-        reduction: ``'mean'``, ``'sum'`` or ``'none'``.
-        init_cfg: Initialisation config.
+        temperature (float): Temperature ``T`` of both attention softmaxes.
+            Defaults to 0.5.
+        alpha_at (float): Weight of the attention-imitation term; 0 turns it
+            off. Defaults to 0.0.
+        loss_weight (float): Factor the loss is multiplied by. Defaults to 1.0.
+        reduction (str): ``'mean'``, ``'sum'`` or ``'none'``. Defaults to
+            'mean'.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
     #: Weight of the attention-imitation term (set by ``__init__``).
@@ -75,7 +82,11 @@ class AttentionMSELoss(BaseDistillLoss):
 
     def check_reduction(self, reduction: str) -> str:
         """Also refuses ``'none'`` with the imitation term (at build, and
-        for a ``reduction_override``)."""
+        for a ``reduction_override``).
+
+        Returns:
+            str: ``reduction`` unchanged.
+        """
         reduction = super().check_reduction(reduction)
         if self.alpha_at and reduction == 'none':
             raise ValueError(
@@ -91,7 +102,11 @@ class AttentionMSELoss(BaseDistillLoss):
                      ctx: Optional[DistillContext],
                      reduce: Reduction) -> Tensor:
         """``reduce(L_feat)`` plus ``alpha_at`` times the reduced (never
-        weighted) imitation terms."""
+        weighted) imitation terms.
+
+        Returns:
+            Tensor: The loss.
+        """
         feature, imitation = self._terms(student, teacher)
         loss = reduce(feature)
         if imitation:

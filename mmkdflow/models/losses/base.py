@@ -21,12 +21,19 @@ def weight_reduce_loss(loss: Tensor, weight: Optional[Tensor] = None,
     same name does.
 
     Args:
-        loss: The element-wise loss (one value per element, row, map ...).
-        weight: Multiplies ``loss`` first; broadcast to its shape.
-        reduction: ``'mean'``, ``'sum'`` or ``'none'``.
-        avg_factor: With ``'mean'``: divide the sum by it (plus the float32
-            epsilon) instead of the number of elements; not allowed with
-            ``'sum'``.
+        loss (Tensor): The element-wise loss (one value per element, row, map
+            ...).
+        weight (Tensor, optional): Multiplies ``loss`` first; broadcast to its
+            shape. Defaults to None.
+        reduction (str): ``'mean'``, ``'sum'`` or ``'none'``. Defaults to
+            'mean'.
+        avg_factor (float | Tensor, optional): With ``'mean'``: divide the sum
+            by it (plus the float32 epsilon) instead of the number of elements;
+            not allowed with ``'sum'``. Defaults to None.
+
+    Returns:
+        Tensor: The reduced loss (a scalar), or the weighted element-wise loss
+        with ``'none'``.
 
     Raises:
         ValueError: For ``avg_factor`` with ``reduction='sum'``, or an
@@ -63,7 +70,11 @@ class Reduction:
 
     def unweighted(self, loss: Tensor) -> Tensor:
         """The same reduction without ``weight`` and ``avg_factor`` (for a
-        term of another shape, e.g. an attention-imitation term)."""
+        term of another shape, e.g. an attention-imitation term).
+
+        Returns:
+            Tensor: The reduced term.
+        """
         return weight_reduce_loss(loss, reduction=self.reduction)
 
 
@@ -72,6 +83,9 @@ def logits_to_rows(logits: Tensor) -> Tensor:
 
     ``(B, K)`` stays as is; dense logits ``(B, K, *spatial)`` become
     ``(B * prod(spatial), K)``: one row per pixel.
+
+    Returns:
+        Tensor: The ``(N, K)`` rows.
     """
     if logits.dim() < 2:
         raise ValueError(
@@ -84,7 +98,11 @@ def logits_to_rows(logits: Tensor) -> Tensor:
 
 def positive(name: str, value: float) -> float:
     """``float(value)`` when it is > 0; else a ``ValueError`` naming
-    ``name`` (NaN is refused too)."""
+    ``name`` (NaN is refused too).
+
+    Returns:
+        float: ``value`` as a float.
+    """
     if not value > 0:
         raise ValueError(f'{name} must be > 0, got {value}')
     return float(value)
@@ -92,7 +110,11 @@ def positive(name: str, value: float) -> float:
 
 def nonnegative(name: str, value: float) -> float:
     """``float(value)`` when it is >= 0; else a ``ValueError`` naming
-    ``name`` (NaN is refused too)."""
+    ``name`` (NaN is refused too).
+
+    Returns:
+        float: ``value`` as a float.
+    """
     if not value >= 0:
         raise ValueError(f'{name} must be >= 0, got {value}')
     return float(value)
@@ -102,6 +124,9 @@ def build_distill_loss(cfg: Optional[dict], where: str,
                        setting: str) -> 'BaseDistillLoss':
     """Build a loss config that must give an mmkdflow distillation loss
     (connectors call it with ``student, teacher, ctx``).
+
+    Returns:
+        BaseDistillLoss: The built loss.
 
     Raises:
         ValueError: Naming ``where`` and ``setting`` for anything else.
@@ -133,9 +158,12 @@ class BaseDistillLoss(BaseModule):
     compute one value per row already, so it reduces like ``'mean'``.
 
     Args:
-        loss_weight: Factor (>= 0) the loss is multiplied by.
-        reduction: How the loss is reduced; one of ``allowed_reductions``.
-        init_cfg: Initialisation config of :class:`BaseModule`.
+        loss_weight (float): Factor (>= 0) the loss is multiplied by. Defaults
+            to 1.0.
+        reduction (str): How the loss is reduced; one of
+            ``allowed_reductions``. Defaults to 'mean'.
+        init_cfg (dict, optional): Initialisation config of
+            :class:`BaseModule`. Defaults to None.
 
     Raises:
         ValueError: If ``reduction`` is not one of ``allowed_reductions``,
@@ -157,7 +185,11 @@ class BaseDistillLoss(BaseModule):
             loss_weight, 'loss_weight', type(self).__name__)
 
     def check_reduction(self, reduction: str) -> str:
-        """``reduction`` if the loss allows it, else a ``ValueError``."""
+        """``reduction`` if the loss allows it, else a ``ValueError``.
+
+        Returns:
+            str: ``reduction`` unchanged.
+        """
         if reduction not in self.allowed_reductions:
             raise ValueError(
                 f'{type(self).__name__}: reduction must be one of '
@@ -174,15 +206,18 @@ class BaseDistillLoss(BaseModule):
         """Compute ``loss_weight * loss(student, teacher)``.
 
         Args:
-            student: Student tensor; gradients flow back into it.
-            teacher: Teacher tensor of the same shape; used as a target only
-                (detached here).
-            ctx: Step context; needed when ``requires_labels`` is True.
-            weight: Element-wise weight of the unreduced loss (its shape is
-                given in each loss's docstring).
-            avg_factor: Divisor of the ``'mean'`` reduction.
-            reduction_override: A reduction for this call instead of
-                ``reduction``.
+            student (Tensor): Student tensor; gradients flow back into it.
+            teacher (Tensor): Teacher tensor of the same shape; used as a
+                target only (detached here).
+            ctx (DistillContext, optional): Step context; needed when
+                ``requires_labels`` is True. Defaults to None.
+            weight (Tensor, optional): Element-wise weight of the unreduced
+                loss (its shape is given in each loss's docstring). Defaults to
+                None.
+            avg_factor (float | Tensor, optional): Divisor of the ``'mean'``
+                reduction. Defaults to None.
+            reduction_override (str, optional): A reduction for this call
+                instead of ``reduction``. Defaults to None.
 
         Returns:
             A scalar, or an unreduced tensor with ``'none'``.
@@ -206,11 +241,15 @@ class BaseDistillLoss(BaseModule):
         the teacher's :meth:`prepare_target` computed once.
 
         Args:
-            students: Student tensors of equal shapes.
-            teacher: The one teacher tensor.
-            ctx: Step context.
-            weight, avg_factor, reduction_override: As in :meth:`forward`,
-                for every student.
+            students (Sequence[Tensor]): Student tensors of equal shapes.
+            teacher (Tensor): The one teacher tensor.
+            ctx (DistillContext, optional): Step context. Defaults to None.
+            weight (Tensor, optional): As in :meth:`forward`, for every
+                student. Defaults to None.
+            avg_factor (float | Tensor, optional): As in :meth:`forward`, for
+                every student. Defaults to None.
+            reduction_override (str, optional): As in :meth:`forward`, for
+                every student. Defaults to None.
 
         Returns:
             The sum of the weighted losses.
@@ -242,13 +281,20 @@ class BaseDistillLoss(BaseModule):
 
         A loss that transforms its target (e.g. normalises it) does so here,
         so that a trajectory of N students pays for it once.
+
+        Returns:
+            Tensor: The target.
         """
         return teacher
 
     def align(self, student: Tensor, teacher: Tensor) -> Tensor:
         """Hook to adapt the student to the teacher before the shape check
         (default: unchanged). The teacher itself is never adapted: one
-        prepared target serves every student of :meth:`forward_steps`."""
+        prepared target serves every student of :meth:`forward_steps`.
+
+        Returns:
+            Tensor: The adapted student.
+        """
         return student
 
     def check_shapes(self, student: Tensor, teacher: Tensor) -> None:
@@ -277,7 +323,11 @@ class BaseDistillLoss(BaseModule):
                      ctx: Optional[DistillContext],
                      reduce: Reduction) -> Tensor:
         """:meth:`compute_loss` weighted and reduced by ``reduce``. A loss
-        made of terms of different shapes overrides this."""
+        made of terms of different shapes overrides this.
+
+        Returns:
+            Tensor: The weighted, reduced loss.
+        """
         return reduce(self.compute_loss(student, teacher, ctx))
 
     def extra_repr(self) -> str:

@@ -29,10 +29,11 @@ class ChannelWiseDivergence(BaseDistillLoss):
     as a name is left to KD and DKD.
 
     Args:
-        tau: Temperature of the spatial softmax.
-        loss_weight: Factor the loss is multiplied by.
-        reduction: ``'mean'``, ``'sum'`` or ``'none'``.
-        init_cfg: Initialisation config.
+        tau (float): Temperature of the spatial softmax. Defaults to 1.0.
+        loss_weight (float): Factor the loss is multiplied by. Defaults to 1.0.
+        reduction (str): ``'mean'``, ``'sum'`` or ``'none'``. Defaults to
+            'mean'.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
     def __init__(self,

@@ -14,6 +14,9 @@ def pearson_rows(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
 
     ``corr = <a - mean(a), b - mean(b)> / (|a - mean(a)| |b - mean(b)| + eps)``
     with the means taken over each row; returns an ``(N,)`` tensor.
+
+    Returns:
+        Tensor: The ``(N,)`` correlations.
     """
     a = a - a.mean(dim=1, keepdim=True)
     b = b - b.mean(dim=1, keepdim=True)
@@ -42,13 +45,16 @@ class DISTLoss(BaseDistillLoss):
     use 1e-5 (``eps=1e-5`` reproduces them).
 
     Args:
-        beta: Weight of the inter-class (per prediction) relation.
-        gamma: Weight of the intra-class (per class) relation.
-        tau: Softening temperature.
-        eps: Added to the denominator of the correlation.
-        loss_weight: Factor the loss is multiplied by.
-        reduction: Only ``'mean'``.
-        init_cfg: Initialisation config.
+        beta (float): Weight of the inter-class (per prediction) relation.
+            Defaults to 1.0.
+        gamma (float): Weight of the intra-class (per class) relation. Defaults
+            to 1.0.
+        tau (float): Softening temperature. Defaults to 1.0.
+        eps (float): Added to the denominator of the correlation. Defaults to
+            1e-08.
+        loss_weight (float): Factor the loss is multiplied by. Defaults to 1.0.
+        reduction (str): Only ``'mean'``. Defaults to 'mean'.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
     allowed_reductions = ('mean', )

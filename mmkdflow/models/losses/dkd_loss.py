@@ -42,13 +42,14 @@ class DKDLoss(BaseDistillLoss):
     (``requires_labels``).
 
     Args:
-        alpha: Weight of TCKD.
-        beta: Weight of NCKD.
-        temperature: Softening temperature ``T``.
-        warmup: Warm-up length in epochs; 0 disables it.
-        loss_weight: Factor the loss is multiplied by.
-        reduction: ``'batchmean'``, ``'mean'``, ``'sum'`` or ``'none'``.
-        init_cfg: Initialisation config.
+        alpha (float): Weight of TCKD. Defaults to 1.0.
+        beta (float): Weight of NCKD. Defaults to 8.0.
+        temperature (float): Softening temperature ``T``. Defaults to 4.0.
+        warmup (int): Warm-up length in epochs; 0 disables it. Defaults to 0.
+        loss_weight (float): Factor the loss is multiplied by. Defaults to 1.0.
+        reduction (str): ``'batchmean'``, ``'mean'``, ``'sum'`` or ``'none'``.
+            Defaults to 'batchmean'.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
     requires_labels = True
@@ -75,7 +76,11 @@ class DKDLoss(BaseDistillLoss):
         self.warmup = int(nonnegative('warmup', warmup))
 
     def warmup_factor(self, ctx: DistillContext) -> float:
-        """``min((ctx.epoch + 1) / warmup, 1)``, or 1 without warm-up."""
+        """``min((ctx.epoch + 1) / warmup, 1)``, or 1 without warm-up.
+
+        Returns:
+            float: The factor, in (0, 1].
+        """
         if self.warmup <= 0:
             return 1.0
         return min((ctx.epoch + 1) / self.warmup, 1.0)

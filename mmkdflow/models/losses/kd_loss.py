@@ -30,10 +30,11 @@ class KDLoss(BaseDistillLoss):
     ``l``.
 
     Args:
-        temperature: Softening temperature ``T``.
-        loss_weight: Factor the loss is multiplied by.
-        reduction: ``'batchmean'``, ``'mean'``, ``'sum'`` or ``'none'``.
-        init_cfg: Initialisation config.
+        temperature (float): Softening temperature ``T``. Defaults to 1.0.
+        loss_weight (float): Factor the loss is multiplied by. Defaults to 1.0.
+        reduction (str): ``'batchmean'``, ``'mean'``, ``'sum'`` or ``'none'``.
+            Defaults to 'batchmean'.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
     allowed_reductions = ('batchmean', 'mean', 'sum', 'none')

@@ -19,9 +19,11 @@ class MSELoss(BaseDistillLoss):
     has no rows of classes.
 
     Args:
-        loss_weight: Factor the loss is multiplied by.
-        reduction: ``'mean'``, ``'sum'`` or ``'none'``.
-        init_cfg: Initialisation config.
+        loss_weight (float): Factor the loss is multiplied by. Defaults to
+            1.0.
+        reduction (str): ``'mean'``, ``'sum'`` or ``'none'``. Defaults to
+            'mean'.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
     def compute_loss(self, student: Tensor, teacher: Tensor,

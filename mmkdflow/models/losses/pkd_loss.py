@@ -20,6 +20,9 @@ def normalize_channels(feat: Tensor, eps: float = 1e-6,
     instead of NaN; ``unbiased=True`` divides by ``N*H*W - 1`` as
     MMRazor's, mmdet's and FM-KT's released PKD do (a relative difference
     of about ``1 / (2 N H W)`` in scale).
+
+    Returns:
+        Tensor: The normalised tensor, of ``x``'s shape.
     """
     dims = (0, 2, 3)
     mean = feat.mean(dim=dims, keepdim=True)
@@ -53,14 +56,16 @@ class PKDLoss(BaseDistillLoss):
     reproduces the released normalisation.
 
     Args:
-        resize_stu: When the spatial sizes differ, resize the student to the
-            teacher's size (bilinear) instead of raising.
-        eps: Added to the std of each channel.
-        unbiased: Unbiased (``N*H*W - 1``) std instead of the population
-            one.
-        loss_weight: Factor the loss is multiplied by.
-        reduction: ``'mean'``, ``'sum'`` or ``'none'``.
-        init_cfg: Initialisation config.
+        resize_stu (bool): When the spatial sizes differ, resize the student to
+            the teacher's size (bilinear) instead of raising. Defaults to
+            False.
+        eps (float): Added to the std of each channel. Defaults to 1e-06.
+        unbiased (bool): Unbiased (``N*H*W - 1``) std instead of the population
+            one. Defaults to False.
+        loss_weight (float): Factor the loss is multiplied by. Defaults to 1.0.
+        reduction (str): ``'mean'``, ``'sum'`` or ``'none'``. Defaults to
+            'mean'.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
     def __init__(self,
@@ -76,7 +81,11 @@ class PKDLoss(BaseDistillLoss):
         self.unbiased = bool(unbiased)
 
     def align(self, student: Tensor, teacher: Tensor) -> Tensor:
-        """Resize the student to the teacher's ``(H, W)`` if asked to."""
+        """Resize the student to the teacher's ``(H, W)`` if asked to.
+
+        Returns:
+            Tensor: The (resized) student.
+        """
         if (self.resize_stu and student.dim() == 4 and teacher.dim() == 4
                 and student.shape[2:] != teacher.shape[2:]):
             student = F.interpolate(
@@ -86,7 +95,11 @@ class PKDLoss(BaseDistillLoss):
 
     def prepare_target(self, teacher: Tensor) -> Tensor:
         """The normalised teacher, ``(N, C, H, W)`` (``(B, K)`` as
-        ``(B, K, 1, 1)``): once per teacher however many students."""
+        ``(B, K, 1, 1)``): once per teacher however many students.
+
+        Returns:
+            Tensor: The normalised teacher.
+        """
         return normalize_channels(to_map(teacher)[0], self.eps,
                                   self.unbiased)
 

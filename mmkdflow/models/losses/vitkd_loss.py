@@ -168,11 +168,19 @@ class ViTKDLoss(BaseDistillLoss):
                 f'num_extra_tokens={self.num_extra_tokens}')
 
     def prepare_target(self, teacher: Tensor) -> Tensor:
-        """The teacher's patch tokens (extra tokens dropped)."""
+        """The teacher's patch tokens (extra tokens dropped).
+
+        Returns:
+            Tensor: The ``(B, N, C)`` patch tokens.
+        """
         return teacher[:, self.num_extra_tokens:]
 
     def generate(self, tokens: Tensor, mask: Tensor) -> Tensor:
-        """``G((1 - M) * x + M * m)`` on ``(B, N, C)`` patch tokens."""
+        """``G((1 - M) * x + M * m)`` on ``(B, N, C)`` patch tokens.
+
+        Returns:
+            Tensor: The generated tokens, ``(B, N, C)``.
+        """
         b, n, c = tokens.shape
         mask = mask.unsqueeze(-1)
         x = tokens * (1 - mask) + self.mask_token * mask

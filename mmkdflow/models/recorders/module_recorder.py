@@ -13,6 +13,9 @@ Replacer = Callable[[Any, 'Recording'], Any]
 def resolve_module(model: nn.Module, path: str, role: str) -> nn.Module:
     """Return ``model``'s submodule at the dotted ``path``.
 
+    Returns:
+        nn.Module: The submodule.
+
     Raises:
         ValueError: If the path does not exist; the message names the path
             and the closest existing module paths.
@@ -43,11 +46,12 @@ class Recording:
     is left the recorder keeps no reference to it.
 
     Args:
-        role: ``'student'`` or ``'teacher'``, for error messages.
-        paths: The recorded module paths.
-        replacers: ``{path: fn}``: the output of ``path`` is replaced by
-            ``fn(output, record)`` for the rest of the forward (``record``
-            is this object, so ``fn`` can read modules recorded earlier).
+        role (str): ``'student'`` or ``'teacher'``, for error messages.
+        paths (Iterable[str]): The recorded module paths.
+        replacers (dict, optional): ``{path: fn}``: the output of ``path`` is
+            replaced by ``fn(output, record)`` for the rest of the forward
+            (``record`` is this object, so ``fn`` can read modules recorded
+            earlier). Defaults to None.
     """
 
     def __init__(self, role: str, paths: Iterable[str],
@@ -58,7 +62,11 @@ class Recording:
 
     def add(self, path: str, output: Any) -> Any:
         """Keep one output of ``path``; return its replacement, or ``None``
-        to leave the module's output as it is (a forward hook's return)."""
+        to leave the module's output as it is (a forward hook's return).
+
+        Returns:
+            Any: The replacement output, or ``None``.
+        """
         replace = self._replacers.get(path)
         if replace is not None:
             output = replace(output, self)
@@ -67,6 +75,9 @@ class Recording:
 
     def get(self, path: str) -> Any:
         """The recorded (replaced, if a replacer is set) output of ``path``.
+
+        Returns:
+            Any: The recorded output.
 
         Raises:
             RuntimeError: If the module did not run during the recording
@@ -96,9 +107,9 @@ class ModuleOutputRecorder:
     (also run when the recorder is garbage-collected) detaches them.
 
     Args:
-        model: The model whose submodules are recorded.
-        paths: Dotted module paths.
-        role: ``'student'`` or ``'teacher'``, for error messages.
+        model (nn.Module): The model whose submodules are recorded.
+        paths (Iterable[str]): Dotted module paths.
+        role (str): ``'student'`` or ``'teacher'``, for error messages.
     """
 
     def __init__(self, model: nn.Module, paths: Iterable[str],
@@ -133,8 +144,9 @@ class ModuleOutputRecorder:
         """Record (and replace) module outputs inside the block.
 
         Args:
-            replacers: ``{path: fn(output, record) -> new output}`` for
-                hooked paths whose output is replaced in this block.
+            replacers (dict, optional): ``{path: fn(output, record) -> new
+                output}`` for hooked paths whose output is replaced in this
+                block. Defaults to None.
 
         Yields:
             The block's :class:`Recording`.

@@ -33,6 +33,9 @@ def compile_options(option: CompileOption) -> Optional[Dict[str, Any]]:
     those defaults updated with it (keyword arguments of
     :func:`torch.compile`, e.g. ``dict(mode='max-autotune')``).
 
+    Returns:
+        dict | None: The options of :func:`torch.compile`, or ``None``.
+
     Raises:
         TypeError: For anything else.
         RuntimeError: Compilation asked for on a torch older than
@@ -78,6 +81,9 @@ def compiled(fn: Callable, options: Dict[str, Any]) -> Callable:
     parameters as graph inputs (``inline_inbuilt_nn_modules``), and no
     compiled state sits on a module (a deep copy, e.g. an EMA, would
     otherwise keep calling the original's weights).
+
+    Returns:
+        Callable: The compiled function.
     """
     key = (fn, tuple(sorted((k, repr(v)) for k, v in options.items())))
     out = _COMPILED.get(key)

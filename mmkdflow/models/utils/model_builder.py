@@ -21,6 +21,9 @@ def locate_config(cfg_path: str, role: str = 'config') -> str:
     (``'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'``, found in the
     installed package's ``.mim/configs``).
 
+    Returns:
+        str: The config file's path.
+
     Raises:
         FileNotFoundError: Naming the path and where it was looked for.
     """
@@ -113,7 +116,11 @@ def build_task_model(cfg: Union[dict, ConfigDict], role: str,
                      default_data_preprocessor: Optional[dict] = None
                      ) -> nn.Module:
     """Build a student or teacher with its own package's registry (SyncBN
-    becomes BN when no GPU is present: :func:`revert_syncbn_without_gpu`)."""
+    becomes BN when no GPU is present: :func:`revert_syncbn_without_gpu`).
+
+    Returns:
+        nn.Module: The built model.
+    """
     model_cfg, scope = resolve_model_cfg(cfg, role, default_data_preprocessor)
     model_cfg['_scope_'] = scope
     return revert_syncbn_without_gpu(MMENGINE_MODELS.build(model_cfg), role)
@@ -126,6 +133,10 @@ def build_mmkdflow_module(cfg: Optional[Union[dict, ConfigDict, nn.Module]]
     A name without a scope prefix resolves in mmkdflow first, whatever the
     config's ``default_scope`` (mmdet has a ``MSELoss`` too); prefixed names
     (``'mmdet.CrossEntropyLoss'``) reach other packages.
+
+    Returns:
+        nn.Module | None: The built module; a module or ``None`` is returned
+        unchanged.
     """
     if cfg is None or isinstance(cfg, nn.Module):
         return cfg

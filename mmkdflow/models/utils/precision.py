@@ -12,6 +12,9 @@ def fp32_region(device: torch.device) -> ContextManager:
     variances and ``sqrt(alpha_bar)`` of bf16 or fp16 tensors lose too much
     precision, and fp16 overflows on exp. On torch < 2.4 (no
     ``torch.amp.is_autocast_available``) autocast exists on CPU and CUDA.
+
+    Returns:
+        ContextManager: The context.
     """
     is_available = getattr(torch.amp, 'is_autocast_available', None)
     available = device.type in ('cpu', 'cuda') if is_available is None \

@@ -9,6 +9,9 @@ def to_map(x: Tensor) -> Tuple[Tensor, bool]:
     """Return ``x`` as ``(B, C, H, W)`` and whether it was a ``(B, C)``
     vector (viewed as ``(B, C, 1, 1)``).
 
+    Returns:
+        tuple[Tensor, bool]: The map and whether ``x`` was a vector.
+
     Raises:
         ValueError: For any other number of dimensions.
     """
@@ -24,5 +27,9 @@ def to_map(x: Tensor) -> Tuple[Tensor, bool]:
 
 
 def from_map(x: Tensor, was_vector: bool) -> Tensor:
-    """Undo :func:`to_map`: ``(B, C, 1, 1)`` back to ``(B, C)``."""
+    """Undo :func:`to_map`: ``(B, C, 1, 1)`` back to ``(B, C)``.
+
+    Returns:
+        Tensor: ``x``, as a vector if ``was_vector``.
+    """
     return x.flatten(1) if was_vector else x
