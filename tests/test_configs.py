@@ -1,19 +1,20 @@
 """Every shipped distillation config builds the way MMEngine's Runner builds
 it and trains one step.
 
-One test, parametrised over every distiller config under ``configs/``
-(the COCO, Cityscapes and ImageNet recipes are large and marked slow; the
-digits demo and CIFAR-100 configs run by default), so a new config is tested without
-touching this file: the teacher (if any) is built from its own config and
-its random weights are saved as a real checkpoint that replaces the
-config's URL (nothing is downloaded); the distiller is built through the
-root registry in the config's default scope, with SyncBN reverted as the
-Runner does without distribution; the teacher must hold exactly the saved
-weights; one training step on a tiny raw batch (through the student's data
-preprocessor) must give finite losses, every DiffKD point's ``loss_diff`` /
-``loss_kd`` (``loss_ae`` with the autoencoder), gradients from the
-distillation losses alone into the student modules the points read,
-gradients into the student and the connectors, and none into the teacher.
+One test, parametrised over every distiller config under ``configs/`` (the
+COCO, Cityscapes and ImageNet recipes are large and marked slow; the digits
+demo and CIFAR-100 configs run by default), so a new config is tested
+without touching this file: the teacher (if any) is built from its own
+config and its random weights are saved as a real checkpoint that replaces
+the config's URL (nothing is downloaded); the distiller is built through
+the root registry in the config's default scope, with SyncBN reverted as
+the Runner does without distribution; the teacher must hold exactly the
+saved weights; one training step on a tiny raw batch (through the student's
+data preprocessor) must give finite losses, every DiffKD point's
+``loss_diff`` / ``loss_kd`` (``loss_ae`` with the autoencoder), gradients
+from the distillation losses alone into the student modules the points
+read, gradients into the student and the connectors, and none into the
+teacher.
 
 (What each method's recipes must say: test_recipes.py.)
 """

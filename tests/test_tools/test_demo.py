@@ -99,7 +99,8 @@ def test_extracted_backbone_loads_into_the_student(tmp_path):
     ckpt = tmp_path / 'epoch_1.pth'
     torch.save(dict(state_dict=classifier.state_dict(), meta={}), ckpt)
     stamp = dict(fingerprint='abc', checkpoint=str(ckpt))
-    out = demo_lib.extract_backbone(stamp, str(tmp_path / 'b' / 'backbone.pth'))
+    out = demo_lib.extract_backbone(stamp,
+                                    str(tmp_path / 'b' / 'backbone.pth'))
     saved = torch.load(out, weights_only=True)['state_dict']
     assert saved and all(k.startswith('backbone.') for k in saved)
     cfg = Config.fromfile(osp.join(
@@ -176,8 +177,8 @@ def test_cache_is_invalidated_when_the_config_changes(tmp_path,
 def test_the_teacher_depends_on_its_backbone():
     teacher = osp.join(demo.DEMO,
                        'teacher_atss-r18_fpn_1xb16-12e_digits-det.py')
-    assert demo_lib.fingerprint(teacher, depends=['a']) != demo_lib.fingerprint(
-        teacher, depends=['b'])
+    assert demo_lib.fingerprint(teacher, depends=['a']) != \
+        demo_lib.fingerprint(teacher, depends=['b'])
 
 
 def test_smoke_and_tuning_options_apply():
@@ -200,13 +201,15 @@ def test_smoke_and_tuning_options_apply():
 
 
 def test_progress_line():
-    line = ('2026/11/22 23:36:01 - mmengine - INFO - Epoch(train)  [2][ 10/200]'
-            '  lr: 5.0000e-03  eta: 0:01:00  time: 0.0500  loss: 1.0821  '
-            'loss_cls: 0.8000')
+    line = ('2026/11/22 23:36:01 - mmengine - INFO - Epoch(train)  '
+            '[2][ 10/200]  lr: 5.0000e-03  eta: 0:01:00  time: 0.0500  '
+            'loss: 1.0821  loss_cls: 0.8000')
     assert demo_lib.progress_line(line) == 'epoch [2][10/200]  loss 1.0821'
-    assert demo_lib.progress_line('Iter(train) [30/100]  lr: 1e-3  loss: 2.5') == \
+    assert demo_lib.progress_line(
+        'Iter(train) [30/100]  lr: 1e-3  loss: 2.5') == \
         'iter [30/100]  loss 2.5'
-    assert demo_lib.progress_line('Epoch(val) [5][13/13]  coco/bbox_mAP: 0.1') is None
+    assert demo_lib.progress_line(
+        'Epoch(val) [5][13/13]  coco/bbox_mAP: 0.1') is None
 
 
 def _last_logged(work_dir: str, metric: str) -> float:
@@ -407,7 +410,8 @@ def test_another_teacher_seed_trains_another_teacher_elsewhere(
 
     monkeypatch.setattr(demo, 'cached_run', fake_cached_run)
     for argv, where, seed in (([], 'det', 0),
-                              (['--teacher-seed', '2'], 'det_teacher-seed2', 2),
+                              (['--teacher-seed', '2'], 'det_teacher-seed2',
+                               2),
                               (['--tune', '--teacher-seed', '1'],
                                'det_tune_teacher-seed1', 1)):
         args = demo.parse_args(['--work-dir', str(tmp_path), *argv])
