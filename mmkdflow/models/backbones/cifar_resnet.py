@@ -8,7 +8,8 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmkdflow.registry import MODELS
-from .cifar_base import CIFAR_INIT_CFG, CIFARBackbone
+from .cifar_base import CIFAR_INIT_CFG
+from .staged_backbone import StagedBackbone
 
 
 class CIFARBasicBlock(BaseModule):
@@ -60,7 +61,7 @@ class CIFARBasicBlock(BaseModule):
 
 
 @MODELS.register_module()
-class CIFARResNet(CIFARBackbone):
+class CIFARResNet(StagedBackbone):
     """ResNet of depth 6n + 2 for 32x32 inputs, as in the CRD zoo.
 
     A 3x3 stem conv + BN + ReLU (``stem_channels``), then three stages of
@@ -83,7 +84,7 @@ class CIFARResNet(CIFARBackbone):
         base_channels (int): Channels of the first stage. Defaults to 16.
         out_indices (int | Sequence[int]): Stages (0..2) whose outputs are
             returned. Defaults to ``(2, )``.
-        frozen_stages (int): See :class:`CIFARBackbone`. Defaults to -1.
+        frozen_stages (int): See :class:`StagedBackbone`. Defaults to -1.
         conv_cfg (dict, optional): Convolution config. Defaults to None.
         norm_cfg (dict): Normalisation config. Defaults to
             ``dict(type='BN')``.

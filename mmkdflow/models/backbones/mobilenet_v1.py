@@ -11,9 +11,9 @@ import torch.nn as nn
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 from torch import Tensor
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmkdflow.registry import MODELS
+from .staged_backbone import StagedBackbone
 
 
 class DepthwiseSeparableConv(BaseModule):
@@ -58,7 +58,7 @@ class DepthwiseSeparableConv(BaseModule):
 
 
 @MODELS.register_module()
-class MobileNetV1(BaseModule):
+class MobileNetV1(StagedBackbone):
     """MobileNetV1 backbone (width multiplier 1.0 by default).
 
     A 3x3 stride-2 stem conv (32 channels) followed by 13 depthwise
@@ -123,35 +123,18 @@ class MobileNetV1(BaseModule):
                      dict(type='Constant', val=1,
                           layer=['_BatchNorm', 'GroupNorm'])
                  ]) -> None:
-        super().__init__(init_cfg=init_cfg)
-        num_layers = len(self.arch_settings)
         if widen_factor <= 0:
             raise ValueError(
                 f'widen_factor must be positive, got {widen_factor}')
-        if isinstance(out_indices, int):
-            out_indices = (out_indices, )
-        out_indices = tuple(out_indices)
-        if not out_indices or any(
-                not isinstance(i, int) or not 0 <= i < num_layers
-                for i in out_indices):
-            raise ValueError(
-                f'out_indices must be a non-empty list of ints in '
-                f'0..{num_layers - 1}, got {out_indices}')
-        if frozen_stages not in range(-1, num_layers + 1):
-            raise ValueError(
-                f'frozen_stages must be in -1..{num_layers}, got '
-                f'{frozen_stages}')
+        super().__init__(len(self.arch_settings), out_indices, frozen_stages,
+                         norm_eval, init_cfg)
         self.widen_factor = widen_factor
-        self.out_indices = out_indices
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-
         channels = self._scaled(32)
-        self.conv1 = ConvModule(
+        stem = ConvModule(
             3, channels, 3, stride=2, padding=1, conv_cfg=conv_cfg,
             norm_cfg=norm_cfg, act_cfg=act_cfg)
-        self.layers: List[str] = []
-        for i, blocks in enumerate(self.arch_settings):
+        stages = []
+        for blocks in self.arch_settings:
             modules = []
             for out_channels, stride in blocks:
                 out_channels = self._scaled(out_channels)
@@ -159,51 +142,9 @@ class MobileNetV1(BaseModule):
                     channels, out_channels, stride, conv_cfg=conv_cfg,
                     norm_cfg=norm_cfg, act_cfg=act_cfg))
                 channels = out_channels
-            name = f'layer{i + 1}'
-            self.add_module(name, nn.Sequential(*modules))
-            self.layers.append(name)
+            stages.append(nn.Sequential(*modules))
         self.out_channels = channels
-        self._freeze_stages()
+        self.set_layers(stem, stages, stem_name='conv1')
 
     def _scaled(self, channels: int) -> int:
         return max(8, int(round(channels * self.widen_factor)))
-
-    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        """Returns the outputs of the layers in ``out_indices``.
-
-        Returns:
-            tuple[Tensor]: One feature map per entry of ``out_indices``.
-        """
-        x = self.conv1(x)
-        outs = []
-        for i, name in enumerate(self.layers):
-            x = getattr(self, name)(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
-
-    def _freeze_stages(self) -> None:
-        if self.frozen_stages < 0:
-            return
-        frozen = [self.conv1] + [
-            getattr(self, name) for name in self.layers[:self.frozen_stages]
-        ]
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'MobileNetV1':
-        """Train mode that keeps frozen stages (and, with ``norm_eval``,
-        every BatchNorm) in eval mode.
-
-        Returns:
-            MobileNetV1: The module itself.
-        """
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-        return self

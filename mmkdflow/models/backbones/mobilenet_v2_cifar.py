@@ -8,7 +8,8 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmkdflow.registry import MODELS
-from .cifar_base import CIFAR_INIT_CFG, CIFARBackbone
+from .cifar_base import CIFAR_INIT_CFG
+from .staged_backbone import StagedBackbone
 
 
 class ZooInvertedResidual(BaseModule):
@@ -62,7 +63,7 @@ class ZooInvertedResidual(BaseModule):
 
 
 @MODELS.register_module()
-class CIFARMobileNetV2(CIFARBackbone):
+class CIFARMobileNetV2(StagedBackbone):
     """MobileNet V2 for 32x32 inputs, as in the CRD zoo.
 
     A 3x3 stride-2 stem conv + BN + ReLU, seven stages of inverted
@@ -77,7 +78,7 @@ class CIFARMobileNetV2(CIFARBackbone):
         expand_ratio (int): T, expansion of stages 1..6. Defaults to 6.
         out_indices (int | Sequence[int]): Stages (0..7) whose outputs are
             returned. Defaults to ``(7, )``.
-        frozen_stages (int): See :class:`CIFARBackbone`. Defaults to -1.
+        frozen_stages (int): See :class:`StagedBackbone`. Defaults to -1.
         conv_cfg (dict, optional): Convolution config. Defaults to None.
         norm_cfg (dict): Normalisation config. Defaults to
             ``dict(type='BN')``.

@@ -10,7 +10,8 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmkdflow.registry import MODELS
-from .cifar_base import CIFAR_INIT_CFG, CIFARBackbone, channel_shuffle
+from .cifar_base import CIFAR_INIT_CFG, channel_shuffle
+from .staged_backbone import StagedBackbone
 
 
 class ShuffleUnitV1(BaseModule):
@@ -81,7 +82,7 @@ class ShuffleUnitV1(BaseModule):
 
 
 @MODELS.register_module()
-class CIFARShuffleNetV1(CIFARBackbone):
+class CIFARShuffleNetV1(StagedBackbone):
     """ShuffleNet V1 (g = 3, width 1x) for 32x32 inputs, as in the CRD zoo.
 
     A 1x1 stem conv (24 channels) + BN + ReLU at full resolution, then
@@ -92,7 +93,7 @@ class CIFARShuffleNetV1(CIFARBackbone):
     Args:
         out_indices (int | Sequence[int]): Stages (0..2) whose outputs are
             returned. Defaults to ``(2, )``.
-        frozen_stages (int): See :class:`CIFARBackbone`. Defaults to -1.
+        frozen_stages (int): See :class:`StagedBackbone`. Defaults to -1.
         conv_cfg (dict, optional): Convolution config. Defaults to None.
         norm_cfg (dict): Normalisation config. Defaults to
             ``dict(type='BN')``.

@@ -9,7 +9,8 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmkdflow.registry import MODELS
-from .cifar_base import CIFAR_INIT_CFG, CIFARBackbone, channel_shuffle
+from .cifar_base import CIFAR_INIT_CFG, channel_shuffle
+from .staged_backbone import StagedBackbone
 
 
 class DownUnitV2(BaseModule):
@@ -98,7 +99,7 @@ class BasicUnitV2(BaseModule):
 
 
 @MODELS.register_module()
-class CIFARShuffleNetV2(CIFARBackbone):
+class CIFARShuffleNetV2(StagedBackbone):
     """ShuffleNet V2 for 32x32 inputs, as in the CRD zoo (``ShuffleV2`` is
     ``widen_factor=1.0``).
 
@@ -112,7 +113,7 @@ class CIFARShuffleNetV2(CIFARBackbone):
         widen_factor (float): One of 0.5, 1.0, 1.5, 2.0. Defaults to 1.0.
         out_indices (int | Sequence[int]): Stages (0..3) whose outputs are
             returned. Defaults to ``(3, )``.
-        frozen_stages (int): See :class:`CIFARBackbone`. Defaults to -1.
+        frozen_stages (int): See :class:`StagedBackbone`. Defaults to -1.
         conv_cfg (dict, optional): Convolution config. Defaults to None.
         norm_cfg (dict): Normalisation config. Defaults to
             ``dict(type='BN')``.

@@ -6,11 +6,12 @@ import torch.nn as nn
 from mmcv.cnn import ConvModule
 
 from mmkdflow.registry import MODELS
-from .cifar_base import CIFAR_INIT_CFG, CIFARBackbone
+from .cifar_base import CIFAR_INIT_CFG
+from .staged_backbone import StagedBackbone
 
 
 @MODELS.register_module()
-class CIFARVGG(CIFARBackbone):
+class CIFARVGG(StagedBackbone):
     """VGG-BN of five stages of 3x3 conv + BN + ReLU, as in the CRD zoo.
 
     Stages 1..3 start with a 2x2 max-pool; stage 4 does not (on 32x32
@@ -33,7 +34,7 @@ class CIFARVGG(CIFARBackbone):
         depth (int): One of 8, 11, 13, 16, 19. Defaults to 13.
         out_indices (int | Sequence[int]): Stages (0..4) whose outputs are
             returned. Defaults to ``(4, )``.
-        frozen_stages (int): See :class:`CIFARBackbone`. Defaults to -1.
+        frozen_stages (int): See :class:`StagedBackbone`. Defaults to -1.
         conv_cfg (dict, optional): Convolution config. Defaults to None.
         norm_cfg (dict): Normalisation config. Defaults to
             ``dict(type='BN')``.

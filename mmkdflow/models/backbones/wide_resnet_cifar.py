@@ -9,7 +9,8 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmkdflow.registry import MODELS
-from .cifar_base import CIFAR_INIT_CFG, CIFARBackbone
+from .cifar_base import CIFAR_INIT_CFG
+from .staged_backbone import StagedBackbone
 
 
 class PreActBlock(BaseModule):
@@ -69,7 +70,7 @@ class PreActBlock(BaseModule):
 
 
 @MODELS.register_module()
-class CIFARWideResNet(CIFARBackbone):
+class CIFARWideResNet(StagedBackbone):
     """WRN-depth-k for 32x32 inputs, as in the CRD zoo.
 
     A 3x3 stem conv (16 channels, no norm: the blocks pre-activate), then
@@ -84,7 +85,7 @@ class CIFARWideResNet(CIFARBackbone):
         drop_rate (float): Dropout inside every block. Defaults to 0.
         out_indices (int | Sequence[int]): Stages (0..2) whose outputs are
             returned. Defaults to ``(2, )``.
-        frozen_stages (int): See :class:`CIFARBackbone`. Defaults to -1.
+        frozen_stages (int): See :class:`StagedBackbone`. Defaults to -1.
         conv_cfg (dict, optional): Convolution config. Defaults to None.
         norm_cfg (dict): Normalisation config. Defaults to
             ``dict(type='BN')``.

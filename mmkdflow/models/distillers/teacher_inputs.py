@@ -149,6 +149,8 @@ class TeacherInputs(nn.Module):
             if shape is None:
                 continue
             h, w = shape[:2]
-            x[i, :, h:, :] = self.pad_value
-            x[i, :, :h, w:] = self.pad_value
+            if h < height:
+                x[i, :, h:, :] = self.pad_value
+            if w < width:
+                x[i, :, :h, w:] = self.pad_value
         return x

@@ -190,11 +190,12 @@ class FMKTLogitConnector(FMKTConnector):
                 f'size (num_classes, and resolution per pixel)')
         step_w = self.flow_weight / len(preds)
         goal = out.detach() if self.online else target
+        labels = self.logit_head.label_targets(ctx, preds[0])
         losses = dict(
             loss_flow=step_w * self.distance.forward_steps(preds, goal, ctx),
             loss_ce=step_w * self.ce_weight * sum(
-                self.logit_head.label_loss(o, ctx, self.label_smoothing)
-                for o in preds))
+                self.logit_head.label_loss(o, ctx, self.label_smoothing,
+                                           labels) for o in preds))
         if self.theta:
             losses['loss_theta'] = self.flow_weight * self.theta_weight * \
                 self.distance(own, out.detach(), ctx)

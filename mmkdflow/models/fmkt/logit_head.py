@@ -89,41 +89,64 @@ class FlowLogitHead(nn.Module):
             return self.fc(x.mean((2, 3)))
         return self.fc(x.movedim(1, -1)).movedim(-1, 1)
 
+    def label_targets(self, ctx: DistillContext, logits: Tensor) -> Tensor:
+        """The ground truth the CE of ``logits`` compares with, read from
+        the data samples once per step and moved to ``logits``' device.
+
+        Args:
+            ctx (DistillContext): The step's context, holding the labels.
+            logits (Tensor): One step's logits (their shape picks the
+                kind of label).
+
+        Returns:
+            Tensor: For ``(B, K)`` logits the soft targets
+            ``ctx.gt_scores()`` when the batch carries them (Mixup,
+            CutMix), else the labels ``ctx.gt_labels()``; for
+            ``(B, K, h, w)`` logits the label map ``ctx.gt_sem_seg()``.
+        """
+        if logits.dim() == 2:
+            scores = ctx.gt_scores()
+            labels = ctx.gt_labels() if scores is None else scores
+        else:
+            labels = ctx.gt_sem_seg()
+        return labels.to(logits.device)
+
     def label_loss(self, logits: Tensor, ctx: DistillContext,
-                   label_smoothing: float = 0.) -> Tensor:
+                   label_smoothing: float = 0.,
+                   targets: Optional[Tensor] = None) -> Tensor:
         r"""Cross-entropy of one step's logits with the ground truth.
 
-        ``(B, K)`` logits: :math:`\mathrm{CE}(o, y)` with the image labels
-        (``ctx.gt_labels()``), or with the soft targets ``ctx.gt_scores()``
-        when the batch carries them (Mixup, CutMix), as mmpretrain's own
-        classification loss does. ``(B, K, h, w)`` logits:
-        :math:`\frac{1}{|P|}\sum_{p \in P} \mathrm{CE}(\mathrm{up}(o)_p,
-        y_p)` over the labelled pixels :math:`P` (``ctx.gt_sem_seg()``),
-        :math:`\mathrm{up}` the bilinear resize to the label map. Computed
-        in float32.
+        ``(B, K)`` logits: :math:`\mathrm{CE}(o, y)` with the image labels,
+        or with the soft targets when the batch carries them (Mixup,
+        CutMix), as mmpretrain's own classification loss does.
+        ``(B, K, h, w)`` logits: :math:`\frac{1}{|P|}\sum_{p \in P}
+        \mathrm{CE}(\mathrm{up}(o)_p, y_p)` over the labelled pixels
+        :math:`P`, :math:`\mathrm{up}` the bilinear resize to the label
+        map. Computed in float32.
 
         Args:
             logits (Tensor): One step's logits.
             ctx (DistillContext): The step's context, holding the labels.
             label_smoothing (float): Of the cross-entropy (0.1 in OFM-KT).
                 Defaults to 0.0.
+            targets (Tensor, optional): :meth:`label_targets`, when the
+                caller read them once for several steps. Defaults to None
+                (read here).
 
         Returns:
             Tensor: The cross-entropy, a scalar.
         """
         logits = logits.float()
+        if targets is None:
+            targets = self.label_targets(ctx, logits)
         weight = self.class_weight
         if logits.dim() == 2:
-            scores = ctx.gt_scores()
-            labels = ctx.gt_labels() if scores is None else scores
-            labels = labels.to(logits.device)
-            return F.cross_entropy(logits, labels, weight=weight,
+            return F.cross_entropy(logits, targets, weight=weight,
                                    label_smoothing=label_smoothing)
-        labels = ctx.gt_sem_seg().to(logits.device)
-        if logits.shape[-2:] != labels.shape[-2:]:
-            logits = F.interpolate(logits, size=labels.shape[-2:],
+        if logits.shape[-2:] != targets.shape[-2:]:
+            logits = F.interpolate(logits, size=targets.shape[-2:],
                                    mode='bilinear', align_corners=False)
-        return F.cross_entropy(logits, labels, weight=weight,
+        return F.cross_entropy(logits, targets, weight=weight,
                                ignore_index=self.ignore_index,
                                label_smoothing=label_smoothing)
 

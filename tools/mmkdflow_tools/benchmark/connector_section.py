@@ -16,16 +16,6 @@ from .fwd_bwd import (ConnectorCall, PointwiseReference, connector_fwd_bwd,
 from .measure import count_flops, count_params, peak_memory, time_side_by_side
 
 
-def set_connector_options(connector: nn.Module, checkpoint: bool = False,
-                          compile: bool = False) -> int:
-    """Turn on the speed/memory options of a built connector
-    (:meth:`~mmkdflow.models.connectors.BaseConnector.set_speed_options`):
-    per-step activation checkpointing and ``torch.compile`` of every FM-KT
-    velocity field, ``torch.compile`` of DiffKD's denoiser. Returns how many
-    modules took an option."""
-    return connector.set_speed_options(checkpoint, compile)
-
-
 def connector_variants(channels: int, num_steps: Sequence[int],
                        diffkd_channels_last: bool = False,
                        checkpoint: bool = True,
@@ -91,8 +81,9 @@ def connector_section(student: nn.Module, inputs: Tensor,
     connectors = {}
     for name, variant in variants.items():
         conn = build_connector(variant['cfg'], device)
-        set_connector_options(conn, variant['checkpoint'],
-                              variant['compile'])
+        # per-step checkpointing / torch.compile of the FM-KT velocity
+        # fields, torch.compile of DiffKD's denoiser
+        conn.set_speed_options(variant['checkpoint'], variant['compile'])
         connectors[name] = conn
     reference = PointwiseReference(channels).to(device)
     fns = {'student': student_fwd_bwd(student, inputs),
